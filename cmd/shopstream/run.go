@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/shopstream/shopstream/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+// usageError is a command line mistake: exit code 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func exitCode(err error) int {
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return 2
+	}
+	return 1
+}
+
+// env is what every command gets.
+type env struct {
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// run is the whole program: main only calls it, and tests call it too.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	e := env{getenv: getenv, stdin: stdin, stdout: stdout, stderr: stderr}
+	cmd, rest := "serve", args
+	if len(args) > 0 && (!strings.HasPrefix(args[0], "-") || args[0] == "-h" || args[0] == "--help") {
+		cmd, rest = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = cmdServe(ctx, e, rest)
+	case "migrate":
+		err = cmdMigrate(ctx, e, rest)
+	case "admin":
+		err = cmdAdmin(ctx, e, rest)
+	case "version":
+		fmt.Fprintln(stdout, "shopstream", version)
+		return nil
+	case "help", "-h", "--help":
+		usage(stdout)
+		return nil
+	default:
+		usage(stderr)
+		return &usageError{fmt.Sprintf("unknown command %q", cmd)}
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the flag set printed its usage
+	}
+	return err
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage: shopstream [command] [flags]
+
+Commands:
+  serve [--dev]        serve HTTP and WebSockets (the default command)
+  migrate [--demo]     apply the schema and attach the triggers (--demo: demo shop tables)
+  admin create         --email E --name N --role R [--password P | password on stdin]
+  admin list           list admin users
+  admin disable        --email E   (closes the user's sockets)
+  admin enable         --email E
+  admin passwd         --email E [--password P | password on stdin]
+  admin role           --email E --role R
+  version              print the version
+
+Every command reads its settings from the environment:
+`)
+	for _, v := range config.Vars {
+		fmt.Fprintf(w, "  %-22s %s (default: %s)\n", v.Name, v.Help, v.Default)
+	}
+}
+
+func newFlagSet(name string, e env) *flag.FlagSet {
+	fs := flag.NewFlagSet("shopstream "+name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	return fs
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}

@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/alexedwards/scs/pgxstore"
+
+	"github.com/shopstream/shopstream/internal/auth"
+	"github.com/shopstream/shopstream/internal/config"
+	"github.com/shopstream/shopstream/internal/events"
+	"github.com/shopstream/shopstream/internal/httpapi"
+	"github.com/shopstream/shopstream/internal/postgres"
+	"github.com/shopstream/shopstream/internal/wsapi"
+	"github.com/shopstream/shopstream/web"
+)
+
+// Development login that `serve --dev` (make run) makes sure exists.
+const (
+	devEmail    = "admin@shopstream.local"
+	devPassword = "shopstream-dev"
+)
+
+func cmdServe(ctx context.Context, e env, args []string) error {
+	fs := newFlagSet("serve", e)
+	dev := fs.Bool("dev", false, "development: migrate with the demo schema and make sure a development admin exists")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg, err := config.Load(e.getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := newLogger(cfg, e.stderr)
+	db, err := openDB(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if *dev {
+		if err := devSetup(ctx, e, db, cfg); err != nil {
+			return err
+		}
+	}
+	return serve(ctx, e, cfg, db, log)
+}
+
+func openDB(ctx context.Context, cfg config.Config) (*postgres.DB, error) {
+	db, err := postgres.Open(ctx, cfg.DatabaseURL, cfg.ListenDatabaseURL, "shopstream")
+	if err != nil {
+		return nil, err
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := db.Ping(pctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("database unreachable (DATABASE_URL): %w", err)
+	}
+	return db, nil
+}
+
+func devSetup(ctx context.Context, e env, db *postgres.DB, cfg config.Config) error {
+	if err := migrate(ctx, e, db, cfg, true); err != nil {
+		return err
+	}
+	if _, err := db.UserByEmail(ctx, devEmail); errors.Is(err, auth.ErrNotFound) {
+		hash, err := auth.HashPassword(devPassword)
+		if err != nil {
+			return err
+		}
+		if _, err := db.CreateUser(ctx, devEmail, "Development Admin", "admin", hash); err != nil {
+			return fmt.Errorf("creating development admin: %w", err)
+		}
+	} else if err != nil {
+		return fmt.Errorf("looking up development admin: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "development login: %s / %s\n", devEmail, devPassword)
+	return nil
+}
+
+// server is everything serve wires together.
+type server struct {
+	cfg       config.Config
+	db        *postgres.DB
+	log       *slog.Logger
+	hub       *events.Hub
+	listener  *events.Listener
+	sequencer *events.Sequencer
+	sockets   *wsapi.Handler
+	keeper    *wsapi.Keeper
+	store     *pgxstore.PostgresStore
+}
+
+// ListenerConnected is part of httpapi.Health.
+func (s *server) ListenerConnected() bool { return s.listener.Connected() }
+
+// Ping is part of httpapi.Health.
+func (s *server) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
+
+func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *slog.Logger) error {
+	s := &server{cfg: cfg, db: db, log: log, hub: events.NewHub()}
+	s.listener = events.NewListener(func(ctx context.Context) (events.ListenConn, error) {
+		return db.ConnectListener(ctx)
+	}, s.hub, log.With("component", "listener"))
+	if err := s.listener.Start(ctx); err != nil {
+		return fmt.Errorf("%w (has `shopstream migrate` run?)", err)
+	}
+	s.sequencer = events.NewSequencer(func(ctx context.Context) (events.SequencerConn, error) {
+		return db.ConnectSequencer(ctx)
+	}, events.SequencerConfig{Columns: columns(cfg), Retention: cfg.Retention}, log.With("component", "sequencer"))
+	s.store = pgxstore.NewWithCleanupInterval(db.Pool, 30*time.Second)
+	authSvc := auth.NewService(db, s.store, auth.SessionConfig{
+		CookieName: cfg.CookieName, Secure: cfg.CookieSecure,
+		IdleTimeout: cfg.SessionIdleTimeout, Lifetime: cfg.SessionLifetime,
+	}, log)
+	s.keeper = wsapi.NewKeeper(authSvc, s.hub, min(30*time.Second, cfg.SessionIdleTimeout/3), log)
+	sockCtx, cancelSockets := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSockets()
+	s.sockets = wsapi.NewHandler(sockCtx, wsapi.Config{
+		CookieName: cfg.CookieName, OriginPatterns: cfg.AllowedOrigins, Channels: channels(cfg),
+		SendQueue: cfg.SendQueue, MaxMessageBytes: cfg.MaxMessageBytes,
+		WriteTimeout: cfg.WriteTimeout, PingInterval: cfg.PingInterval,
+	}, s.hub, authSvc, db, db, s.keeper, log.With("component", "socket"))
+	handler := httpapi.New(httpapi.Deps{
+		Auth: authSvc, Socket: s.sockets, Health: s, Stats: s.hub, Static: web.Static(),
+		OriginPatterns: cfg.AllowedOrigins, Log: log,
+	})
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.ListenAddr, err)
+	}
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	return s.run(ctx, e, srv, ln)
+}
+
+// run serves until ctx ends, then shuts down in order: stop accepting, close the
+// sockets (1001), stop the background loops, and let the caller close the pool.
+func (s *server) run(ctx context.Context, e env, srv *http.Server, ln net.Listener) error {
+	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, loop := range []func(context.Context){s.listener.Run, s.sequencer.Run, s.keeper.Run} {
+		wg.Add(1)
+		go func() { defer wg.Done(); loop(bg) }()
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	fmt.Fprintf(e.stdout, "shopstream listening on http://%s\n", ln.Addr())
+	s.log.Info("serving", "addr", ln.Addr().String(), "tables", len(s.cfg.Tables))
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-serveErr:
+		err = fmt.Errorf("serving: %w", err)
+	}
+	s.log.Info("shutting down")
+	shutCtx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	defer cancel()
+	go func() { _ = srv.Shutdown(shutCtx) }()
+	s.hub.Shutdown()
+	if werr := s.sockets.Wait(shutCtx); werr != nil {
+		s.log.Warn("sockets still open at shutdown deadline", "err", werr)
+	}
+	stopBg()
+	wg.Wait()
+	s.store.StopCleanup()
+	_ = srv.Shutdown(shutCtx)
+	s.log.Info("stopped")
+	return err
+}
+
+func columns(cfg config.Config) map[string]events.Columns {
+	out := map[string]events.Columns{}
+	for _, t := range cfg.Tables {
+		out[t.Entity] = events.Columns{Secret: set(t.Secret), Ignored: set(t.Ignored)}
+	}
+	return out
+}
+
+func channels(cfg config.Config) []string {
+	var out []string
+	for _, t := range cfg.Tables {
+		out = append(out, t.Channel())
+	}
+	return out
+}
+
+func set(list []string) map[string]bool {
+	m := make(map[string]bool, len(list))
+	for _, s := range list {
+		m[s] = true
+	}
+	return m
+}

@@ -1,0 +1,264 @@
+// Package config reads shopstream's settings from environment variables, applies
+// defaults and validates them. It holds no global state: Load takes a getenv func.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Entities are the five kinds of business rows shopstream streams, in the order the
+// dashboards list them. Each has the channel "<entity>_changes".
+var Entities = []string{"order", "product", "customer", "shipment", "transaction"}
+
+// Table is one watched business table.
+type Table struct {
+	Entity  string   // order, product, customer, shipment or transaction
+	Name    string   // schema-qualified table name, e.g. public.orders
+	Secret  []string // columns that never leave the database
+	Ignored []string // columns whose change alone emits no event
+}
+
+// Channel is the socket channel that carries this table's events.
+func (t Table) Channel() string { return t.Entity + "_changes" }
+
+// Config is the whole configuration of one shopstream process.
+type Config struct {
+	DatabaseURL       string
+	ListenDatabaseURL string // for the LISTEN connections; DatabaseURL when empty
+	ListenAddr        string
+	Development       bool
+
+	CookieName         string
+	CookieSecure       bool
+	SessionIdleTimeout time.Duration
+	SessionLifetime    time.Duration
+	AllowedOrigins     []string // extra Origin host patterns for the socket and POSTs
+
+	Tables    []Table
+	Retention time.Duration
+
+	SendQueue       int           // messages buffered per socket before it is closed 1013
+	MaxMessageBytes int64         // largest client frame
+	WriteTimeout    time.Duration // deadline of every socket write
+	PingInterval    time.Duration // WebSocket ping period
+
+	LogFormat string // text or json
+	LogLevel  string // debug, info, warn, error
+}
+
+// Defaults of the column lists.
+const (
+	DefaultSecretColumns  = "password,password_hash,secret,token,api_key,card_number,cvv"
+	DefaultIgnoredColumns = "updated_at"
+)
+
+// Var documents one environment variable; Vars lists them all for --help and docs.
+type Var struct{ Name, Default, Help string }
+
+// Vars is the list of environment variables shopstream reads.
+var Vars = []Var{
+	{"DATABASE_URL", "postgres://localhost:5432/shopstream?sslmode=disable", "PostgreSQL connection string"},
+	{"LISTEN_DATABASE_URL", "(DATABASE_URL)", "connection for LISTEN and the sequencer; must not go through a transaction-mode pooler"},
+	{"LISTEN_ADDR", "127.0.0.1:3000", "HTTP listen address"},
+	{"SHOPSTREAM_ENV", "production", "production or development (development: cookies not Secure)"},
+	{"COOKIE_NAME", "shopstream_session", "session cookie name"},
+	{"COOKIE_SECURE", "true (false in development)", "mark the session cookie Secure"},
+	{"SESSION_IDLE_TIMEOUT", "30m", "a session ends after this long without activity (an open socket is activity)"},
+	{"SESSION_LIFETIME", "12h", "absolute session lifetime"},
+	{"ALLOWED_ORIGINS", "", "comma-separated extra Origin hosts (e.g. admin.example.com); the service's own host is always allowed"},
+	{"TABLES", "order=public.orders,product=public.products,customer=public.customers,shipment=public.shipments,transaction=public.transactions", "entity=table pairs to watch"},
+	{"SECRET_COLUMNS", DefaultSecretColumns, "columns never sent; SECRET_COLUMNS_<ENTITY> (e.g. SECRET_COLUMNS_CUSTOMER) replaces it for one table"},
+	{"IGNORED_COLUMNS", DefaultIgnoredColumns, "columns whose change alone emits no event; IGNORED_COLUMNS_<ENTITY> replaces it for one table"},
+	{"EVENT_RETENTION", "24h", "how long the event log keeps events for resuming clients"},
+	{"WS_SEND_QUEUE", "4096", "messages queued per socket before a slow client is closed with 1013"},
+	{"WS_MAX_MESSAGE_BYTES", "4096", "largest client message; bigger closes with 1009"},
+	{"WS_WRITE_TIMEOUT", "10s", "deadline of every socket write"},
+	{"WS_PING_INTERVAL", "30s", "WebSocket ping period; a peer that does not answer is dropped"},
+	{"LOG_FORMAT", "text", "text or json"},
+	{"LOG_LEVEL", "info", "debug, info, warn or error"},
+}
+
+// Load reads the configuration through getenv and validates it.
+func Load(getenv func(string) string) (Config, error) {
+	p := parser{getenv: getenv}
+	c := Config{
+		DatabaseURL:       p.str("DATABASE_URL", "postgres://localhost:5432/shopstream?sslmode=disable"),
+		ListenDatabaseURL: p.str("LISTEN_DATABASE_URL", ""),
+		ListenAddr:        p.str("LISTEN_ADDR", "127.0.0.1:3000"),
+		CookieName:        p.str("COOKIE_NAME", "shopstream_session"),
+		LogFormat:         p.str("LOG_FORMAT", "text"),
+		LogLevel:          p.str("LOG_LEVEL", "info"),
+	}
+	switch env := p.str("SHOPSTREAM_ENV", "production"); env {
+	case "production":
+	case "development":
+		c.Development = true
+	default:
+		p.fail("SHOPSTREAM_ENV", fmt.Errorf("want production or development, got %q", env))
+	}
+	c.CookieSecure = p.boolean("COOKIE_SECURE", !c.Development)
+	c.SessionIdleTimeout = p.duration("SESSION_IDLE_TIMEOUT", 30*time.Minute)
+	c.SessionLifetime = p.duration("SESSION_LIFETIME", 12*time.Hour)
+	c.AllowedOrigins = splitList(p.str("ALLOWED_ORIGINS", ""))
+	c.Retention = p.duration("EVENT_RETENTION", 24*time.Hour)
+	c.SendQueue = p.integer("WS_SEND_QUEUE", 4096)
+	c.MaxMessageBytes = int64(p.integer("WS_MAX_MESSAGE_BYTES", 4096))
+	c.WriteTimeout = p.duration("WS_WRITE_TIMEOUT", 10*time.Second)
+	c.PingInterval = p.duration("WS_PING_INTERVAL", 30*time.Second)
+	c.Tables = p.tables()
+	if c.ListenDatabaseURL == "" {
+		c.ListenDatabaseURL = c.DatabaseURL
+	}
+	if len(p.errs) > 0 {
+		return Config{}, errors.Join(p.errs...)
+	}
+	return c, c.Validate()
+}
+
+// Validate checks values that parse but make no sense.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
+		errs = append(errs, fmt.Errorf("LISTEN_ADDR: %w", err))
+	}
+	positive := map[string]time.Duration{
+		"SESSION_IDLE_TIMEOUT": c.SessionIdleTimeout, "SESSION_LIFETIME": c.SessionLifetime,
+		"EVENT_RETENTION": c.Retention, "WS_WRITE_TIMEOUT": c.WriteTimeout, "WS_PING_INTERVAL": c.PingInterval,
+	}
+	for name, d := range positive {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive", name))
+		}
+	}
+	if c.SendQueue < 16 {
+		errs = append(errs, errors.New("WS_SEND_QUEUE: must be at least 16"))
+	}
+	if c.MaxMessageBytes < 256 {
+		errs = append(errs, errors.New("WS_MAX_MESSAGE_BYTES: must be at least 256"))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("LOG_FORMAT: want text or json, got %q", c.LogFormat))
+	}
+	if c.CookieName == "" {
+		errs = append(errs, errors.New("COOKIE_NAME: must not be empty"))
+	}
+	return errors.Join(errs...)
+}
+
+// TableFor returns the watched table of an entity.
+func (c Config) TableFor(entity string) (Table, bool) {
+	for _, t := range c.Tables {
+		if t.Entity == entity {
+			return t, true
+		}
+	}
+	return Table{}, false
+}
+
+type parser struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (p *parser) fail(name string, err error) {
+	p.errs = append(p.errs, fmt.Errorf("%s: %w", name, err))
+}
+
+func (p *parser) str(name, def string) string {
+	if v := strings.TrimSpace(p.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *parser) duration(name string, def time.Duration) time.Duration {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		p.fail(name, err)
+	}
+	return d
+}
+
+func (p *parser) integer(name string, def int) int {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		p.fail(name, err)
+	}
+	return n
+}
+
+func (p *parser) boolean(name string, def bool) bool {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.fail(name, err)
+	}
+	return b
+}
+
+func (p *parser) tables() []Table {
+	def := make([]string, len(Entities))
+	for i, e := range Entities {
+		def[i] = e + "=public." + e + "s"
+	}
+	secret := splitList(p.str("SECRET_COLUMNS", DefaultSecretColumns))
+	ignored := splitList(p.str("IGNORED_COLUMNS", DefaultIgnoredColumns))
+	var out []Table
+	seen := map[string]bool{}
+	for _, pair := range splitList(p.str("TABLES", strings.Join(def, ","))) {
+		entity, name, ok := strings.Cut(pair, "=")
+		if !ok || !isEntity(entity) || name == "" || seen[entity] {
+			p.fail("TABLES", fmt.Errorf("bad or repeated pair %q: want entity=schema.table with entity one of %s", pair, strings.Join(Entities, ", ")))
+			continue
+		}
+		seen[entity] = true
+		if !strings.Contains(name, ".") {
+			name = "public." + name
+		}
+		t := Table{Entity: entity, Name: name, Secret: secret, Ignored: ignored}
+		upper := strings.ToUpper(entity)
+		if v := p.getenv("SECRET_COLUMNS_" + upper); v != "" {
+			t.Secret = splitList(v)
+		}
+		if v := p.getenv("IGNORED_COLUMNS_" + upper); v != "" {
+			t.Ignored = splitList(v)
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+func isEntity(s string) bool {
+	for _, e := range Entities {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}

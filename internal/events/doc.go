@@ -1,0 +1,45 @@
+// Package events carries committed changes from the database to the hub that fans
+// them out to sockets. It owns the middle of shopstream's one road:
+//
+//	trigger -> inbox -> sequencer -> event log -> listener -> hub -> sockets
+//
+// # Writers pay only for an append
+//
+// A capture trigger on each watched table appends the old and new row to
+// shopstream.inbox in the writer's own transaction. It does not NOTIFY on every
+// commit: a transaction that has NOTIFYed takes a cluster-wide lock from its
+// pre-commit through its WAL flush, serialising every notifying commit in the
+// cluster. The trigger rings the sequencer's doorbell only when it wins
+// pg_try_advisory_xact_lock, which never waits, so at most one writer at a time
+// rings; a writer that skipped the ring is found by the sequencer's poll.
+//
+// # One sequencer gives positions
+//
+// Every instance runs a Sequencer, but only the holder of a session advisory lock
+// works; when its connection dies the lock is released and another instance takes
+// over at its next attempt (every second). The leader moves committed inbox rows
+// into shopstream.events in one transaction at a time, holding the row lock of
+// shopstream.log_state: positions are consecutive (a rolled back batch gives them
+// back), and a batch commits only after the previous one is visible. So a reader
+// that has seen position N has seen every position below N, and WHERE position > cursor
+// is a safe cursor on every instance. Within a batch changes keep inbox id order;
+// two updates of one row cannot be reordered, since the second waits for the first
+// to commit before its trigger runs. The sequencer also computes changed_fields,
+// drops secret columns and drops updates that touched only ignored columns, off the
+// writers' path. After each batch it NOTIFYs shopstream_events once.
+//
+// # Each instance listens
+//
+// The Listener owns one dedicated connection. It LISTENs, reads the log from its
+// cursor on every ring, on an idle timer, and after every reconnect (a NOTIFY sent
+// while it was disconnected is lost, the log is not), and hands records to the Hub
+// in position order.
+//
+// # The hub never blocks
+//
+// The Hub encodes each event once and offers the same bytes to every matching
+// subscriber's bounded queue. A subscriber whose queue is full is closed (1013) and
+// removed; no subscriber that stays open ever misses an event. Subscribing happens
+// under the same lock as publishing, so the position answered in "subscribed" is
+// exactly the last event the subscriber will not receive live.
+package events

@@ -1,0 +1,230 @@
+package events
+
+import (
+	"sort"
+	"strconv"
+	"sync"
+)
+
+// Subscriber is one socket as the hub sees it. Both methods must return at once.
+type Subscriber interface {
+	// Send queues msg. It returns false when the queue is full: the subscriber
+	// has then begun closing itself (1013) and the hub forgets it.
+	Send(msg []byte) bool
+	// Close starts closing the socket with code and reason.
+	Close(code int, reason string)
+}
+
+// Close codes the hub uses.
+const (
+	CloseGoingAway       = 1001
+	ClosePolicyViolation = 1008
+)
+
+// Subscription is what a subscriber asked of one channel.
+type Subscription struct {
+	Filter  Filter
+	Actions Actions // zero means all
+}
+
+type member struct {
+	session string // sha256 hex of the session token
+	userID  int64
+	subs    map[string]*Subscription
+}
+
+// Hub fans events out to subscribers. Publish is called by one listener; the
+// other methods by socket goroutines. All of them return quickly: the hub never
+// waits on a socket.
+type Hub struct {
+	mu       sync.Mutex
+	position int64
+	members  map[Subscriber]*member
+	channels map[string]map[Subscriber]*Subscription
+	closed   bool
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub {
+	return &Hub{members: map[Subscriber]*member{}, channels: map[string]map[Subscriber]*Subscription{}}
+}
+
+// Register adds a subscriber opened with the session whose token hashes to
+// sessionHash. It returns false when the hub is shutting down.
+func (h *Hub) Register(s Subscriber, sessionHash string, userID int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.members[s] = &member{session: sessionHash, userID: userID, subs: map[string]*Subscription{}}
+	return true
+}
+
+// Unregister removes a subscriber and all its subscriptions.
+func (h *Hub) Unregister(s Subscriber) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.removeLocked(s)
+}
+
+func (h *Hub) removeLocked(s Subscriber) {
+	m, ok := h.members[s]
+	if !ok {
+		return
+	}
+	for ch := range m.subs {
+		h.dropLocked(ch, s)
+	}
+	delete(h.members, s)
+}
+
+func (h *Hub) dropLocked(channel string, s Subscriber) {
+	if subs := h.channels[channel]; subs != nil {
+		delete(subs, s)
+		if len(subs) == 0 {
+			delete(h.channels, channel)
+		}
+	}
+}
+
+// Subscribe puts sub in effect for channel, replacing an earlier subscription of
+// s to it, and then calls confirm with the position of the last event s will not
+// receive live, all under the hub's lock: confirm's messages reach s's queue
+// before any event after position. It returns false if s is not registered or
+// confirm could not queue.
+func (h *Hub) Subscribe(s Subscriber, channel string, sub *Subscription, confirm func(position int64) bool) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m, ok := h.members[s]
+	if !ok {
+		return false
+	}
+	m.subs[channel] = sub
+	if h.channels[channel] == nil {
+		h.channels[channel] = map[Subscriber]*Subscription{}
+	}
+	h.channels[channel][s] = sub
+	if !confirm(h.position) {
+		h.removeLocked(s)
+		return false
+	}
+	return true
+}
+
+// Unsubscribe ends s's subscription to channel; it reports whether there was one.
+func (h *Hub) Unsubscribe(s Subscriber, channel string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	m, ok := h.members[s]
+	if !ok || m.subs[channel] == nil {
+		return false
+	}
+	delete(m.subs, channel)
+	h.dropLocked(channel, s)
+	return true
+}
+
+// SetPosition sets the position of the newest event the hub has seen.
+func (h *Hub) SetPosition(pos int64) {
+	h.mu.Lock()
+	h.position = pos
+	h.mu.Unlock()
+}
+
+// Position returns the position of the newest published event.
+func (h *Hub) Position() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.position
+}
+
+// Publish offers each record, in order, to every matching subscription. Each
+// frame is encoded once, outside the lock.
+func (h *Hub) Publish(recs []Record) {
+	evs := make([]Event, len(recs))
+	for i := range recs {
+		evs[i] = Event{Record: recs[i], Frame: recs[i].Frame()}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for i := range evs {
+		ev := &evs[i]
+		for s, sub := range h.channels[ev.Channel()] {
+			if !sub.Matches(ev) {
+				continue
+			}
+			if !s.Send(ev.Frame) {
+				h.removeLocked(s)
+			}
+		}
+		h.position = ev.Position
+	}
+}
+
+// SessionEnded closes every subscriber opened with the session whose token
+// hashes to tokenHash.
+func (h *Hub) SessionEnded(tokenHash string) {
+	h.closeWhere(func(m *member) bool { return m.session == tokenHash }, ClosePolicyViolation, "session ended")
+}
+
+// UserDisabled closes every subscriber of the user.
+func (h *Hub) UserDisabled(userID int64) {
+	h.closeWhere(func(m *member) bool { return m.userID == userID }, ClosePolicyViolation, "user disabled")
+}
+
+// Shutdown closes every subscriber with 1001 and refuses new ones.
+func (h *Hub) Shutdown() {
+	h.mu.Lock()
+	h.closed = true
+	h.mu.Unlock()
+	h.closeWhere(func(*member) bool { return true }, CloseGoingAway, "server shutting down")
+}
+
+func (h *Hub) closeWhere(match func(*member) bool, code int, reason string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for s, m := range h.members {
+		if match(m) {
+			s.Close(code, reason)
+			h.removeLocked(s)
+		}
+	}
+}
+
+// Sessions returns the distinct session hashes of the connected subscribers.
+func (h *Hub) Sessions() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, m := range h.members {
+		if !seen[m.session] {
+			seen[m.session] = true
+			out = append(out, m.session)
+		}
+	}
+	return out
+}
+
+// Stats is a snapshot of the hub.
+type Stats struct {
+	ConnectedClients int            `json:"connectedClients"`
+	ActiveChannels   []string       `json:"activeChannels"`
+	Subscriptions    map[string]int `json:"subscriptions"`
+	LastEventID      string         `json:"lastEventId"`
+}
+
+// Stats returns a snapshot of the hub.
+func (h *Hub) Stats() Stats {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st := Stats{ConnectedClients: len(h.members), ActiveChannels: []string{}, Subscriptions: map[string]int{},
+		LastEventID: strconv.FormatInt(h.position, 10)}
+	for ch, subs := range h.channels {
+		st.ActiveChannels = append(st.ActiveChannels, ch)
+		st.Subscriptions[ch] = len(subs)
+	}
+	sort.Strings(st.ActiveChannels)
+	return st
+}

@@ -1,0 +1,161 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// ListenConn is an instance's dedicated listener connection.
+type ListenConn interface {
+	Wait(ctx context.Context, timeout time.Duration) (n Notification, ok bool, err error)
+	LastPosition(ctx context.Context) (int64, error)
+	ReadEvents(ctx context.Context, after int64, limit int) ([]Record, error)
+	Close(ctx context.Context) error
+}
+
+// Sink receives what the listener reads, in order.
+type Sink interface {
+	Publish(recs []Record)
+	SessionEnded(tokenHash string)
+	UserDisabled(userID int64)
+	SetPosition(pos int64)
+}
+
+// Listener reads the event log from its cursor and hands records to its sink.
+type Listener struct {
+	dial      func(context.Context) (ListenConn, error)
+	sink      Sink
+	log       *slog.Logger
+	idle      time.Duration
+	batch     int
+	cursor    int64
+	connected atomic.Bool
+	reconnect atomic.Int64
+	conn      ListenConn
+}
+
+// NewListener returns a listener that connects with dial.
+func NewListener(dial func(context.Context) (ListenConn, error), sink Sink, log *slog.Logger) *Listener {
+	return &Listener{dial: dial, sink: sink, log: log, idle: 2 * time.Second, batch: 2000}
+}
+
+// Connected reports whether the listener's connection is up.
+func (l *Listener) Connected() bool { return l.connected.Load() }
+
+// Reconnects counts the reconnects since start.
+func (l *Listener) Reconnects() int64 { return l.reconnect.Load() }
+
+// Start connects for the first time and sets the cursor to the newest position;
+// clients that want older events ask with "since". Call Run afterwards.
+func (l *Listener) Start(ctx context.Context) error {
+	conn, err := l.dial(ctx)
+	if err != nil {
+		return fmt.Errorf("connecting listener: %w", err)
+	}
+	pos, err := conn.LastPosition(ctx)
+	if err != nil {
+		_ = conn.Close(ctx)
+		return fmt.Errorf("starting listener: %w", err)
+	}
+	l.cursor = pos
+	l.sink.SetPosition(pos)
+	l.conn = conn
+	l.connected.Store(true)
+	return nil
+}
+
+// Run listens until ctx ends, reconnecting with capped backoff and reading from
+// the cursor after every reconnect.
+func (l *Listener) Run(ctx context.Context) {
+	b := backoff{min: 50 * time.Millisecond, max: 5 * time.Second}
+	for ctx.Err() == nil {
+		if l.conn == nil {
+			conn, err := l.dial(ctx)
+			if err != nil {
+				l.log.Warn("listener connect failed", "err", err)
+				b.sleep(ctx)
+				continue
+			}
+			l.conn = conn
+			l.connected.Store(true)
+			l.reconnect.Add(1)
+			l.log.Info("listener reconnected", "cursor", l.cursor)
+		}
+		start := time.Now()
+		err := l.session(ctx, l.conn)
+		l.connected.Store(false)
+		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = l.conn.Close(closeCtx)
+		cancel()
+		l.conn = nil
+		if ctx.Err() != nil {
+			return
+		}
+		l.log.Warn("listener connection lost", "err", err, "cursor", l.cursor)
+		if time.Since(start) > time.Minute {
+			b.reset()
+		}
+		b.sleep(ctx)
+	}
+}
+
+func (l *Listener) session(ctx context.Context, conn ListenConn) error {
+	if err := l.catchUp(ctx, conn); err != nil {
+		return err
+	}
+	for {
+		n, ok, err := conn.Wait(ctx, l.idle)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !ok: // idle: read anyway, which also proves the connection alive
+			err = l.catchUp(ctx, conn)
+		case n.Kind == NotifySessionEnded:
+			l.sessionEnded(n.Payload)
+		case n.Kind == NotifyEvents:
+			if pos, perr := strconv.ParseInt(n.Payload, 10, 64); perr == nil && pos <= l.cursor {
+				continue
+			}
+			err = l.catchUp(ctx, conn)
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// catchUp reads every record after the cursor and publishes it.
+func (l *Listener) catchUp(ctx context.Context, conn ListenConn) error {
+	for {
+		recs, err := conn.ReadEvents(ctx, l.cursor, l.batch)
+		if err != nil {
+			return err
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+		l.sink.Publish(recs)
+		l.cursor = recs[len(recs)-1].Position
+		if len(recs) < l.batch {
+			return nil
+		}
+	}
+}
+
+// sessionEnded handles the payload of shopstream_sessions: a token hash, or
+// "user:ID" when a user was disabled.
+func (l *Listener) sessionEnded(payload string) {
+	if id, ok := strings.CutPrefix(payload, "user:"); ok {
+		if n, err := strconv.ParseInt(id, 10, 64); err == nil {
+			l.sink.UserDisabled(n)
+		}
+		return
+	}
+	l.sink.SessionEnded(payload)
+}

@@ -1,0 +1,181 @@
+package events
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// SequencerConn is the sequencer's dedicated database connection.
+type SequencerConn interface {
+	TryLead(ctx context.Context) (bool, error)
+	Wait(ctx context.Context, timeout time.Duration) error
+	Sequence(ctx context.Context, limit int, build func([]Change) ([]Record, error)) (consumed int, last int64, err error)
+	Prune(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+	Close(ctx context.Context) error
+}
+
+// SequencerConfig tunes the sequencer.
+type SequencerConfig struct {
+	Columns   map[string]Columns // per entity
+	Retention time.Duration
+	Batch     int           // inbox rows per transaction (default 2000)
+	MinPoll   time.Duration // poll period right after work (default 1ms)
+	MaxPoll   time.Duration // poll period when idle (default 20ms)
+	Elect     time.Duration // how often a follower tries to lead (default 1s)
+}
+
+// Sequencer moves committed inbox rows into the event log, while it holds the
+// election lock. See the package documentation.
+type Sequencer struct {
+	dial    func(context.Context) (SequencerConn, error)
+	cfg     SequencerConfig
+	log     *slog.Logger
+	leading atomic.Bool
+	last    atomic.Int64
+}
+
+// NewSequencer returns a sequencer that connects with dial.
+func NewSequencer(dial func(context.Context) (SequencerConn, error), cfg SequencerConfig, log *slog.Logger) *Sequencer {
+	if cfg.Batch <= 0 {
+		cfg.Batch = 2000
+	}
+	if cfg.MinPoll <= 0 {
+		cfg.MinPoll = time.Millisecond
+	}
+	if cfg.MaxPoll <= 0 {
+		cfg.MaxPoll = 20 * time.Millisecond
+	}
+	if cfg.Elect <= 0 {
+		cfg.Elect = time.Second
+	}
+	return &Sequencer{dial: dial, cfg: cfg, log: log}
+}
+
+// Leading reports whether this instance orders the log right now.
+func (s *Sequencer) Leading() bool { return s.leading.Load() }
+
+// Run works until ctx ends, reconnecting with capped backoff.
+func (s *Sequencer) Run(ctx context.Context) {
+	b := backoff{min: 100 * time.Millisecond, max: 5 * time.Second}
+	for ctx.Err() == nil {
+		conn, err := s.dial(ctx)
+		if err != nil {
+			s.log.Warn("sequencer connect failed", "err", err)
+			b.sleep(ctx)
+			continue
+		}
+		start := time.Now()
+		err = s.session(ctx, conn)
+		s.leading.Store(false)
+		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		_ = conn.Close(closeCtx)
+		cancel()
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("sequencer connection lost", "err", err)
+		if time.Since(start) > time.Minute {
+			b.reset()
+		}
+		b.sleep(ctx)
+	}
+}
+
+func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
+	for {
+		ok, err := conn.TryLead(ctx)
+		if err != nil {
+			return err
+		}
+		if ok {
+			break
+		}
+		if err := conn.Wait(ctx, s.cfg.Elect); err != nil {
+			return err
+		}
+	}
+	s.leading.Store(true)
+	s.log.Info("sequencer elected: this instance orders the event log")
+	poll := s.cfg.MinPoll
+	var lastPrune time.Time
+	for {
+		n, last, err := conn.Sequence(ctx, s.cfg.Batch, s.build)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			s.last.Store(last)
+		}
+		if n >= s.cfg.Batch {
+			continue
+		}
+		if n > 0 {
+			poll = s.cfg.MinPoll
+		} else if poll = poll * 2; poll > s.cfg.MaxPoll {
+			poll = s.cfg.MaxPoll
+		}
+		if time.Since(lastPrune) > time.Minute && s.cfg.Retention > 0 {
+			lastPrune = time.Now()
+			s.prune(ctx, conn)
+		}
+		if err := conn.Wait(ctx, poll); err != nil {
+			return err
+		}
+	}
+}
+
+// prune deletes events past retention in small batches, so that no statement
+// holds locks for long.
+func (s *Sequencer) prune(ctx context.Context, conn SequencerConn) {
+	cutoff := time.Now().Add(-s.cfg.Retention)
+	for ctx.Err() == nil {
+		n, err := conn.Prune(ctx, cutoff, 5000)
+		if err != nil {
+			s.log.Warn("pruning event log failed", "err", err)
+			return
+		}
+		if n < 5000 {
+			return
+		}
+	}
+}
+
+func (s *Sequencer) build(changes []Change) ([]Record, error) {
+	recs := make([]Record, 0, len(changes))
+	for _, c := range changes {
+		rec, ok, err := Build(c, s.cfg.Columns[c.Entity])
+		if err != nil {
+			// A row that cannot be read would wedge the log forever; report and skip it.
+			s.log.Error("skipping unreadable change", "inbox_id", c.ID, "entity", c.Entity, "err", err)
+			continue
+		}
+		if ok {
+			recs = append(recs, rec)
+		}
+	}
+	return recs, nil
+}
+
+// backoff is a capped exponential delay.
+type backoff struct {
+	min, max, cur time.Duration
+}
+
+func (b *backoff) reset() { b.cur = 0 }
+
+func (b *backoff) sleep(ctx context.Context) {
+	if b.cur < b.min {
+		b.cur = b.min
+	}
+	t := time.NewTimer(b.cur)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	if b.cur *= 2; b.cur > b.max {
+		b.cur = b.max
+	}
+}

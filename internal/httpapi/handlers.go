@@ -1,0 +1,99 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/shopstream/shopstream/internal/auth"
+)
+
+type handlers struct{ d Deps }
+
+const maxLoginBody = 8 << 10
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+func (h *handlers) login(c echo.Context) error {
+	var req loginRequest
+	r := c.Request()
+	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), r.Body, maxLoginBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return newError(http.StatusBadRequest, "bad_request", "the body must be a JSON object with email and password")
+	}
+	if req.Email == "" || req.Password == "" {
+		return newError(http.StatusBadRequest, "bad_request", "email and password are required")
+	}
+	u, err := h.d.Auth.Login(r.Context(), req.Email, req.Password, c.RealIP())
+	var te *auth.ThrottledError
+	switch {
+	case errors.As(err, &te):
+		e := newError(http.StatusTooManyRequests, "too_many_attempts", "too many failed logins: try again later")
+		e.RetryAfter = te.RetryAfter
+		return e
+	case errors.Is(err, auth.ErrInvalidCredentials):
+		return newError(http.StatusUnauthorized, "invalid_credentials", "wrong email or password")
+	case err != nil:
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"user": u.Public()})
+}
+
+func (h *handlers) logout(c echo.Context) error {
+	if err := h.d.Auth.Logout(c.Request().Context()); err != nil {
+		return err
+	}
+	return c.NoContent(http.StatusNoContent)
+}
+
+func (h *handlers) me(c echo.Context) error {
+	u, ok, err := h.d.Auth.Current(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return newError(http.StatusUnauthorized, "unauthorized", "log in first")
+	}
+	return c.JSON(http.StatusOK, map[string]any{"user": u.Public()})
+}
+
+func (h *handlers) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		_, ok, err := h.d.Auth.Current(c.Request().Context())
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return newError(http.StatusUnauthorized, "unauthorized", "log in first")
+		}
+		return next(c)
+	}
+}
+
+func (h *handlers) stats(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]any{"success": true, "data": h.d.Stats.Stats()})
+}
+
+func (h *handlers) healthz(c echo.Context) error {
+	return c.JSON(http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (h *handlers) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), time.Second)
+	defer cancel()
+	if err := h.d.Health.Ping(ctx); err != nil {
+		return newError(http.StatusServiceUnavailable, "not_ready", "database unreachable")
+	}
+	if !h.d.Health.ListenerConnected() {
+		return newError(http.StatusServiceUnavailable, "not_ready", "listener disconnected")
+	}
+	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,64 @@
+// Package httpapi is shopstream's HTTP surface on echo: the REST auth endpoints,
+// health, stats and metrics, the dashboard's static files and the socket route.
+package httpapi
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/shopstream/shopstream/internal/auth"
+	"github.com/shopstream/shopstream/internal/events"
+)
+
+// Health reports what /readyz checks.
+type Health interface {
+	Ping(ctx context.Context) error // the database answers
+	ListenerConnected() bool
+}
+
+// StatsSource reports the socket statistics.
+type StatsSource interface {
+	Stats() events.Stats
+}
+
+// Deps are the server's collaborators, wired in cmd/shopstream.
+type Deps struct {
+	Auth           *auth.Service
+	Socket         http.Handler
+	Health         Health
+	Stats          StatsSource
+	Metrics        http.Handler // nil: no /metrics
+	Static         fs.FS        // the dashboard
+	OriginPatterns []string
+	Log            *slog.Logger
+}
+
+// New returns the echo server with every route.
+func New(d Deps) *echo.Echo {
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.IPExtractor = echo.ExtractIPDirect()
+	e.HTTPErrorHandler = errorHandler(d.Log)
+	e.Use(recoverer(d.Log), requestLog(d.Log))
+	h := &handlers{d: d}
+
+	e.GET("/healthz", h.healthz)
+	e.GET("/readyz", h.readyz)
+	if d.Metrics != nil {
+		e.GET("/metrics", echo.WrapHandler(d.Metrics))
+	}
+	e.GET("/ws", echo.WrapHandler(d.Socket))
+
+	api := e.Group("/api", d.Auth.Middleware)
+	api.POST("/auth/login", h.login, sameSite(d.OriginPatterns), requireJSON)
+	api.POST("/auth/logout", h.logout, sameSite(d.OriginPatterns), requireJSON)
+	api.GET("/auth/me", h.me)
+	api.GET("/v1/ws/stats", h.stats, h.requireUser)
+
+	e.GET("/*", echo.WrapHandler(http.FileServer(http.FS(d.Static))))
+	return e
+}

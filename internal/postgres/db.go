@@ -1,0 +1,61 @@
+// Package postgres is the only package that speaks SQL: the connection pool, the
+// migrations runner and trigger attachment, admin users and roles, the sequencer's
+// transaction and the listener's dedicated connection.
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// DB is shopstream's handle on PostgreSQL.
+type DB struct {
+	Pool      *pgxpool.Pool
+	listenCfg *pgx.ConnConfig // for dedicated connections (listener, sequencer)
+}
+
+// Open connects a pool to databaseURL and prepares the settings of dedicated
+// connections from listenURL. Pool connections use search_path=shopstream (the
+// session store names its table unqualified); every other query is qualified.
+func Open(ctx context.Context, databaseURL, listenURL, appName string) (*DB, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("parsing DATABASE_URL: %w", err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = "shopstream"
+	cfg.ConnConfig.RuntimeParams["application_name"] = appName
+	if cfg.MaxConns < 8 {
+		cfg.MaxConns = 8
+	}
+	lcfg, err := pgx.ParseConfig(listenURL)
+	if err != nil {
+		return nil, fmt.Errorf("parsing LISTEN_DATABASE_URL: %w", err)
+	}
+	lcfg.RuntimeParams["application_name"] = appName + "-listener"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("creating pool: %w", err)
+	}
+	return &DB{Pool: pool, listenCfg: lcfg}, nil
+}
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	return db.Pool.Ping(ctx)
+}
+
+// Close closes the pool.
+func (db *DB) Close() { db.Pool.Close() }
+
+// connectDedicated opens a connection outside the pool, for LISTEN and session
+// advisory locks, which must stay on one backend.
+func (db *DB) connectDedicated(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, db.listenCfg.Copy())
+	if err != nil {
+		return nil, fmt.Errorf("connecting dedicated connection: %w", err)
+	}
+	return conn, nil
+}

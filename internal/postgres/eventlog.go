@@ -1,0 +1,275 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopstream/shopstream/internal/events"
+)
+
+// Notification channels.
+const (
+	inboxChannel    = "shopstream_inbox"    // writers ring the sequencer
+	eventsChannel   = "shopstream_events"   // the sequencer rings every instance
+	sessionsChannel = "shopstream_sessions" // a session row was deleted
+)
+
+// sequencerLockKey is the session advisory lock that elects the sequencer.
+const sequencerLockKey = 7316042871525064
+
+// SequencerConn is the sequencer's dedicated connection: it holds the election
+// lock for as long as it lives and listens for the writers' doorbell.
+type SequencerConn struct {
+	conn *pgx.Conn
+}
+
+// ConnectSequencer opens the sequencer's dedicated connection.
+func (db *DB) ConnectSequencer(ctx context.Context) (*SequencerConn, error) {
+	conn, err := db.connectDedicated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{inboxChannel}.Sanitize()); err != nil {
+		_ = conn.Close(ctx)
+		return nil, fmt.Errorf("listening for the inbox: %w", err)
+	}
+	return &SequencerConn{conn: conn}, nil
+}
+
+// TryLead tries to become the sequencer. The lock is held until the connection
+// closes, so a dead sequencer's successor is elected as soon as PostgreSQL notices.
+func (s *SequencerConn) TryLead(ctx context.Context) (bool, error) {
+	var ok bool
+	if err := s.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", int64(sequencerLockKey)).Scan(&ok); err != nil {
+		return false, fmt.Errorf("trying the sequencer lock: %w", err)
+	}
+	return ok, nil
+}
+
+// Wait waits up to timeout for the doorbell. It returns nil on a ring or on the
+// timeout, and an error when the connection broke.
+func (s *SequencerConn) Wait(ctx context.Context, timeout time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err := s.conn.WaitForNotification(wctx)
+	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
+		return nil
+	}
+	return err
+}
+
+// Sequence moves up to limit committed inbox rows into the event log in one
+// transaction: it locks the log state (one log writer at a time, so positions
+// become visible in order), reads the inbox in id order, lets build turn the
+// changes into records, writes them with consecutive positions, deletes the
+// inbox rows and rings shopstream_events. It returns how many inbox rows it
+// consumed and the last position written.
+func (s *SequencerConn) Sequence(ctx context.Context, limit int, build func([]events.Change) ([]events.Record, error)) (consumed int, last int64, err error) {
+	// A cheap look first: an idle poll must not lock (and so write) the state row.
+	var pending bool
+	if err := s.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM shopstream.inbox ORDER BY id LIMIT 1)").Scan(&pending); err != nil {
+		return 0, 0, fmt.Errorf("peeking at inbox: %w", err)
+	}
+	if !pending {
+		return 0, 0, nil
+	}
+	tx, err := s.conn.Begin(ctx)
+	if err != nil {
+		return 0, 0, fmt.Errorf("beginning: %w", err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if err := tx.QueryRow(ctx, "SELECT last_position FROM shopstream.log_state FOR UPDATE").Scan(&last); err != nil {
+		return 0, 0, fmt.Errorf("locking log state: %w", err)
+	}
+	changes, err := readInbox(ctx, tx, limit)
+	if err != nil || len(changes) == 0 {
+		return 0, last, err
+	}
+	recs, err := build(changes)
+	if err != nil {
+		return 0, last, fmt.Errorf("building events: %w", err)
+	}
+	rows := make([][]any, len(recs))
+	for i := range recs {
+		last++
+		recs[i].Position = last
+		r := &recs[i]
+		var prev any
+		if r.Previous != nil {
+			prev = string(r.Previous)
+		}
+		rows[i] = []any{r.Position, r.Entity, r.Action, string(r.Data), prev, nullable(r.Actor), r.At}
+	}
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"shopstream", "events"},
+		[]string{"position", "entity", "action", "data", "previous", "actor", "created_at"},
+		pgx.CopyFromRows(rows)); err != nil {
+		return 0, 0, fmt.Errorf("writing events: %w", err)
+	}
+	if err := finishBatch(ctx, tx, changes, last); err != nil {
+		return 0, 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, 0, fmt.Errorf("committing batch: %w", err)
+	}
+	return len(changes), last, nil
+}
+
+func readInbox(ctx context.Context, tx pgx.Tx, limit int) ([]events.Change, error) {
+	rows, err := tx.Query(ctx, `SELECT id, entity, action, old_row, new_row, coalesce(actor, ''), created_at
+		FROM shopstream.inbox ORDER BY id LIMIT $1`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading inbox: %w", err)
+	}
+	changes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (events.Change, error) {
+		var c events.Change
+		err := r.Scan(&c.ID, &c.Entity, &c.Action, &c.Old, &c.New, &c.Actor, &c.At)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading inbox: %w", err)
+	}
+	return changes, nil
+}
+
+func finishBatch(ctx context.Context, tx pgx.Tx, changes []events.Change, last int64) error {
+	ids := make([]int64, len(changes))
+	for i, c := range changes {
+		ids[i] = c.ID
+	}
+	if _, err := tx.Exec(ctx, "DELETE FROM shopstream.inbox WHERE id = ANY($1)", ids); err != nil {
+		return fmt.Errorf("deleting inbox rows: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "UPDATE shopstream.log_state SET last_position = $1", last); err != nil {
+		return fmt.Errorf("updating log state: %w", err)
+	}
+	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", eventsChannel, strconv.FormatInt(last, 10)); err != nil {
+		return fmt.Errorf("ringing listeners: %w", err)
+	}
+	return nil
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// Prune deletes up to limit events logged before cutoff and records the highest
+// pruned position. It returns how many it deleted.
+func (s *SequencerConn) Prune(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
+	tag, err := s.conn.Exec(ctx, `WITH gone AS (
+			DELETE FROM shopstream.events WHERE position IN (
+				SELECT position FROM shopstream.events WHERE logged_at < $1 ORDER BY position LIMIT $2)
+			RETURNING position)
+		UPDATE shopstream.log_state SET pruned_through = greatest(pruned_through, (SELECT max(position) FROM gone))
+		WHERE EXISTS (SELECT 1 FROM gone)`, cutoff, limit)
+	if err != nil {
+		return 0, fmt.Errorf("pruning events: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// Close closes the connection, releasing the election lock.
+func (s *SequencerConn) Close(ctx context.Context) error { return s.conn.Close(ctx) }
+
+// ListenConn is an instance's dedicated listener connection: it LISTENs for new
+// log positions and ended sessions and reads the log by position.
+type ListenConn struct {
+	conn *pgx.Conn
+}
+
+// ConnectListener opens the dedicated listener connection and LISTENs.
+func (db *DB) ConnectListener(ctx context.Context) (*ListenConn, error) {
+	conn, err := db.connectDedicated(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, ch := range []string{eventsChannel, sessionsChannel} {
+		if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{ch}.Sanitize()); err != nil {
+			_ = conn.Close(ctx)
+			return nil, fmt.Errorf("listening on %s: %w", ch, err)
+		}
+	}
+	return &ListenConn{conn: conn}, nil
+}
+
+// Wait waits up to timeout for a notification. ok is false on the timeout.
+func (l *ListenConn) Wait(ctx context.Context, timeout time.Duration) (n events.Notification, ok bool, err error) {
+	wctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	got, err := l.conn.WaitForNotification(wctx)
+	if err != nil {
+		if wctx.Err() != nil && ctx.Err() == nil {
+			return n, false, nil
+		}
+		return n, false, fmt.Errorf("waiting for notification: %w", err)
+	}
+	n.Payload = got.Payload
+	switch got.Channel {
+	case eventsChannel:
+		n.Kind = events.NotifyEvents
+	case sessionsChannel:
+		n.Kind = events.NotifySessionEnded
+	}
+	return n, true, nil
+}
+
+// Ping checks the connection.
+func (l *ListenConn) Ping(ctx context.Context) error { return l.conn.Ping(ctx) }
+
+// LastPosition returns the newest log position.
+func (l *ListenConn) LastPosition(ctx context.Context) (int64, error) {
+	var last int64
+	err := l.conn.QueryRow(ctx, "SELECT last_position FROM shopstream.log_state").Scan(&last)
+	if err != nil {
+		return 0, fmt.Errorf("reading last position: %w", err)
+	}
+	return last, nil
+}
+
+// ReadEvents returns up to limit log records after position, in order.
+func (l *ListenConn) ReadEvents(ctx context.Context, after int64, limit int) ([]events.Record, error) {
+	return readEvents(ctx, l.conn, `SELECT position, entity, action, data, previous, coalesce(actor, ''), created_at
+		FROM shopstream.events WHERE position > $1 ORDER BY position LIMIT $2`, after, limit)
+}
+
+// Close closes the connection.
+func (l *ListenConn) Close(ctx context.Context) error { return l.conn.Close(ctx) }
+
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+func readEvents(ctx context.Context, q querier, sql string, args ...any) ([]events.Record, error) {
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("reading events: %w", err)
+	}
+	recs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (events.Record, error) {
+		var rec events.Record
+		err := r.Scan(&rec.Position, &rec.Entity, &rec.Action, &rec.Data, &rec.Previous, &rec.Actor, &rec.At)
+		return rec, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading events: %w", err)
+	}
+	return recs, nil
+}
+
+// ReplayEvents returns the records of one entity with after < position <= upto, in
+// order, at most limit of them, and the highest position pruned from the log.
+func (db *DB) ReplayEvents(ctx context.Context, entity string, after, upto int64, limit int) ([]events.Record, int64, error) {
+	var pruned int64
+	if err := db.Pool.QueryRow(ctx, "SELECT pruned_through FROM shopstream.log_state").Scan(&pruned); err != nil {
+		return nil, 0, fmt.Errorf("reading log state: %w", err)
+	}
+	recs, err := readEvents(ctx, db.Pool, `SELECT position, entity, action, data, previous, coalesce(actor, ''), created_at
+		FROM shopstream.events WHERE entity = $1 AND position > $2 AND position <= $3 ORDER BY position LIMIT $4`,
+		entity, after, upto, limit)
+	return recs, pruned, err
+}

@@ -1,0 +1,112 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/shopstream/shopstream/internal/auth"
+)
+
+// User is auth's admin user; these aliases keep the SQL below short.
+type User = auth.User
+
+var (
+	ErrNotFound = auth.ErrNotFound
+	ErrConflict = auth.ErrConflict
+)
+
+const userColumns = `id, email, name, role, password_hash, disabled, created_at`
+
+func scanUser(row pgx.Row) (User, error) {
+	var u User
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.PasswordHash, &u.Disabled, &u.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return u, ErrNotFound
+	}
+	return u, err
+}
+
+// CreateUser inserts an admin user. The role must exist.
+func (db *DB) CreateUser(ctx context.Context, email, name, role, hash string) (User, error) {
+	row := db.Pool.QueryRow(ctx, `INSERT INTO shopstream.admin_users (email, name, role, password_hash)
+		VALUES ($1, $2, $3, $4) RETURNING `+userColumns, email, name, role, hash)
+	u, err := scanUser(row)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "23505":
+			return u, fmt.Errorf("user %s: %w", email, ErrConflict)
+		case "23503":
+			return u, fmt.Errorf("role %q: %w", role, ErrNotFound)
+		}
+	}
+	if err != nil {
+		return u, fmt.Errorf("creating user: %w", err)
+	}
+	return u, nil
+}
+
+// UserByEmail finds a user by email, case-insensitively.
+func (db *DB) UserByEmail(ctx context.Context, email string) (User, error) {
+	return scanUser(db.Pool.QueryRow(ctx, `SELECT `+userColumns+` FROM shopstream.admin_users WHERE lower(email) = lower($1)`, email))
+}
+
+// UserByID finds a user by id.
+func (db *DB) UserByID(ctx context.Context, id int64) (User, error) {
+	return scanUser(db.Pool.QueryRow(ctx, `SELECT `+userColumns+` FROM shopstream.admin_users WHERE id = $1`, id))
+}
+
+// ListUsers returns every admin user, by id.
+func (db *DB) ListUsers(ctx context.Context) ([]User, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT `+userColumns+` FROM shopstream.admin_users ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("listing users: %w", err)
+	}
+	users, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (User, error) { return scanUser(r) })
+	if err != nil {
+		return nil, fmt.Errorf("listing users: %w", err)
+	}
+	return users, nil
+}
+
+// updateUser changes one column of a user by email: "disabled", "password_hash"
+// or "role".
+func (db *DB) updateUser(ctx context.Context, email, column string, value any) (User, error) {
+	row := db.Pool.QueryRow(ctx, `UPDATE shopstream.admin_users SET `+column+` = $2, updated_at = now()
+		WHERE lower(email) = lower($1) RETURNING `+userColumns, email, value)
+	u, err := scanUser(row)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "23503" {
+		return u, fmt.Errorf("role %v: %w", value, ErrNotFound)
+	}
+	return u, err
+}
+
+// SetDisabled disables or enables a user.
+func (db *DB) SetDisabled(ctx context.Context, email string, disabled bool) (User, error) {
+	return db.updateUser(ctx, email, "disabled", disabled)
+}
+
+// SetPasswordHash replaces a user's password hash.
+func (db *DB) SetPasswordHash(ctx context.Context, email, hash string) (User, error) {
+	return db.updateUser(ctx, email, "password_hash", hash)
+}
+
+// SetRole changes a user's role.
+func (db *DB) SetRole(ctx context.Context, email, role string) (User, error) {
+	return db.updateUser(ctx, email, "role", role)
+}
+
+// RoleChannels returns the channels a role may read.
+func (db *DB) RoleChannels(ctx context.Context, role string) ([]string, error) {
+	var channels []string
+	err := db.Pool.QueryRow(ctx, `SELECT channels FROM shopstream.roles WHERE name = $1`, role).Scan(&channels)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotFound
+	}
+	return channels, err
+}

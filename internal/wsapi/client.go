@@ -1,0 +1,242 @@
+package wsapi
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/shopstream/shopstream/internal/events"
+)
+
+// maxBatchFrame bounds one batched frame; more queued messages go in the next.
+const maxBatchFrame = 256 << 10
+
+// item is one entry of a socket's send queue: a message, or a replay to run
+// from the log at that point of the stream.
+type item struct {
+	msg    []byte
+	replay *replay
+}
+
+// client is one socket. The hub and the read loop put messages in its queue
+// without waiting; its write loop alone writes to the connection.
+type client struct {
+	conn  *websocket.Conn
+	batch bool
+	limit int
+
+	mu          sync.Mutex
+	queue       []item
+	spare       []item
+	closing     bool
+	closeCode   websocket.StatusCode
+	closeReason string
+	wake        chan struct{}
+}
+
+func newClient(conn *websocket.Conn, limit int) *client {
+	return &client{
+		conn:  conn,
+		batch: conn.Subprotocol() == BatchSubprotocol,
+		limit: limit,
+		wake:  make(chan struct{}, 1),
+	}
+}
+
+func (c *client) signal() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Send queues msg; when the queue is full the client starts closing with 1013
+// and Send returns false.
+func (c *client) Send(msg []byte) bool { return c.push(item{msg: msg}) }
+
+func (c *client) push(it item) bool {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false
+	}
+	if len(c.queue) >= c.limit {
+		c.closing, c.closeCode, c.closeReason = true, websocket.StatusTryAgainLater, "send queue full: resume with since"
+		c.queue = nil
+		c.mu.Unlock()
+		c.signal()
+		return false
+	}
+	c.queue = append(c.queue, it)
+	c.mu.Unlock()
+	c.signal()
+	return true
+}
+
+// Close starts closing the socket with code and reason; queued messages are dropped.
+func (c *client) Close(code int, reason string) {
+	c.mu.Lock()
+	if !c.closing {
+		c.closing, c.closeCode, c.closeReason = true, websocket.StatusCode(code), reason
+		c.queue = nil
+	}
+	c.mu.Unlock()
+	c.signal()
+}
+
+// take swaps the queue out.
+func (c *client) take() (items []item, closing bool, code websocket.StatusCode, reason string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	items, c.queue = c.queue, c.spare[:0]
+	c.spare = nil
+	return items, c.closing, c.closeCode, c.closeReason
+}
+
+// giveBack returns the drained slice for reuse, unless it grew large.
+func (c *client) giveBack(items []item) {
+	if cap(items) > 256 {
+		return
+	}
+	clear(items)
+	c.mu.Lock()
+	c.spare = items[:0]
+	c.mu.Unlock()
+}
+
+// loop writes queued messages until the client closes or ctx ends.
+func (w *writer) loop(ctx context.Context) {
+	c := w.c
+	ping := time.NewTicker(w.h.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ping.C:
+			go w.ping(ctx)
+			continue
+		case <-c.wake:
+		}
+		items, closing, code, reason := c.take()
+		if closing {
+			_ = c.conn.Close(code, reason)
+			return
+		}
+		if err := w.write(ctx, items); err != nil {
+			w.h.log.Debug("socket write failed", "err", err)
+			_ = c.conn.CloseNow()
+			return
+		}
+		c.giveBack(items)
+	}
+}
+
+// writer is the write side of one socket.
+type writer struct {
+	h   *Handler
+	c   *client
+	buf bytes.Buffer
+}
+
+func (w *writer) ping(ctx context.Context) {
+	pctx, cancel := context.WithTimeout(ctx, w.h.cfg.PingInterval/2+time.Second)
+	defer cancel()
+	if err := w.c.conn.Ping(pctx); err != nil && ctx.Err() == nil {
+		w.h.log.Debug("socket ping unanswered", "err", err)
+		_ = w.c.conn.CloseNow()
+	}
+}
+
+// write sends items: messages one frame each, or, with the batch subprotocol,
+// several per frame. A replay item flushes what came before it and then streams
+// the log.
+func (w *writer) write(ctx context.Context, items []item) error {
+	for _, it := range items {
+		if it.replay != nil {
+			if err := w.flush(ctx); err != nil {
+				return err
+			}
+			if err := w.runReplay(ctx, it.replay); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := w.add(ctx, it.msg); err != nil {
+			return err
+		}
+	}
+	return w.flush(ctx)
+}
+
+func (w *writer) add(ctx context.Context, msg []byte) error {
+	if !w.c.batch {
+		return w.frame(ctx, msg)
+	}
+	if w.buf.Len() > 0 && w.buf.Len()+len(msg) > maxBatchFrame {
+		if err := w.flush(ctx); err != nil {
+			return err
+		}
+	}
+	if w.buf.Len() > 0 {
+		w.buf.WriteByte('\n')
+	}
+	w.buf.Write(msg)
+	return nil
+}
+
+func (w *writer) flush(ctx context.Context) error {
+	if w.buf.Len() == 0 {
+		return nil
+	}
+	err := w.frame(ctx, w.buf.Bytes())
+	if w.buf.Cap() > 4*maxBatchFrame {
+		w.buf = bytes.Buffer{}
+	}
+	w.buf.Reset()
+	return err
+}
+
+func (w *writer) frame(ctx context.Context, b []byte) error {
+	wctx, cancel := context.WithTimeout(ctx, w.h.cfg.WriteTimeout)
+	defer cancel()
+	return w.c.conn.Write(wctx, websocket.MessageText, b)
+}
+
+// replay is a resume request: the events of entity after since up to upto that
+// match sub, read from the log when the write loop reaches this point.
+type replay struct {
+	channel, entity string
+	since, upto     int64
+	sub             *events.Subscription
+}
+
+func (w *writer) runReplay(ctx context.Context, r *replay) error {
+	after := r.since
+	for after < r.upto {
+		recs, pruned, err := w.h.replayer.ReplayEvents(ctx, r.entity, after, r.upto, 1000)
+		if err != nil {
+			w.h.log.Error("replaying events failed", "err", err)
+			return err
+		}
+		if after < pruned {
+			return w.add(ctx, msgResync(r.channel))
+		}
+		if len(recs) == 0 {
+			return nil
+		}
+		for i := range recs {
+			ev := events.Event{Record: recs[i]}
+			if r.sub.Matches(&ev) {
+				if err := w.add(ctx, recs[i].Frame()); err != nil {
+					return err
+				}
+			}
+		}
+		after = recs[len(recs)-1].Position
+	}
+	return nil
+}

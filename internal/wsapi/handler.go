@@ -1,0 +1,162 @@
+// Package wsapi is the socket protocol of GET /ws: the handshake (Origin, session),
+// the read loop that answers client messages, and the write loop that drains each
+// socket's bounded queue.
+package wsapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/shopstream/shopstream/internal/auth"
+	"github.com/shopstream/shopstream/internal/events"
+)
+
+// Sessions resolves a session token to its user.
+type Sessions interface {
+	Resolve(ctx context.Context, token string) (auth.User, bool, error)
+}
+
+// Roles says which channels a role may read.
+type Roles interface {
+	RoleChannels(ctx context.Context, role string) ([]string, error)
+}
+
+// Replayer reads past events of one entity for resuming clients.
+type Replayer interface {
+	ReplayEvents(ctx context.Context, entity string, after, upto int64, limit int) ([]events.Record, int64, error)
+}
+
+// Config is the socket configuration.
+type Config struct {
+	CookieName       string
+	OriginPatterns   []string
+	Channels         []string // the channels that exist
+	SendQueue        int
+	MaxMessageBytes  int64
+	WriteTimeout     time.Duration
+	PingInterval     time.Duration
+	MaxSubscriptions int     // per connection (default 50)
+	MessageRate      float64 // client messages per second (default 20)
+	MessageBurst     int     // (default 40)
+}
+
+// Handler serves GET /ws.
+type Handler struct {
+	cfg      Config
+	hub      *events.Hub
+	sessions Sessions
+	roles    Roles
+	replayer Replayer
+	keeper   *Keeper
+	log      *slog.Logger
+	base     context.Context // the server's lifetime: sockets outlive their request
+	open     sync.WaitGroup
+}
+
+// Wait waits until every socket has ended, or ctx ends.
+func (h *Handler) Wait(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { h.open.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// NewHandler returns the socket handler. base bounds every socket's lifetime.
+func NewHandler(base context.Context, cfg Config, hub *events.Hub, sessions Sessions, roles Roles, replayer Replayer, keeper *Keeper, log *slog.Logger) *Handler {
+	if cfg.MaxSubscriptions <= 0 {
+		cfg.MaxSubscriptions = 50
+	}
+	if cfg.MessageRate <= 0 {
+		cfg.MessageRate, cfg.MessageBurst = 20, 40
+	}
+	return &Handler{cfg: cfg, hub: hub, sessions: sessions, roles: roles, replayer: replayer, keeper: keeper, log: log, base: base}
+}
+
+// ServeHTTP checks the session, accepts the socket (Accept refuses a foreign
+// Origin with 403), and serves it. Without a valid session the socket is closed
+// at once with 1008, so that a browser can tell "log in again" from "network down".
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.open.Add(1)
+	defer h.open.Done()
+	var token string
+	if ck, err := r.Cookie(h.cfg.CookieName); err == nil {
+		token = ck.Value
+	}
+	user, ok, err := h.sessions.Resolve(r.Context(), token)
+	if err != nil {
+		h.log.Error("resolving socket session", "err", err)
+		http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
+		return
+	}
+	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+		Subprotocols:   []string{BatchSubprotocol},
+		OriginPatterns: h.cfg.OriginPatterns,
+	})
+	if err != nil {
+		h.log.Info("socket handshake refused", "origin", r.Header.Get("Origin"), "err", err)
+		return
+	}
+	if !ok {
+		_ = conn.Close(websocket.StatusPolicyViolation, "authentication required")
+		return
+	}
+	h.serve(conn, user, token, r.Header.Get("Origin"))
+}
+
+func (h *Handler) serve(conn *websocket.Conn, user auth.User, token string, origin string) {
+	ctx, cancel := context.WithCancel(h.base)
+	defer cancel()
+	conn.SetReadLimit(h.cfg.MaxMessageBytes)
+	allowed, err := h.roles.RoleChannels(ctx, user.Role)
+	if err != nil && !errors.Is(err, auth.ErrNotFound) {
+		h.log.Error("reading role", "err", err)
+		_ = conn.Close(websocket.StatusInternalError, "internal error")
+		return
+	}
+	c := newClient(conn, h.cfg.SendQueue)
+	c.Send(msgConnected(user.ID))
+	hash := auth.TokenHash(token)
+	if !h.hub.Register(c, hash, user.ID) {
+		_ = conn.Close(websocket.StatusGoingAway, "server shutting down")
+		return
+	}
+	defer h.hub.Unregister(c)
+	h.keeper.Add(token)
+	defer h.keeper.Remove(token)
+	start := time.Now()
+	h.log.Info("socket opened", "user_id", user.ID, "origin", origin, "session", hash[:12], "batch", c.batch)
+	w := &writer{h: h, c: c}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.loop(ctx)
+		cancel()
+	}()
+	s := &session{h: h, c: c, user: user, allowed: toSet(allowed),
+		limiter: rate.NewLimiter(rate.Limit(h.cfg.MessageRate), h.cfg.MessageBurst)}
+	err = s.readLoop(ctx)
+	cancel()
+	<-done
+	h.log.Info("socket closed", "user_id", user.ID, "close_code", int(websocket.CloseStatus(err)),
+		"duration", time.Since(start).Round(time.Millisecond).String())
+}
+
+func toSet(list []string) map[string]bool {
+	m := make(map[string]bool, len(list))
+	for _, s := range list {
+		m[strings.TrimSpace(s)] = true
+	}
+	return m
+}

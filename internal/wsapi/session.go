@@ -1,0 +1,158 @@
+package wsapi
+
+import (
+	"context"
+	"time"
+
+	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
+
+	"github.com/shopstream/shopstream/internal/auth"
+	"github.com/shopstream/shopstream/internal/events"
+)
+
+// strikesBeforeClose is how many rate-limited messages in a row close the socket.
+const strikesBeforeClose = 20
+
+// session is the read side of one socket.
+type session struct {
+	h       *Handler
+	c       *client
+	user    auth.User
+	allowed map[string]bool
+	subs    map[string]bool
+	limiter *rate.Limiter
+	strikes int
+}
+
+// readLoop reads client messages until the socket closes.
+func (s *session) readLoop(ctx context.Context) error {
+	s.subs = map[string]bool{}
+	for {
+		typ, b, err := s.c.conn.Read(ctx)
+		if err != nil {
+			return err
+		}
+		if !s.limiter.Allow() {
+			if s.strikes++; s.strikes > strikesBeforeClose {
+				s.c.Close(int(websocket.StatusPolicyViolation), "message rate limit exceeded")
+				continue
+			}
+			s.c.Send(msgError(CodeRateLimited, "too many messages: slow down"))
+			continue
+		}
+		s.strikes = 0
+		if typ != websocket.MessageText {
+			s.c.Send(msgError(CodeInvalidRequest, "binary frames are not accepted: send JSON text"))
+			continue
+		}
+		if perr := s.handle(ctx, b); perr != nil {
+			s.c.Send(msgError(perr.Code, perr.Message))
+		}
+	}
+}
+
+func (s *session) handle(ctx context.Context, b []byte) *protocolError {
+	req, err := decodeRequest(b)
+	if err != nil {
+		return err.(*protocolError)
+	}
+	switch req.Type {
+	case "ping":
+		s.c.Send(msgPong(time.Now()))
+	case "subscribe":
+		return s.subscribe(req)
+	case "unsubscribe":
+		return s.unsubscribe(req)
+	default:
+		return invalid("unknown message type %q", req.Type)
+	}
+	return nil
+}
+
+func (s *session) checkChannel(ch string) *protocolError {
+	if !s.h.channelExists(ch) {
+		return &protocolError{Code: CodeUnknownChannel, Message: "unknown channel " + quote(ch)}
+	}
+	if !s.allowed[ch] {
+		return &protocolError{Code: CodeForbidden, Message: "your role may not read " + ch}
+	}
+	return nil
+}
+
+func (s *session) subscribe(req request) *protocolError {
+	channels, err := req.channelList()
+	if err != nil {
+		return err.(*protocolError)
+	}
+	sub, err := req.subscription()
+	if err != nil {
+		return err.(*protocolError)
+	}
+	since, resume, err := req.since()
+	if err != nil {
+		return err.(*protocolError)
+	}
+	if resume && since > s.h.hub.Position() {
+		return invalid(`"since" %d is ahead of the log`, since)
+	}
+	for _, ch := range channels {
+		if perr := s.checkChannel(ch); perr != nil {
+			return perr
+		}
+	}
+	for _, ch := range channels {
+		if !s.subs[ch] && len(s.subs) >= s.h.cfg.MaxSubscriptions {
+			return &protocolError{Code: CodeSubscriptionLimit, Message: "too many subscriptions on this connection"}
+		}
+		s.subs[ch] = true
+		ch := ch
+		s.h.hub.Subscribe(s.c, ch, sub, func(position int64) bool {
+			if !s.c.Send(msgSubscribed(ch, position)) {
+				return false
+			}
+			if resume && since < position {
+				entity := ch[:len(ch)-len("_changes")]
+				return s.c.push(item{replay: &replay{channel: ch, entity: entity, since: since, upto: position, sub: sub}})
+			}
+			return true
+		})
+	}
+	return nil
+}
+
+func (s *session) unsubscribe(req request) *protocolError {
+	channels, err := req.channelList()
+	if err != nil {
+		return err.(*protocolError)
+	}
+	for _, ch := range channels {
+		if !s.h.channelExists(ch) {
+			return &protocolError{Code: CodeUnknownChannel, Message: "unknown channel " + quote(ch)}
+		}
+	}
+	for _, ch := range channels {
+		s.h.hub.Unsubscribe(s.c, ch)
+		delete(s.subs, ch)
+		s.c.Send(msgUnsubscribed(ch))
+	}
+	return nil
+}
+
+func (h *Handler) channelExists(ch string) bool {
+	for _, c := range h.cfg.Channels {
+		if c == ch {
+			return true
+		}
+	}
+	return false
+}
+
+func quote(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return `"` + s + `"`
+}
+
+var _ events.Subscriber = (*client)(nil)
