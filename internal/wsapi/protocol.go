@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
@@ -62,7 +63,7 @@ func decodeRequest(b []byte) (request, error) {
 	if err := dec.Decode(&r); err != nil {
 		return r, invalid("malformed message: %s", describeJSONError(err))
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return r, invalid("malformed message: one JSON object per frame")
 	}
 	if r.Type == "" {
