@@ -156,7 +156,7 @@ func TestNoEventWithoutARealChange(t *testing.T) {
 	s, _, ws := setup(t, nil)
 	ws.subscribe("order_changes")
 	app := appConn(t, s.DBURL, "importer")
-	exec(t, app, `UPDATE orders SET status = status`)                 // changes nothing
+	exec(t, app, `UPDATE orders SET status = status`)                       // changes nothing
 	exec(t, app, `UPDATE orders SET updated_at = now() + interval '1 day'`) // only an ignored column
 	exec(t, app, `BEGIN; UPDATE orders SET status = 'cancelled'; ROLLBACK`) // never committed
 	expectMarker(t, ws, marker(t, app, 1))

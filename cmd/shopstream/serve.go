@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -135,6 +136,9 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.ListenAddr, err)
 	}
+	if addr := e.getenv("DEBUG_ADDR"); addr != "" {
+		go servePprof(addr, log)
+	}
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	return s.run(ctx, e, srv, ln)
 }
@@ -197,4 +201,17 @@ func set(list []string) map[string]bool {
 		m[s] = true
 	}
 	return m
+}
+
+// servePprof serves net/http/pprof on a separate, operator-only address.
+func servePprof(addr string, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	log.Info("pprof serving", "addr", addr)
+	if err := srv.ListenAndServe(); err != nil {
+		log.Warn("pprof server stopped", "err", err)
+	}
 }

@@ -41,37 +41,89 @@ type Columns struct {
 	Ignored map[string]bool
 }
 
-// field is one key of a JSON object, in its original order, with its raw value.
+// field is one member of a JSON object, in its original order: its key as it
+// stands in the input (quoted, escaped) and its raw value. Both alias the input.
 type field struct {
-	key string
-	val json.RawMessage
+	key []byte // `"status"`
+	val []byte
 }
 
-// parseObject splits a JSON object into its fields, keeping their order.
-func parseObject(b []byte) ([]field, error) {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, fmt.Errorf("reading row: %w", err)
+// name returns the unquoted key bytes, for lookups (m[string(b)] does not allocate).
+func (f field) name() []byte {
+	if bytes.IndexByte(f.key, '\\') < 0 {
+		return f.key[1 : len(f.key)-1]
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	var s string
+	_ = json.Unmarshal(f.key, &s)
+	return []byte(s)
+}
+
+// parseObject splits a JSON object into its members, keeping their order. It is
+// the sequencer's hot path, so it validates with json.Valid and then walks the
+// bytes once instead of decoding.
+func parseObject(b []byte) ([]field, error) {
+	if !json.Valid(b) {
+		return nil, fmt.Errorf("row is not valid JSON")
+	}
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
 		return nil, fmt.Errorf("row is not a JSON object")
 	}
-	var out []field
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("reading row key: %w", err)
+	out := make([]field, 0, 16)
+	i = skipSpace(b, i+1)
+	for i < len(b) && b[i] != '}' {
+		kEnd := skipValue(b, i) // a string: json.Valid vouched for the shape
+		vStart := skipSpace(b, skipSpace(b, kEnd)+1)
+		vEnd := skipValue(b, vStart)
+		out = append(out, field{key: b[i:kEnd], val: b[vStart:vEnd]})
+		i = skipSpace(b, vEnd)
+		if i < len(b) && b[i] == ',' {
+			i = skipSpace(b, i+1)
 		}
-		key, _ := tok.(string)
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil {
-			return nil, fmt.Errorf("reading row value: %w", err)
-		}
-		out = append(out, field{key, val})
 	}
 	return out, nil
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipValue returns the index just past the valid JSON value starting at i.
+func skipValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		for i++; i < len(b); i++ {
+			switch b[i] {
+			case '\\':
+				i++
+			case '"':
+				return i + 1
+			}
+		}
+		return i
+	case '{', '[':
+		depth := 0
+		for ; i < len(b); i++ {
+			switch b[i] {
+			case '"':
+				i = skipValue(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+		return i
+	}
+	for i < len(b) && b[i] != ',' && b[i] != '}' && b[i] != ']' && b[i] != ' ' && b[i] != '\n' && b[i] != '\t' && b[i] != '\r' {
+		i++
+	}
+	return i
 }
 
 // writeObject appends fields as a JSON object, leaving out secret keys.
@@ -79,26 +131,21 @@ func writeObject(buf *bytes.Buffer, fields []field, secret map[string]bool, extr
 	buf.WriteByte('{')
 	first := true
 	for _, f := range fields {
-		if secret[f.key] {
+		if secret[string(f.name())] {
 			continue
 		}
 		if !first {
 			buf.WriteByte(',')
 		}
 		first = false
-		writeKey(buf, f.key)
+		buf.Write(f.key)
+		buf.WriteByte(':')
 		buf.Write(f.val)
 	}
 	if extra != nil {
 		extra(buf, first)
 	}
 	buf.WriteByte('}')
-}
-
-func writeKey(buf *bytes.Buffer, key string) {
-	k, _ := json.Marshal(key)
-	buf.Write(k)
-	buf.WriteByte(':')
 }
 
 // Build turns an inbox change into a log record. ok is false when the change
@@ -137,38 +184,35 @@ func buildUpdate(c Change, cols Columns, rec Record) (Record, bool, error) {
 	if err != nil {
 		return rec, false, err
 	}
-	old := make(map[string]json.RawMessage, len(oldFields))
-	for _, f := range oldFields {
-		old[f.key] = f.val
-	}
 	var changed, previous []field
 	relevant := false
-	for _, f := range newFields {
-		was, had := old[f.key]
+	for i, f := range newFields {
+		was, had := lookup(oldFields, i, f.key)
 		if had && bytes.Equal(was, f.val) {
 			continue
 		}
-		if cols.Secret[f.key] {
+		name := f.name()
+		if cols.Secret[string(name)] {
 			continue
 		}
 		if !had {
-			was = json.RawMessage("null")
+			was = []byte("null")
 		}
 		changed = append(changed, f)
 		previous = append(previous, field{f.key, was})
-		if !cols.Ignored[f.key] {
+		if !cols.Ignored[string(name)] {
 			relevant = true
 		}
 	}
 	if !relevant {
 		return rec, false, nil
 	}
-	var buf bytes.Buffer
-	writeObject(&buf, newFields, cols.Secret, func(b *bytes.Buffer, empty bool) {
+	buf := bytes.NewBuffer(make([]byte, 0, len(c.New)+64))
+	writeObject(buf, newFields, cols.Secret, func(b *bytes.Buffer, empty bool) {
 		if !empty {
 			b.WriteByte(',')
 		}
-		writeKey(b, "changed_fields")
+		b.WriteString(`"changed_fields":`)
 		writeObject(b, changed, nil, nil)
 	})
 	rec.Data = buf.Bytes()
@@ -176,6 +220,20 @@ func buildUpdate(c Change, cols Columns, rec Record) (Record, bool, error) {
 	writeObject(&pbuf, previous, nil, nil)
 	rec.Previous = pbuf.Bytes()
 	return rec, true, nil
+}
+
+// lookup finds key among the old row's fields, trying position i first: old and
+// new rows of one table have the same columns in the same order.
+func lookup(fields []field, i int, key []byte) ([]byte, bool) {
+	if i < len(fields) && bytes.Equal(fields[i].key, key) {
+		return fields[i].val, true
+	}
+	for _, f := range fields {
+		if bytes.Equal(f.key, key) {
+			return f.val, true
+		}
+	}
+	return nil, false
 }
 
 // TimestampFormat is how events carry time: UTC, milliseconds, ISO-8601.

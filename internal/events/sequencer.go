@@ -11,7 +11,7 @@ import (
 type SequencerConn interface {
 	TryLead(ctx context.Context) (bool, error)
 	Wait(ctx context.Context, timeout time.Duration) error
-	Sequence(ctx context.Context, limit int, build func([]Change) ([]Record, error)) (consumed int, last int64, err error)
+	Sequence(ctx context.Context, limit int, peek bool, build func([]Change) ([]Record, error)) (consumed int, last int64, err error)
 	Prune(ctx context.Context, cutoff time.Time, limit int) (int64, error)
 	Close(ctx context.Context) error
 }
@@ -21,7 +21,8 @@ type SequencerConfig struct {
 	Columns   map[string]Columns // per entity
 	Retention time.Duration
 	Batch     int           // inbox rows per transaction (default 2000)
-	MinPoll   time.Duration // poll period right after work (default 1ms)
+	Gap       time.Duration // pause after a non-empty batch, so that batches grow under load (default 3ms)
+	MinPoll   time.Duration // first poll period once idle (default 1ms)
 	MaxPoll   time.Duration // poll period when idle (default 20ms)
 	Elect     time.Duration // how often a follower tries to lead (default 1s)
 }
@@ -40,6 +41,9 @@ type Sequencer struct {
 func NewSequencer(dial func(context.Context) (SequencerConn, error), cfg SequencerConfig, log *slog.Logger) *Sequencer {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 2000
+	}
+	if cfg.Gap <= 0 {
+		cfg.Gap = 3 * time.Millisecond
 	}
 	if cfg.MinPoll <= 0 {
 		cfg.MinPoll = time.Millisecond
@@ -100,11 +104,13 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 	s.log.Info("sequencer elected: this instance orders the event log")
 	poll := s.cfg.MinPoll
 	var lastPrune time.Time
+	busy := false
 	for {
-		n, last, err := conn.Sequence(ctx, s.cfg.Batch, s.build)
+		n, last, err := conn.Sequence(ctx, s.cfg.Batch, !busy, s.build)
 		if err != nil {
 			return err
 		}
+		busy = n > 0
 		if n > 0 {
 			s.last.Store(last)
 		}
@@ -112,8 +118,13 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 			continue
 		}
 		if n > 0 {
+			// Under load, rings come all the time; waiting a moment lets the next
+			// batch carry many rows instead of one, for a few ms of latency.
 			poll = s.cfg.MinPoll
-		} else if poll = poll * 2; poll > s.cfg.MaxPoll {
+			sleep(ctx, s.cfg.Gap)
+			continue
+		}
+		if poll = poll * 2; poll > s.cfg.MaxPoll {
 			poll = s.cfg.MaxPoll
 		}
 		if time.Since(lastPrune) > time.Minute && s.cfg.Retention > 0 {
@@ -158,6 +169,15 @@ func (s *Sequencer) build(changes []Change) ([]Record, error) {
 	return recs, nil
 }
 
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
 // backoff is a capped exponential delay.
 type backoff struct {
 	min, max, cur time.Duration
@@ -169,12 +189,7 @@ func (b *backoff) sleep(ctx context.Context) {
 	if b.cur < b.min {
 		b.cur = b.min
 	}
-	t := time.NewTimer(b.cur)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
+	sleep(ctx, b.cur)
 	if b.cur *= 2; b.cur > b.max {
 		b.cur = b.max
 	}

@@ -1,8 +1,10 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -64,65 +66,62 @@ func (s *SequencerConn) Wait(ctx context.Context, timeout time.Duration) error {
 
 // Sequence moves up to limit committed inbox rows into the event log in one
 // transaction: it locks the log state (one log writer at a time, so positions
-// become visible in order), reads the inbox in id order, lets build turn the
-// changes into records, writes them with consecutive positions, deletes the
-// inbox rows and rings shopstream_events. It returns how many inbox rows it
-// consumed and the last position written.
-func (s *SequencerConn) Sequence(ctx context.Context, limit int, build func([]events.Change) ([]events.Record, error)) (consumed int, last int64, err error) {
-	// A cheap look first: an idle poll must not lock (and so write) the state row.
-	var pending bool
-	if err := s.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM shopstream.inbox ORDER BY id LIMIT 1)").Scan(&pending); err != nil {
-		return 0, 0, fmt.Errorf("peeking at inbox: %w", err)
+// become visible in order), takes the inbox rows in id order, lets build turn the
+// changes into records, writes them with consecutive positions and rings
+// shopstream_events. The transaction is two pipelined round trips. With peek set
+// it first checks cheaply that the inbox has rows, so an idle poll writes
+// nothing. It returns how many inbox rows it consumed and the last position.
+// After an error the connection must be closed.
+func (s *SequencerConn) Sequence(ctx context.Context, limit int, peek bool, build func([]events.Change) ([]events.Record, error)) (consumed int, last int64, err error) {
+	if peek {
+		var pending bool
+		if err := s.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM shopstream.inbox ORDER BY id LIMIT 1)").Scan(&pending); err != nil {
+			return 0, 0, fmt.Errorf("peeking at inbox: %w", err)
+		}
+		if !pending {
+			return 0, 0, nil
+		}
 	}
-	if !pending {
-		return 0, 0, nil
-	}
-	tx, err := s.conn.Begin(ctx)
+	changes, last, err := s.takeInbox(ctx, limit)
 	if err != nil {
-		return 0, 0, fmt.Errorf("beginning: %w", err)
+		return 0, 0, err
 	}
-	defer func() { _ = tx.Rollback(ctx) }()
-	if err := tx.QueryRow(ctx, "SELECT last_position FROM shopstream.log_state FOR UPDATE").Scan(&last); err != nil {
-		return 0, 0, fmt.Errorf("locking log state: %w", err)
-	}
-	changes, err := readInbox(ctx, tx, limit)
-	if err != nil || len(changes) == 0 {
-		return 0, last, err
+	if len(changes) == 0 {
+		if _, err := s.conn.Exec(ctx, "ROLLBACK"); err != nil {
+			return 0, 0, fmt.Errorf("ending empty batch: %w", err)
+		}
+		return 0, last, nil
 	}
 	recs, err := build(changes)
 	if err != nil {
-		return 0, last, fmt.Errorf("building events: %w", err)
+		return 0, 0, fmt.Errorf("building events: %w", err)
 	}
-	rows := make([][]any, len(recs))
-	for i := range recs {
-		last++
-		recs[i].Position = last
-		r := &recs[i]
-		var prev any
-		if r.Previous != nil {
-			prev = string(r.Previous)
-		}
-		rows[i] = []any{r.Position, r.Entity, r.Action, string(r.Data), prev, nullable(r.Actor), r.At}
-	}
-	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"shopstream", "events"},
-		[]string{"position", "entity", "action", "data", "previous", "actor", "created_at"},
-		pgx.CopyFromRows(rows)); err != nil {
-		return 0, 0, fmt.Errorf("writing events: %w", err)
-	}
-	if err := finishBatch(ctx, tx, changes, last); err != nil {
+	if last, err = s.writeLog(ctx, recs, last); err != nil {
 		return 0, 0, err
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return 0, 0, fmt.Errorf("committing batch: %w", err)
 	}
 	return len(changes), last, nil
 }
 
-func readInbox(ctx context.Context, tx pgx.Tx, limit int) ([]events.Change, error) {
-	rows, err := tx.Query(ctx, `SELECT id, entity, action, old_row, new_row, coalesce(actor, ''), created_at
-		FROM shopstream.inbox ORDER BY id LIMIT $1`, limit)
+// takeInbox begins the transaction, locks the log state and deletes (returning)
+// the oldest inbox rows, in one round trip.
+func (s *SequencerConn) takeInbox(ctx context.Context, limit int) ([]events.Change, int64, error) {
+	b := &pgx.Batch{}
+	b.Queue("BEGIN")
+	b.Queue("SELECT last_position FROM shopstream.log_state FOR UPDATE")
+	b.Queue(`DELETE FROM shopstream.inbox WHERE id IN (SELECT id FROM shopstream.inbox ORDER BY id LIMIT $1)
+		RETURNING id, entity, action, old_row, new_row, coalesce(actor, ''), created_at`, limit)
+	br := s.conn.SendBatch(ctx, b)
+	defer br.Close()
+	var last int64
+	if _, err := br.Exec(); err != nil {
+		return nil, 0, fmt.Errorf("beginning batch: %w", err)
+	}
+	if err := br.QueryRow().Scan(&last); err != nil {
+		return nil, 0, fmt.Errorf("locking log state: %w", err)
+	}
+	rows, err := br.Query()
 	if err != nil {
-		return nil, fmt.Errorf("reading inbox: %w", err)
+		return nil, 0, fmt.Errorf("taking inbox rows: %w", err)
 	}
 	changes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (events.Change, error) {
 		var c events.Change
@@ -130,26 +129,42 @@ func readInbox(ctx context.Context, tx pgx.Tx, limit int) ([]events.Change, erro
 		return c, err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("reading inbox: %w", err)
+		return nil, 0, fmt.Errorf("taking inbox rows: %w", err)
 	}
-	return changes, nil
+	slices.SortFunc(changes, func(a, b events.Change) int { return cmp.Compare(a.ID, b.ID) })
+	return changes, last, br.Close()
 }
 
-func finishBatch(ctx context.Context, tx pgx.Tx, changes []events.Change, last int64) error {
-	ids := make([]int64, len(changes))
-	for i, c := range changes {
-		ids[i] = c.ID
+// writeLog appends the records after position last, advances the log state,
+// rings the listeners and commits, in one round trip.
+func (s *SequencerConn) writeLog(ctx context.Context, recs []events.Record, last int64) (int64, error) {
+	n := len(recs)
+	pos, entity, action, data := make([]int64, n), make([]string, n), make([]string, n), make([]string, n)
+	prev, actor, at := make([]*string, n), make([]*string, n), make([]time.Time, n)
+	for i := range recs {
+		last++
+		r := &recs[i]
+		r.Position = last
+		pos[i], entity[i], action[i], data[i], at[i] = last, r.Entity, r.Action, string(r.Data), r.At
+		if r.Previous != nil {
+			p := string(r.Previous)
+			prev[i] = &p
+		}
+		if r.Actor != "" {
+			actor[i] = &r.Actor
+		}
 	}
-	if _, err := tx.Exec(ctx, "DELETE FROM shopstream.inbox WHERE id = ANY($1)", ids); err != nil {
-		return fmt.Errorf("deleting inbox rows: %w", err)
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO shopstream.events (position, entity, action, data, previous, actor, created_at)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::json[], $5::json[], $6::text[], $7::timestamptz[])`,
+		pos, entity, action, data, prev, actor, at)
+	b.Queue("UPDATE shopstream.log_state SET last_position = $1", last)
+	b.Queue("SELECT pg_notify($1, $2)", eventsChannel, strconv.FormatInt(last, 10))
+	b.Queue("COMMIT")
+	if err := s.conn.SendBatch(ctx, b).Close(); err != nil {
+		return 0, fmt.Errorf("writing events: %w", err)
 	}
-	if _, err := tx.Exec(ctx, "UPDATE shopstream.log_state SET last_position = $1", last); err != nil {
-		return fmt.Errorf("updating log state: %w", err)
-	}
-	if _, err := tx.Exec(ctx, "SELECT pg_notify($1, $2)", eventsChannel, strconv.FormatInt(last, 10)); err != nil {
-		return fmt.Errorf("ringing listeners: %w", err)
-	}
-	return nil
+	return last, nil
 }
 
 func nullable(s string) any {
