@@ -17,6 +17,7 @@ import (
 	"github.com/shopstream/shopstream/internal/config"
 	"github.com/shopstream/shopstream/internal/events"
 	"github.com/shopstream/shopstream/internal/httpapi"
+	"github.com/shopstream/shopstream/internal/metrics"
 	"github.com/shopstream/shopstream/internal/postgres"
 	"github.com/shopstream/shopstream/internal/wsapi"
 	"github.com/shopstream/shopstream/web"
@@ -98,6 +99,11 @@ type server struct {
 	store     *pgxstore.PostgresStore
 }
 
+// Stats is what the stats endpoint shows.
+func (s *server) Stats() httpapi.Stats {
+	return httpapi.Stats{Stats: s.hub.Stats(), SequencerLeader: s.sequencer.Leading(), ListenerUp: s.listener.Connected()}
+}
+
 // ListenerConnected is part of httpapi.Health.
 func (s *server) ListenerConnected() bool { return s.listener.Connected() }
 
@@ -120,16 +126,26 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 		CookieName: cfg.CookieName, Secure: cfg.CookieSecure,
 		IdleTimeout: cfg.SessionIdleTimeout, Lifetime: cfg.SessionLifetime,
 	}, log)
+	m := metrics.New(metrics.Sources{
+		Sockets:        func() float64 { return float64(s.hub.Connected()) },
+		Subscriptions:  func() map[string]int { return s.hub.Stats().Subscriptions },
+		EventsRead:     func() float64 { return float64(s.hub.Published()) },
+		Reconnects:     func() float64 { return float64(s.listener.Reconnects()) },
+		Leader:         s.sequencer.Leading,
+		DB:             db,
+		DBQueryTimeout: 2 * time.Second,
+	}, log)
 	s.keeper = wsapi.NewKeeper(authSvc, s.hub, min(30*time.Second, cfg.SessionIdleTimeout/3), log)
 	sockCtx, cancelSockets := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSockets()
 	s.sockets = wsapi.NewHandler(sockCtx, wsapi.Config{
 		CookieName: cfg.CookieName, OriginPatterns: cfg.AllowedOrigins, Channels: channels(cfg),
 		SendQueue: cfg.SendQueue, MaxMessageBytes: cfg.MaxMessageBytes,
-		WriteTimeout: cfg.WriteTimeout, PingInterval: cfg.PingInterval,
+		WriteTimeout: cfg.WriteTimeout, PingInterval: cfg.PingInterval, Observer: m,
 	}, s.hub, authSvc, db, db, s.keeper, log.With("component", "socket"))
 	handler := httpapi.New(httpapi.Deps{
-		Auth: authSvc, Socket: s.sockets, Health: s, Stats: s.hub, Static: web.Static(),
+		Auth: authSvc, Socket: s.sockets, Health: s, Stats: s, Static: web.Static(),
+		Metrics: m.Handler(), Logins: m.Login,
 		OriginPatterns: cfg.AllowedOrigins, Log: log,
 	})
 	ln, err := net.Listen("tcp", cfg.ListenAddr)

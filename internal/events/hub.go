@@ -4,13 +4,16 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
+	"time"
 )
 
 // Subscriber is one socket as the hub sees it. Both methods must return at once.
 type Subscriber interface {
-	// Send queues msg. It returns false when the queue is full: the subscriber
-	// has then begun closing itself (1013) and the hub forgets it.
-	Send(msg []byte) bool
+	// SendEvent queues an event's frame; at is when the change was made. It
+	// returns false when the queue is full: the subscriber has then begun closing
+	// itself (1013) and the hub forgets it.
+	SendEvent(frame []byte, at time.Time) bool
 	// Close starts closing the socket with code and reason.
 	Close(code int, reason string)
 }
@@ -37,11 +40,14 @@ type member struct {
 // other methods by socket goroutines. All of them return quickly: the hub never
 // waits on a socket.
 type Hub struct {
-	mu       sync.Mutex
-	position int64
-	members  map[Subscriber]*member
-	channels map[string]map[Subscriber]*Subscription
-	closed   bool
+	mu        sync.Mutex
+	position  int64
+	lastAt    time.Time
+	published atomic.Int64 // events read from the log and fanned out
+	delivered atomic.Int64 // event frames queued to sockets
+	members   map[Subscriber]*member
+	channels  map[string]map[Subscriber]*Subscription
+	closed    bool
 }
 
 // NewHub returns an empty hub.
@@ -148,18 +154,33 @@ func (h *Hub) Publish(recs []Record) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	delivered := 0
 	for i := range evs {
 		ev := &evs[i]
 		for s, sub := range h.channels[ev.Channel()] {
 			if !sub.Matches(ev) {
 				continue
 			}
-			if !s.Send(ev.Frame) {
+			if s.SendEvent(ev.Frame, ev.At) {
+				delivered++
+			} else {
 				h.removeLocked(s)
 			}
 		}
-		h.position = ev.Position
+		h.position, h.lastAt = ev.Position, ev.At
 	}
+	h.published.Add(int64(len(evs)))
+	h.delivered.Add(int64(delivered))
+}
+
+// Published counts the events the hub has fanned out.
+func (h *Hub) Published() int64 { return h.published.Load() }
+
+// Connected counts the registered subscribers.
+func (h *Hub) Connected() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.members)
 }
 
 // SessionEnded closes every subscriber opened with the session whose token
@@ -212,7 +233,11 @@ type Stats struct {
 	ConnectedClients int            `json:"connectedClients"`
 	ActiveChannels   []string       `json:"activeChannels"`
 	Subscriptions    map[string]int `json:"subscriptions"`
+	EventsPublished  int64          `json:"eventsPublished"`
+	EventsDelivered  int64          `json:"eventsDelivered"`
 	LastEventID      string         `json:"lastEventId"`
+	LastEventAt      *time.Time     `json:"lastEventAt"`
+	LastEventAgeSecs *float64       `json:"lastEventAgeSeconds"`
 }
 
 // Stats returns a snapshot of the hub.
@@ -220,7 +245,12 @@ func (h *Hub) Stats() Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st := Stats{ConnectedClients: len(h.members), ActiveChannels: []string{}, Subscriptions: map[string]int{},
-		LastEventID: strconv.FormatInt(h.position, 10)}
+		LastEventID: strconv.FormatInt(h.position, 10), EventsPublished: h.published.Load(), EventsDelivered: h.delivered.Load()}
+	if !h.lastAt.IsZero() {
+		at := h.lastAt.UTC()
+		age := time.Since(at).Seconds()
+		st.LastEventAt, st.LastEventAgeSecs = &at, &age
+	}
 	for ch, subs := range h.channels {
 		st.ActiveChannels = append(st.ActiveChannels, ch)
 		st.Subscriptions[ch] = len(subs)

@@ -31,6 +31,8 @@ type closeCall struct {
 
 func newFakeSub(name string, capacity int) *fakeSub { return &fakeSub{name: name, capacity: capacity} }
 
+func (s *fakeSub) SendEvent(msg []byte, _ time.Time) bool { return s.Send(msg) }
+
 func (s *fakeSub) Send(msg []byte) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()

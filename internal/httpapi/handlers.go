@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/shopstream/shopstream/internal/auth"
+	"github.com/shopstream/shopstream/internal/events"
 )
 
 type handlers struct{ d Deps }
@@ -36,15 +37,24 @@ func (h *handlers) login(c echo.Context) error {
 	var te *auth.ThrottledError
 	switch {
 	case errors.As(err, &te):
+		h.count("throttled")
 		e := newError(http.StatusTooManyRequests, "too_many_attempts", "too many failed logins: try again later")
 		e.RetryAfter = te.RetryAfter
 		return e
 	case errors.Is(err, auth.ErrInvalidCredentials):
+		h.count("invalid")
 		return newError(http.StatusUnauthorized, "invalid_credentials", "wrong email or password")
 	case err != nil:
 		return err
 	}
+	h.count("success")
 	return c.JSON(http.StatusOK, map[string]any{"user": u.Public()})
+}
+
+func (h *handlers) count(outcome string) {
+	if h.d.Logins != nil {
+		h.d.Logins(outcome)
+	}
 }
 
 func (h *handlers) logout(c echo.Context) error {
@@ -80,6 +90,13 @@ func (h *handlers) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
 
 func (h *handlers) stats(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"success": true, "data": h.d.Stats.Stats()})
+}
+
+// Stats is what GET /api/v1/ws/stats reports.
+type Stats struct {
+	events.Stats
+	SequencerLeader bool `json:"sequencerLeader"` // this instance orders the event log
+	ListenerUp      bool `json:"listenerConnected"`
 }
 
 func (h *handlers) healthz(c echo.Context) error {

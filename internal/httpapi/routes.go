@@ -11,7 +11,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/shopstream/shopstream/internal/auth"
-	"github.com/shopstream/shopstream/internal/events"
 )
 
 // Health reports what /readyz checks.
@@ -22,7 +21,7 @@ type Health interface {
 
 // StatsSource reports the socket statistics.
 type StatsSource interface {
-	Stats() events.Stats
+	Stats() Stats
 }
 
 // Deps are the server's collaborators, wired in cmd/shopstream.
@@ -31,8 +30,9 @@ type Deps struct {
 	Socket         http.Handler
 	Health         Health
 	Stats          StatsSource
-	Metrics        http.Handler // nil: no /metrics
-	Static         fs.FS        // the dashboard
+	Metrics        http.Handler         // nil: no /metrics
+	Logins         func(outcome string) // counts logins: success, invalid, throttled
+	Static         fs.FS                // the dashboard
 	OriginPatterns []string
 	Log            *slog.Logger
 }

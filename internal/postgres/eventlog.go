@@ -288,3 +288,25 @@ func (db *DB) ReplayEvents(ctx context.Context, entity string, after, upto int64
 		entity, after, upto, limit)
 	return recs, pruned, err
 }
+
+// InboxBacklog returns how many changes wait to be ordered (counting at most
+// 1,000,000) and the age of the oldest.
+func (db *DB) InboxBacklog(ctx context.Context) (int64, time.Duration, error) {
+	var n int64
+	var age float64
+	err := db.Pool.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)
+		FROM (SELECT created_at FROM shopstream.inbox ORDER BY id LIMIT 1000000) b`).Scan(&n, &age)
+	if err != nil {
+		return 0, 0, fmt.Errorf("reading inbox backlog: %w", err)
+	}
+	return n, time.Duration(age * float64(time.Second)), nil
+}
+
+// NotifyQueueUsage returns pg_notification_queue_usage().
+func (db *DB) NotifyQueueUsage(ctx context.Context) (float64, error) {
+	var u float64
+	if err := db.Pool.QueryRow(ctx, "SELECT pg_notification_queue_usage()").Scan(&u); err != nil {
+		return 0, fmt.Errorf("reading notification queue usage: %w", err)
+	}
+	return u, nil
+}

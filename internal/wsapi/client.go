@@ -18,6 +18,7 @@ const maxBatchFrame = 256 << 10
 // from the log at that point of the stream.
 type item struct {
 	msg    []byte
+	at     time.Time // when the change of an event message was made
 	replay *replay
 }
 
@@ -34,6 +35,7 @@ type client struct {
 	closing     bool
 	closeCode   websocket.StatusCode
 	closeReason string
+	closeLabel  string // metrics reason: auth, slow, rate, shutdown
 	wake        chan struct{}
 }
 
@@ -57,6 +59,9 @@ func (c *client) signal() {
 // and Send returns false.
 func (c *client) Send(msg []byte) bool { return c.push(item{msg: msg}) }
 
+// SendEvent queues an event frame whose change was made at at.
+func (c *client) SendEvent(frame []byte, at time.Time) bool { return c.push(item{msg: frame, at: at}) }
+
 func (c *client) push(it item) bool {
 	c.mu.Lock()
 	if c.closing {
@@ -64,7 +69,7 @@ func (c *client) push(it item) bool {
 		return false
 	}
 	if len(c.queue) >= c.limit {
-		c.closing, c.closeCode, c.closeReason = true, websocket.StatusTryAgainLater, "send queue full: resume with since"
+		c.closing, c.closeCode, c.closeReason, c.closeLabel = true, websocket.StatusTryAgainLater, "send queue full: resume with since", "slow"
 		c.queue = nil
 		c.mu.Unlock()
 		c.signal()
@@ -81,10 +86,30 @@ func (c *client) Close(code int, reason string) {
 	c.mu.Lock()
 	if !c.closing {
 		c.closing, c.closeCode, c.closeReason = true, websocket.StatusCode(code), reason
+		c.closeLabel = labelFor(code, reason)
 		c.queue = nil
 	}
 	c.mu.Unlock()
 	c.signal()
+}
+
+func labelFor(code int, reason string) string {
+	switch {
+	case code == int(websocket.StatusGoingAway):
+		return "shutdown"
+	case reason == rateLimitReason:
+		return "rate"
+	case code == int(websocket.StatusPolicyViolation):
+		return "auth"
+	}
+	return "error"
+}
+
+// label says why the server closed the socket, or "" when it did not.
+func (c *client) label() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closeLabel
 }
 
 // take swaps the queue out.
@@ -140,6 +165,7 @@ type writer struct {
 	h   *Handler
 	c   *client
 	buf bytes.Buffer
+	ats []time.Time // change times of the event messages in buf
 }
 
 func (w *writer) ping(ctx context.Context) {
@@ -165,15 +191,16 @@ func (w *writer) write(ctx context.Context, items []item) error {
 			}
 			continue
 		}
-		if err := w.add(ctx, it.msg); err != nil {
+		if err := w.add(ctx, it.msg, it.at); err != nil {
 			return err
 		}
 	}
 	return w.flush(ctx)
 }
 
-func (w *writer) add(ctx context.Context, msg []byte) error {
+func (w *writer) add(ctx context.Context, msg []byte, at time.Time) error {
 	if !w.c.batch {
+		w.ats = append(w.ats[:0], at)
 		return w.frame(ctx, msg)
 	}
 	if w.buf.Len() > 0 && w.buf.Len()+len(msg) > maxBatchFrame {
@@ -185,6 +212,7 @@ func (w *writer) add(ctx context.Context, msg []byte) error {
 		w.buf.WriteByte('\n')
 	}
 	w.buf.Write(msg)
+	w.ats = append(w.ats, at)
 	return nil
 }
 
@@ -203,7 +231,12 @@ func (w *writer) flush(ctx context.Context) error {
 func (w *writer) frame(ctx context.Context, b []byte) error {
 	wctx, cancel := context.WithTimeout(ctx, w.h.cfg.WriteTimeout)
 	defer cancel()
-	return w.c.conn.Write(wctx, websocket.MessageText, b)
+	err := w.c.conn.Write(wctx, websocket.MessageText, b)
+	if err == nil {
+		w.h.obs.FrameSent(time.Now(), w.ats)
+	}
+	w.ats = w.ats[:0]
+	return err
 }
 
 // replay is a resume request: the events of entity after since up to upto that
@@ -223,7 +256,7 @@ func (w *writer) runReplay(ctx context.Context, r *replay) error {
 			return err
 		}
 		if after < pruned {
-			return w.add(ctx, msgResync(r.channel))
+			return w.add(ctx, msgResync(r.channel), time.Time{})
 		}
 		if len(recs) == 0 {
 			return nil
@@ -231,7 +264,7 @@ func (w *writer) runReplay(ctx context.Context, r *replay) error {
 		for i := range recs {
 			ev := events.Event{Record: recs[i]}
 			if r.sub.Matches(&ev) {
-				if err := w.add(ctx, recs[i].Frame()); err != nil {
+				if err := w.add(ctx, recs[i].Frame(), time.Time{}); err != nil {
 					return err
 				}
 			}

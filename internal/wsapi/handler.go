@@ -34,6 +34,17 @@ type Replayer interface {
 	ReplayEvents(ctx context.Context, entity string, after, upto int64, limit int) ([]events.Record, int64, error)
 }
 
+// Observer receives the socket metrics.
+type Observer interface {
+	FrameSent(now time.Time, changedAt []time.Time)
+	SocketClosed(reason string)
+}
+
+type noObserver struct{}
+
+func (noObserver) FrameSent(time.Time, []time.Time) {}
+func (noObserver) SocketClosed(string)              {}
+
 // Config is the socket configuration.
 type Config struct {
 	CookieName       string
@@ -46,6 +57,7 @@ type Config struct {
 	MaxSubscriptions int     // per connection (default 50)
 	MessageRate      float64 // client messages per second (default 20)
 	MessageBurst     int     // (default 40)
+	Observer         Observer
 }
 
 // Handler serves GET /ws.
@@ -56,6 +68,7 @@ type Handler struct {
 	roles    Roles
 	replayer Replayer
 	keeper   *Keeper
+	obs      Observer
 	log      *slog.Logger
 	base     context.Context // the server's lifetime: sockets outlive their request
 	open     sync.WaitGroup
@@ -81,7 +94,11 @@ func NewHandler(base context.Context, cfg Config, hub *events.Hub, sessions Sess
 	if cfg.MessageRate <= 0 {
 		cfg.MessageRate, cfg.MessageBurst = 20, 40
 	}
-	return &Handler{cfg: cfg, hub: hub, sessions: sessions, roles: roles, replayer: replayer, keeper: keeper, log: log, base: base}
+	obs := cfg.Observer
+	if obs == nil {
+		obs = noObserver{}
+	}
+	return &Handler{cfg: cfg, hub: hub, sessions: sessions, roles: roles, replayer: replayer, keeper: keeper, obs: obs, log: log, base: base}
 }
 
 // ServeHTTP checks the session, accepts the socket (Accept refuses a foreign
@@ -109,6 +126,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !ok {
+		h.obs.SocketClosed("auth")
 		_ = conn.Close(websocket.StatusPolicyViolation, "authentication required")
 		return
 	}
@@ -149,7 +167,15 @@ func (h *Handler) serve(conn *websocket.Conn, user auth.User, token string, orig
 	err = s.readLoop(ctx)
 	cancel()
 	<-done
-	h.log.Info("socket closed", "user_id", user.ID, "close_code", int(websocket.CloseStatus(err)),
+	label, code := c.label(), int(websocket.CloseStatus(err))
+	if label == "" {
+		label = "error"
+		if code != -1 {
+			label = "client"
+		}
+	}
+	h.obs.SocketClosed(label)
+	h.log.Info("socket closed", "user_id", user.ID, "reason", label, "close_code", code,
 		"duration", time.Since(start).Round(time.Millisecond).String())
 }
 

@@ -14,6 +14,8 @@ import (
 // strikesBeforeClose is how many rate-limited messages in a row close the socket.
 const strikesBeforeClose = 20
 
+const rateLimitReason = "message rate limit exceeded"
+
 // session is the read side of one socket.
 type session struct {
 	h       *Handler
@@ -35,7 +37,7 @@ func (s *session) readLoop(ctx context.Context) error {
 		}
 		if !s.limiter.Allow() {
 			if s.strikes++; s.strikes > strikesBeforeClose {
-				s.c.Close(int(websocket.StatusPolicyViolation), "message rate limit exceeded")
+				s.c.Close(int(websocket.StatusPolicyViolation), rateLimitReason)
 				continue
 			}
 			s.c.Send(msgError(CodeRateLimited, "too many messages: slow down"))

@@ -1,0 +1,143 @@
+// Package metrics defines shopstream's Prometheus metrics (prefix shopstream_) and
+// the registry /metrics serves. Components report through the small observer
+// interfaces they declare; this package implements them.
+package metrics
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Gauges read at scrape time from the running components.
+type Sources struct {
+	Sockets        func() float64
+	Subscriptions  func() map[string]int
+	EventsRead     func() float64
+	Reconnects     func() float64
+	Leader         func() bool
+	DB             DBStats
+	DBQueryTimeout time.Duration
+}
+
+// DBStats reads the database-side gauges.
+type DBStats interface {
+	InboxBacklog(ctx context.Context) (n int64, oldest time.Duration, err error)
+	NotifyQueueUsage(ctx context.Context) (float64, error)
+}
+
+// Metrics holds the collectors.
+type Metrics struct {
+	reg           *prometheus.Registry
+	framesSent    prometheus.Counter
+	latency       prometheus.Histogram
+	socketsClosed *prometheus.CounterVec
+	logins        *prometheus.CounterVec
+}
+
+// New registers every metric, reading gauges from src at scrape time.
+func New(src Sources, log *slog.Logger) *Metrics {
+	reg := prometheus.NewRegistry()
+	m := &Metrics{
+		reg: reg,
+		framesSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "shopstream_frames_sent_total",
+			Help: "WebSocket frames written to clients (a batched frame counts once)."}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "shopstream_delivery_latency_seconds",
+			Help:    "Time from a change (its trigger's clock) to its frame being written to a socket.",
+			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
+		socketsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopstream_sockets_closed_total",
+			Help: "Sockets closed, by reason: auth, slow, rate, shutdown, client, error."}, []string{"reason"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopstream_logins_total",
+			Help: "Login attempts by outcome: success, invalid, throttled."}, []string{"outcome"}),
+	}
+	reg.MustRegister(m.framesSent,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shopstream_events_read_total",
+			Help: "Events this instance read from the event log and fanned out."}, src.EventsRead), m.latency, m.socketsClosed, m.logins,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shopstream_sockets_open", Help: "Open authenticated sockets."}, src.Sockets),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shopstream_listener_reconnects_total",
+			Help: "Times the listener's dedicated connection was re-established."}, src.Reconnects),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shopstream_sequencer_leader",
+			Help: "1 on the instance that orders the event log."}, func() float64 {
+			if src.Leader() {
+				return 1
+			}
+			return 0
+		}),
+		&scrapeCollector{src: src, log: log},
+	)
+	for _, r := range []string{"auth", "slow", "rate", "shutdown", "client", "error"} {
+		m.socketsClosed.WithLabelValues(r)
+	}
+	for _, o := range []string{"success", "invalid", "throttled"} {
+		m.logins.WithLabelValues(o)
+	}
+	return m
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+}
+
+// FrameSent counts one written frame carrying messages whose changes happened
+// at the given times (zero for non-event messages).
+func (m *Metrics) FrameSent(now time.Time, changedAt []time.Time) {
+	m.framesSent.Inc()
+	for _, at := range changedAt {
+		if !at.IsZero() {
+			m.latency.Observe(now.Sub(at).Seconds())
+		}
+	}
+}
+
+// SocketClosed counts a closed socket.
+func (m *Metrics) SocketClosed(reason string) { m.socketsClosed.WithLabelValues(reason).Inc() }
+
+// Login counts a login attempt.
+func (m *Metrics) Login(outcome string) { m.logins.WithLabelValues(outcome).Inc() }
+
+// scrapeCollector reads the per-channel subscriptions and the database gauges
+// when scraped.
+type scrapeCollector struct {
+	src Sources
+	log *slog.Logger
+}
+
+var (
+	subsDesc    = prometheus.NewDesc("shopstream_subscriptions", "Subscriptions on this instance, by channel.", []string{"channel"}, nil)
+	backlogDesc = prometheus.NewDesc("shopstream_inbox_backlog", "Changes committed by writers and not yet ordered into the event log.", nil, nil)
+	ageDesc     = prometheus.NewDesc("shopstream_inbox_oldest_age_seconds", "Age of the oldest change waiting to be ordered.", nil, nil)
+	notifyDesc  = prometheus.NewDesc("shopstream_notify_queue_usage", "pg_notification_queue_usage(): a full queue makes notifying transactions fail.", nil, nil)
+)
+
+func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- subsDesc
+	ch <- backlogDesc
+	ch <- ageDesc
+	ch <- notifyDesc
+}
+
+func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
+	for channel, n := range c.src.Subscriptions() {
+		ch <- prometheus.MustNewConstMetric(subsDesc, prometheus.GaugeValue, float64(n), channel)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), c.src.DBQueryTimeout)
+	defer cancel()
+	if n, age, err := c.src.DB.InboxBacklog(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(n))
+		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, age.Seconds())
+	} else {
+		c.log.Warn("metrics: reading inbox backlog", "err", err)
+	}
+	if u, err := c.src.DB.NotifyQueueUsage(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(notifyDesc, prometheus.GaugeValue, u)
+	} else {
+		c.log.Warn("metrics: reading notify queue usage", "err", err)
+	}
+}
