@@ -51,6 +51,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = cmdMigrate(ctx, e, rest)
 	case "admin":
 		err = cmdAdmin(ctx, e, rest)
+	case "tail":
+		err = cmdTail(ctx, e, rest)
 	case "version":
 		fmt.Fprintln(stdout, "shopstream", version)
 		return nil
@@ -79,6 +81,7 @@ Commands:
   admin enable         --email E
   admin passwd         --email E [--password P | password on stdin]
   admin role           --email E --role R
+  tail                 --email E [--url U] [--channel C]... [--json]  print events live (tail --help)
   version              print the version
 
 Every command reads its settings from the environment:

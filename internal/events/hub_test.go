@@ -414,7 +414,7 @@ func TestHubStats(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantJSON := `{"connectedClients":4,"activeChannels":["orders_changes","products_changes","users_changes"],` +
-		`"subscriptions":{"orders_changes":2,"products_changes":1,"users_changes":1},"lastEventId":"1041"}`
+		`"subscriptions":{"orders_changes":2,"products_changes":1,"users_changes":1},"eventsPublished":0,"eventsDelivered":0,"lastEventId":"1041","lastEventAt":null,"lastEventAgeSeconds":null}`
 	if string(b) != wantJSON {
 		t.Errorf("Stats JSON:\n got %s\nwant %s", b, wantJSON)
 	}
