@@ -1,0 +1,205 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/shopstream/shopstream/internal/pgtest"
+)
+
+// chromiumPath is Debian's Chromium, which the end-to-end dashboard test drives.
+const chromiumPath = "/usr/bin/chromium"
+
+// newBrowser starts a headless Chromium with a fresh profile and returns a tab.
+func newBrowser(t *testing.T) context.Context {
+	t.Helper()
+	if _, err := os.Stat(chromiumPath); err != nil {
+		t.Fatalf("the dashboard test needs Chromium at %s (Debian/Ubuntu: apt-get install -y chromium): %v", chromiumPath, err)
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+		chromedp.ExecPath(chromiumPath),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("disable-quic", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.WindowSize(1280, 900),
+	)
+	ctx, cancelTab := chromedp.NewContext(allocCtx)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(func() { cancelTimeout(); cancelTab(); cancelAlloc() })
+	return ctx
+}
+
+// do runs browser actions and fails the test on the first error.
+func do(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, actions...); err != nil {
+		t.Fatalf("browser: %s: %v", what, err)
+	}
+}
+
+// waitFor polls a JavaScript condition until it is true.
+func waitFor(t *testing.T, ctx context.Context, what, cond string, timeout time.Duration) {
+	t.Helper()
+	start := time.Now()
+	if err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingTimeout(timeout))); err != nil {
+		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('state').textContent`))
+		t.Fatalf("browser: %s within %v: %v (state %q after %v)", what, timeout, err, state, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+func evalInt(t *testing.T, ctx context.Context, expr string) int {
+	t.Helper()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](expr))
+	if err != nil {
+		t.Fatalf("browser: evaluating %s: %v", expr, err)
+	}
+	return n
+}
+
+// jsChange is an expression counting feed items of event whose changed field
+// went from old to new, as the dashboard renders them.
+func jsChange(event, field, old, new string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll('#feed > li.ev[data-event=%q]')].filter((li) =>
+		[...li.querySelectorAll('.change')].some((c) => c.querySelector('.field').textContent === %q &&
+			c.querySelector('.old').textContent === %q && c.querySelector('.new').textContent === %q)).length`,
+		event, field, old, new)
+}
+
+func jsState(state string) string {
+	return fmt.Sprintf(`document.getElementById('state').textContent === %q`, state)
+}
+
+func TestDashboard(t *testing.T) {
+	ctx := newBrowser(t)
+	db := pgtest.NewDB(t)
+	s := startServer(t, db, nil)
+	createAdmin(t, db, "admin@example.com", "admin")
+	app := appConn(t, db, "warehouse-sync")
+
+	// The client module is served as JavaScript.
+	resp, err := http.Get(s.URL + "/shopstream.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != http.StatusOK || !strings.Contains(ct, "javascript") {
+		t.Fatalf("GET /shopstream.js: %d %q, want 200 and a JavaScript type", resp.StatusCode, ct)
+	}
+
+	// Not logged in: /api/auth/me is 401 and the login form shows.
+	do(t, ctx, "open the dashboard", chromedp.Navigate(s.URL+"/"), chromedp.WaitVisible(chromedp.ID("login")))
+	waitFor(t, ctx, `state "login required" before login`, jsState("login required"), 5*time.Second)
+
+	// A wrong password shows the server's message.
+	do(t, ctx, "log in wrongly",
+		chromedp.SendKeys(chromedp.ID("email"), "admin@example.com"),
+		chromedp.SendKeys(chromedp.ID("password"), "wrong password"),
+		chromedp.Click(chromedp.ID("login-submit")))
+	waitFor(t, ctx, "login error shown", `document.getElementById('login-error').textContent.includes('wrong email or password')`, 5*time.Second)
+
+	do(t, ctx, "log in",
+		chromedp.Evaluate[chromedp.Void](`document.getElementById('password').value = ''`),
+		chromedp.SendKeys(chromedp.ID("password"), testPassword),
+		chromedp.Click(chromedp.ID("login-submit")),
+		chromedp.WaitVisible(chromedp.ID("feed-count")))
+	waitFor(t, ctx, `state "live"`, jsState("live"), 10*time.Second)
+	waitFor(t, ctx, "stats shown", `document.querySelector('#stats [data-stat="connectedClients"]').textContent === '1'`, 7*time.Second)
+
+	// An update made by another app appears within 2 s with its changed fields.
+	exec(t, app, `UPDATE orders SET status = 'shipped' WHERE id = 1`)
+	waitFor(t, ctx, "the order update in the feed", jsChange("order:updated", "status", "pending", "shipped")+` === 1`, 2*time.Second)
+	waitFor(t, ctx, "the actor shown", `document.querySelector('#feed > li.ev .actor').textContent === 'warehouse-sync'`, time.Second)
+
+	// Restart the server on the same address.
+	u, err := url.Parse(s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Stop(t)
+	waitFor(t, ctx, `state "reconnecting"`, jsState("reconnecting"), 5*time.Second)
+	exec(t, app, `UPDATE orders SET status = 'delivered' WHERE id = 2`) // committed while the server is down
+	s2 := startServer(t, db, map[string]string{"LISTEN_ADDR": u.Host})
+	if s2.URL != s.URL {
+		t.Fatalf("restarted on %s, want %s", s2.URL, s.URL)
+	}
+	waitFor(t, ctx, `state "live" again`, jsState("live"), 40*time.Second)
+	waitFor(t, ctx, "the update made while down in the feed", jsChange("order:updated", "status", "processing", "delivered")+` >= 1`, 5*time.Second)
+
+	// A few more changes; the last one is a marker: once it shows, any
+	// duplicate of the resumed events would have shown too.
+	exec(t, app, `INSERT INTO products (sku, name, price, stock) VALUES ('TEA-042', 'Sencha, 100 g', 11.90, 60)`)
+	exec(t, app, `UPDATE customers SET phone = '+44 20 7946 0999' WHERE id = 1`)
+	exec(t, app, `UPDATE shipments SET status = 'in_transit' WHERE order_id = 2`)
+	exec(t, app, `UPDATE products SET stock = stock - 2, price = 13.50 WHERE sku = 'MUG-002'`)
+	exec(t, app, `UPDATE orders SET payment_status = 'refunded' WHERE id = 2`)
+	waitFor(t, ctx, "the marker event", jsChange("order:updated", "payment_status", "paid", "refunded")+` === 1`, 5*time.Second)
+	if n := evalInt(t, ctx, jsChange("order:updated", "status", "processing", "delivered")); n != 1 {
+		t.Errorf("the event committed while the server was down is in the feed %d times, want once", n)
+	}
+	if n := evalInt(t, ctx, jsChange("order:updated", "status", "pending", "shipped")); n != 1 {
+		t.Errorf("the event before the restart is in the feed %d times, want once", n)
+	}
+	if n := evalInt(t, ctx, `document.querySelectorAll('#feed > li.ev').length`); n != 7 {
+		t.Errorf("the feed holds %d events, want 7", n)
+	}
+
+	// The full JSON is there on demand.
+	do(t, ctx, "open the JSON", chromedp.Click(chromedp.CSS("#feed > li.ev details.json summary")))
+	waitFor(t, ctx, "the JSON shown", `(document.querySelector('#feed > li.ev details.json pre') || {}).textContent?.includes('"refunded"')`, 2*time.Second)
+
+	do(t, ctx, "close the JSON", chromedp.Click(chromedp.CSS("#feed > li.ev details.json summary")))
+	waitFor(t, ctx, "stats caught up", `document.querySelector('#stats [data-stat="lastEventId"]').textContent === document.querySelector('#feed > li.ev').dataset.id`, 7*time.Second)
+	saveScreenshot(t, ctx)
+
+	// Log out: the login form comes back.
+	do(t, ctx, "log out", chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("login")))
+	waitFor(t, ctx, `state "login required" after logout`, jsState("login required"), 5*time.Second)
+	// The session is gone: a reload asks /api/auth/me again and shows the form.
+	do(t, ctx, "reload", chromedp.Navigate(s2.URL+"/"), chromedp.WaitVisible(chromedp.ID("login")))
+	waitFor(t, ctx, `state "login required" after a reload`, jsState("login required"), 5*time.Second)
+	if n := evalInt(t, ctx, `document.getElementById('app-view').hidden ? 0 : 1`); n != 0 {
+		t.Errorf("the feed is visible after logout")
+	}
+}
+
+// saveScreenshot captures the dashboard. With UPDATE_SCREENSHOT=1 it replaces
+// docs/dashboard.png (shown in the README); otherwise it goes to a temporary
+// directory, so that a test run leaves the tree unchanged.
+func saveScreenshot(t *testing.T, ctx context.Context) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), "dashboard.png")
+	if ok, _ := strconv.ParseBool(os.Getenv("UPDATE_SCREENSHOT")); ok {
+		path = filepath.Join("..", "..", "docs", "dashboard.png")
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(path, png, 0o644); err != nil {
+		t.Fatalf("writing the screenshot: %v", err)
+	}
+	t.Logf("screenshot: %s", path)
+}

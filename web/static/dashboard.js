@@ -1,0 +1,408 @@
+// The shopstream dashboard: login, live feed, channel toggles, filters, stats.
+// Plain ES module, no build step; the socket logic lives in /shopstream.js.
+import { connect, parseEventName } from '/shopstream.js';
+
+const CHANNELS = ['order_changes', 'product_changes', 'customer_changes', 'shipment_changes', 'transaction_changes'];
+const MAX_EVENTS = 500; // the feed keeps the newest 500
+const STATS_EVERY = 5000;
+const STATE_TEXT = { connecting: 'connecting', live: 'live', reconnecting: 'reconnecting', 'login-required': 'login required', closed: 'login required' };
+
+const $ = (id) => document.getElementById(id);
+const el = (tag, cls, text) => {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+};
+
+// ---- settings (kept in localStorage) ----
+
+const store = {
+  get(key, fallback) {
+    try {
+      const v = localStorage.getItem('shopstream.' + key);
+      return v == null ? fallback : JSON.parse(v);
+    } catch {
+      return fallback;
+    }
+  },
+  set(key, value) {
+    try {
+      localStorage.setItem('shopstream.' + key, JSON.stringify(value));
+    } catch {
+      /* private mode */
+    }
+  },
+};
+let enabled = new Set(store.get('channels', CHANNELS).filter((c) => CHANNELS.includes(c)));
+let filters = store.get('filters', {});
+if (typeof filters !== 'object' || filters === null || Array.isArray(filters)) filters = {};
+
+// ---- connection ----
+
+let client = null;
+const unsubs = new Map();
+let statsTimer = null;
+
+function setState(state) {
+  const s = $('state');
+  s.textContent = STATE_TEXT[state] || state;
+  s.dataset.state = state;
+}
+
+function subscribe(channel) {
+  if (!client) return;
+  const filter = filters[channel];
+  unsubs.set(channel, client.subscribe(channel, { filter: filter && Object.keys(filter).length ? filter : null }, enqueue));
+  markChannel(channel, '');
+}
+
+function unsubscribe(channel) {
+  const stop = unsubs.get(channel);
+  if (stop) stop();
+  unsubs.delete(channel);
+}
+
+function startApp(user) {
+  $('login-view').hidden = true;
+  $('app-view').hidden = false;
+  $('logout').hidden = false;
+  const u = $('user');
+  u.textContent = `${user.name || user.email} · ${user.role}`;
+  u.title = user.email;
+  u.hidden = false;
+  hideNotice();
+  if (client) client.close();
+  client = connect({
+    onState: (s) => {
+      if (s === 'closed') return;
+      setState(s);
+      if (s === 'login-required') showLogin('Your session ended. Log in again.');
+    },
+    onResync: (channel) => notice(`${label(channel)}: some changes are older than the server keeps. Reload that data.`),
+    onError: (err) => {
+      if (err.channel && (err.code === 'forbidden' || err.code === 'unknown_channel')) {
+        markChannel(err.channel, err.code === 'forbidden' ? 'not allowed for your role' : 'unknown');
+        unsubscribe(err.channel);
+      } else if (err.channel) {
+        notice(`${label(err.channel)}: ${err.message}`);
+      } else if (err.code !== 'network') {
+        notice(err.message);
+      }
+    },
+  });
+  for (const c of CHANNELS) if (enabled.has(c)) subscribe(c);
+  refreshStats();
+  clearInterval(statsTimer);
+  statsTimer = setInterval(refreshStats, STATS_EVERY);
+}
+
+function showLogin(note) {
+  clearInterval(statsTimer);
+  statsTimer = null;
+  if (client) {
+    const c = client;
+    client = null;
+    c.close();
+  }
+  unsubs.clear();
+  setState('login-required');
+  $('app-view').hidden = true;
+  $('logout').hidden = true;
+  $('user').hidden = true;
+  $('login-view').hidden = false;
+  const n = $('login-note');
+  n.textContent = note || '';
+  n.hidden = !note;
+  $('password').value = '';
+  $('login-error').textContent = '';
+  ($('email').value ? $('password') : $('email')).focus();
+}
+
+async function refreshStats() {
+  try {
+    const r = await fetch('/api/v1/ws/stats', { headers: { Accept: 'application/json' } });
+    if (r.status === 401) {
+      if (client) showLogin('Your session ended. Log in again.');
+      return;
+    }
+    if (!r.ok) return;
+    const body = await r.json();
+    for (const dd of $('stats').querySelectorAll('dd')) renderStat(dd, body.data ? body.data[dd.dataset.stat] : undefined);
+  } catch {
+    /* the server is away; the socket state says so */
+  }
+}
+
+// A stat is a number or string, a list (activeChannels) or a map of counts
+// (subscriptions per channel): lists and maps show their size, with the
+// details below.
+function renderStat(dd, v) {
+  dd.replaceChildren();
+  if (v === undefined || v === null) {
+    dd.textContent = '–';
+    return;
+  }
+  let detail = '';
+  let main = String(v);
+  if (Array.isArray(v)) {
+    main = String(v.length);
+    detail = v.map(label).join(', ');
+  } else if (typeof v === 'object') {
+    const entries = Object.entries(v);
+    main = String(entries.reduce((n, [, c]) => n + (Number(c) || 0), 0));
+    detail = entries.map(([k, c]) => `${label(k)} ${c}`).join(', ');
+  }
+  dd.append(el('span', 'stat', main));
+  if (detail) dd.append(el('small', 'muted', detail));
+}
+
+// ---- login / logout ----
+
+$('login').addEventListener('submit', async (e) => {
+  e.preventDefault();
+  const err = $('login-error');
+  const btn = $('login-submit');
+  err.textContent = '';
+  btn.disabled = true;
+  try {
+    const r = await fetch('/api/auth/login', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body: JSON.stringify({ email: $('email').value.trim(), password: $('password').value }),
+    });
+    const body = await r.json().catch(() => ({}));
+    if (r.ok) {
+      $('password').value = '';
+      startApp(body.user);
+      return;
+    }
+    let msg = body.message || `login failed (${r.status})`;
+    const retry = r.headers.get('Retry-After');
+    if (r.status === 429 && retry) msg += ` (retry in ${retry} s)`;
+    err.textContent = msg;
+  } catch {
+    err.textContent = 'The server cannot be reached.';
+  } finally {
+    btn.disabled = false;
+  }
+});
+
+$('logout').addEventListener('click', async () => {
+  try {
+    await fetch('/api/auth/logout', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: '{}' });
+  } catch {
+    /* the session ends with the server anyway */
+  }
+  showLogin();
+});
+
+// ---- channels and filters ----
+
+const label = (channel) => channel.replace(/_changes$/, '');
+
+function markChannel(channel, problem) {
+  const box = $('channels').querySelector(`[data-channel="${channel}"]`);
+  if (!box) return;
+  box.classList.toggle('denied', !!problem);
+  box.querySelector('.why').textContent = problem ? ` (${problem})` : '';
+}
+
+function buildChannels() {
+  const wrap = $('channels');
+  const sel = $('filter-channel');
+  for (const c of CHANNELS) {
+    const lab = el('label', 'toggle');
+    lab.dataset.channel = c;
+    const box = el('input');
+    box.type = 'checkbox';
+    box.checked = enabled.has(c);
+    box.name = c;
+    box.addEventListener('change', () => {
+      if (box.checked) {
+        enabled.add(c);
+        subscribe(c);
+      } else {
+        enabled.delete(c);
+        unsubscribe(c);
+        markChannel(c, '');
+      }
+      store.set('channels', [...enabled]);
+    });
+    const dot = el('span', `dot entity-${label(c)}`);
+    lab.append(box, dot, el('span', 'name', label(c) + 's'), el('span', 'why muted'));
+    wrap.append(lab);
+    const opt = el('option', '', label(c) + 's');
+    opt.value = c;
+    sel.append(opt);
+  }
+  sel.addEventListener('change', showFilter);
+  showFilter();
+}
+
+function showFilter() {
+  const f = filters[$('filter-channel').value];
+  $('filter').value = f && Object.keys(f).length ? JSON.stringify(f, null, 2) : '';
+  $('filter-error').textContent = '';
+}
+
+function parseFilter(text) {
+  if (!text.trim()) return {};
+  const v = JSON.parse(text);
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new Error('the filter must be a JSON object');
+  for (const [k, val] of Object.entries(v)) {
+    if (val !== null && typeof val === 'object' && !Array.isArray(val)) throw new Error(`"${k}": use a value or a list of values`);
+  }
+  return v;
+}
+
+function applyFilter(text) {
+  const channel = $('filter-channel').value;
+  let f;
+  try {
+    f = parseFilter(text);
+  } catch (e) {
+    $('filter-error').textContent = e.message;
+    return;
+  }
+  $('filter-error').textContent = '';
+  if (Object.keys(f).length) filters[channel] = f;
+  else delete filters[channel];
+  store.set('filters', filters);
+  showFilter();
+  if (enabled.has(channel)) subscribe(channel);
+}
+
+$('filter-apply').addEventListener('click', () => applyFilter($('filter').value));
+$('filter-clear').addEventListener('click', () => applyFilter(''));
+
+// ---- the feed: queued, rendered once per animation frame, capped ----
+
+let queue = [];
+let scheduled = false;
+let paused = false;
+let total = 0;
+
+function enqueue(msg) {
+  total++;
+  queue.push(msg);
+  if (queue.length > MAX_EVENTS) queue.splice(0, queue.length - MAX_EVENTS);
+  if (!paused && !scheduled) {
+    scheduled = true;
+    requestAnimationFrame(flush);
+  }
+}
+
+function flush() {
+  scheduled = false;
+  const feed = $('feed');
+  if (queue.length) {
+    const frag = document.createDocumentFragment();
+    for (let i = queue.length - 1; i >= 0; i--) frag.append(renderEvent(queue[i])); // newest first
+    queue = [];
+    feed.prepend(frag);
+    while (feed.childElementCount > MAX_EVENTS) feed.lastElementChild.remove();
+  }
+  $('empty').hidden = feed.childElementCount > 0;
+  $('feed-count').textContent = `${total} event${total === 1 ? '' : 's'}${feed.childElementCount < total ? `, newest ${feed.childElementCount} shown` : ''}`;
+}
+
+function fmt(v) {
+  if (v === undefined) return '—';
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  return s.length > 80 ? s.slice(0, 79) + '…' : s;
+}
+
+function timeOf(ts) {
+  const d = new Date(ts);
+  return isNaN(d) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+}
+
+const SUMMARY_SKIP = new Set(['id', 'created_at', 'updated_at', 'changed_fields']);
+
+function renderEvent(msg) {
+  const [entity, action] = parseEventName(msg.event || '');
+  const data = msg.data || {};
+  const li = el('li', `ev ev-${action}`);
+  li.dataset.id = msg.id;
+  li.dataset.event = msg.event;
+
+  const head = el('div', 'ev-head');
+  head.append(el('span', `badge entity-${entity}`, entity), el('span', `action action-${action}`, action));
+  if (data.id !== undefined) head.append(el('span', 'rowid', `#${data.id}`));
+  if (msg.actor) head.append(el('span', 'actor', msg.actor));
+  const t = el('time', 'muted', timeOf(msg.timestamp));
+  t.dateTime = msg.timestamp || '';
+  head.append(el('span', 'spacer'), t, el('span', 'evid muted', msg.id));
+  li.append(head);
+
+  const body = el('ul', 'changes');
+  if (action === 'updated' && data.changed_fields) {
+    const prev = msg.previous || {};
+    for (const [k, v] of Object.entries(data.changed_fields)) {
+      const row = el('li', 'change');
+      row.append(el('code', 'field', k), el('span', 'old', fmt(prev[k])), el('span', 'arrow', '→'), el('span', 'new', fmt(v)));
+      body.append(row);
+    }
+  } else if (action === 'truncated') {
+    body.append(el('li', 'muted', 'every row removed'));
+  } else {
+    let n = 0;
+    for (const [k, v] of Object.entries(data)) {
+      if (SUMMARY_SKIP.has(k) || n++ >= 4) continue;
+      const row = el('li', 'kv');
+      row.append(el('code', 'field', k), el('span', '', fmt(v)));
+      body.append(row);
+    }
+  }
+  if (body.childElementCount) li.append(body);
+
+  const det = el('details', 'json');
+  det.append(el('summary', '', 'JSON'));
+  det.addEventListener('toggle', () => {
+    if (det.open && !det.querySelector('pre')) det.append(el('pre', '', JSON.stringify(msg, null, 2)));
+  }, { once: false });
+  li.append(det);
+  return li;
+}
+
+$('pause').addEventListener('click', () => {
+  paused = !paused;
+  $('pause').textContent = paused ? 'Resume' : 'Pause';
+  $('pause').setAttribute('aria-pressed', String(paused));
+  if (!paused && queue.length && !scheduled) {
+    scheduled = true;
+    requestAnimationFrame(flush);
+  }
+});
+
+$('clear').addEventListener('click', () => {
+  $('feed').replaceChildren();
+  queue = [];
+  total = 0;
+  flush();
+});
+
+// ---- notices ----
+
+function notice(text) {
+  const n = $('notice');
+  n.textContent = text;
+  n.hidden = false;
+}
+
+function hideNotice() {
+  $('notice').hidden = true;
+}
+$('notice').addEventListener('click', hideNotice);
+
+// ---- start: /api/auth/me decides ----
+
+buildChannels();
+setState('connecting');
+fetch('/api/auth/me', { headers: { Accept: 'application/json' } })
+  .then(async (r) => {
+    if (r.ok) startApp((await r.json()).user);
+    else showLogin();
+  })
+  .catch(() => showLogin('The server cannot be reached.'));

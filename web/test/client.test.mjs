@@ -1,0 +1,368 @@
+// Unit tests of the browser client (web/static/shopstream.js) with a fake clock
+// and a fake WebSocket. Run: node --test web/test/
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { connect, backoffDelay, queryKeysFor, invalidateQueries, pluralize } from '../static/shopstream.js';
+
+// FakeClock runs timers when the test advances time.
+class FakeClock {
+  constructor() {
+    this.t = 0;
+    this.timers = new Map();
+    this.next = 1;
+  }
+  now() {
+    return this.t;
+  }
+  setTimeout(fn, ms) {
+    const id = this.next++;
+    this.timers.set(id, { fn, at: this.t + ms, ms });
+    return id;
+  }
+  clearTimeout(id) {
+    this.timers.delete(id);
+  }
+  /** The delays of the timers pending now. */
+  pending() {
+    return [...this.timers.values()].map((t) => t.ms);
+  }
+  advance(ms) {
+    const end = this.t + ms;
+    for (;;) {
+      let first = null;
+      for (const [id, t] of this.timers) if (t.at <= end && (!first || t.at < first[1].at)) first = [id, t];
+      if (!first) break;
+      this.timers.delete(first[0]);
+      this.t = first[1].at;
+      first[1].fn();
+    }
+    this.t = end;
+  }
+}
+
+// fakeSockets returns a WebSocket constructor recording every socket it makes.
+function fakeSockets() {
+  const sockets = [];
+  class FakeWebSocket {
+    constructor(url, protocols) {
+      this.url = url;
+      this.protocols = protocols;
+      this.readyState = 0;
+      this.sent = [];
+      this.onmessage = this.onclose = this.onerror = this.onopen = null;
+      sockets.push(this);
+    }
+    send(data) {
+      assert.equal(this.readyState, 1, 'send on a socket that is not open');
+      this.sent.push(JSON.parse(data));
+    }
+    close(code = 1000, reason = '') {
+      this.closedByClient = { code, reason };
+      this.readyState = 3;
+    }
+    // Test side.
+    serverOpen(userId = 1) {
+      this.readyState = 1;
+      this.onopen?.({});
+      this.frame({ type: 'connected', message: 'WebSocket connection established', userId });
+    }
+    /** One frame holding the messages, newline-separated (shopstream.batch). */
+    frame(...msgs) {
+      this.onmessage?.({ data: msgs.map((m) => JSON.stringify(m)).join('\n') });
+    }
+    serverClose(code, reason = '') {
+      this.readyState = 3;
+      this.onclose?.({ code, reason, wasClean: code !== 1006 });
+    }
+    networkError() {
+      this.readyState = 3;
+      this.onerror?.({});
+      this.onclose?.({ code: 1006, reason: '', wasClean: false });
+    }
+    /** Answers every pending subscribe with subscribed at position. */
+    ackSubscribes(position) {
+      const subs = this.sent.filter((m) => m.type === 'subscribe' && !m.acked);
+      for (const m of subs) {
+        m.acked = true;
+        this.frame({ type: 'subscribed', channel: m.channel, position });
+      }
+      return subs;
+    }
+  }
+  return { sockets, WebSocket: FakeWebSocket };
+}
+
+function setup(opts = {}) {
+  const clock = new FakeClock();
+  const { sockets, WebSocket } = fakeSockets();
+  const states = [];
+  const resyncs = [];
+  const errors = [];
+  let loginRequired = 0;
+  const client = connect({
+    url: 'ws://shop.test/ws',
+    WebSocket,
+    clock,
+    random: () => 1 - Number.EPSILON, // the top of each jitter range
+    onState: (s) => states.push(s),
+    onResync: (c) => resyncs.push(c),
+    onError: (e) => errors.push(e),
+    onLoginRequired: () => loginRequired++,
+    ...opts,
+  });
+  return { client, clock, sockets, states, resyncs, errors, loginRequired: () => loginRequired };
+}
+
+const ev = (id, channel, event, data, previous) => ({
+  type: 'event', id, channel, event, data, ...(previous ? { previous } : {}), timestamp: '2026-01-25T10:30:00.000Z',
+});
+
+test('asks for the batch subprotocol and splits frames on newlines', () => {
+  const { client, sockets } = setup();
+  assert.equal(sockets.length, 1);
+  assert.equal(sockets[0].url, 'ws://shop.test/ws');
+  assert.deepEqual(sockets[0].protocols, ['shopstream.batch']);
+  const got = [];
+  client.subscribe('order_changes', {}, (e) => got.push(e.id));
+  sockets[0].serverOpen();
+  sockets[0].ackSubscribes('10');
+  sockets[0].frame(ev('11', 'order_changes', 'order:created', { id: 1 }), ev('12', 'order_changes', 'order:updated', { id: 1 }));
+  sockets[0].onmessage({ data: JSON.stringify(ev('13', 'order_changes', 'order:deleted', { id: 1 })) + '\n' });
+  assert.deepEqual(got, ['11', '12', '13']);
+});
+
+test('states: connecting, live once subscriptions are confirmed, reconnecting, live', () => {
+  const { client, clock, sockets, states } = setup();
+  client.subscribe('order_changes', { filter: { status: ['pending'] }, actions: ['updated'] }, () => {});
+  assert.deepEqual(states, ['connecting']);
+  sockets[0].serverOpen();
+  assert.deepEqual(sockets[0].sent, [{ type: 'subscribe', channel: 'order_changes', filter: { status: ['pending'] }, actions: ['updated'] }]);
+  assert.deepEqual(states, ['connecting'], 'not live before subscribed');
+  sockets[0].ackSubscribes('5');
+  assert.deepEqual(states, ['connecting', 'live']);
+  sockets[0].serverClose(1001, 'server shutting down');
+  assert.deepEqual(states, ['connecting', 'live', 'reconnecting']);
+  clock.advance(1000);
+  assert.equal(sockets.length, 2);
+  sockets[1].serverOpen();
+  sockets[1].ackSubscribes('5');
+  assert.deepEqual(states, ['connecting', 'live', 'reconnecting', 'live']);
+});
+
+test('backoff: full jitter, doubling from 1 s to a 30 s cap', () => {
+  assert.equal(backoffDelay(0, { random: () => 0 }), 0);
+  const top = () => 1 - Number.EPSILON;
+  const caps = [0, 1, 2, 3, 4, 5, 6, 10].map((n) => backoffDelay(n, { random: top }));
+  assert.deepEqual(caps, [999, 1999, 3999, 7999, 15999, 29999, 29999, 29999]);
+  assert.equal(backoffDelay(3, { random: () => 0.5 }), 4000);
+  for (let i = 0; i < 200; i++) {
+    const d = backoffDelay(2);
+    assert.ok(d >= 0 && d < 4000, `delay ${d}`);
+  }
+});
+
+test('reconnects after network errors with growing delays, resetting after a stable connection', () => {
+  const { clock, sockets } = setup();
+  sockets[0].networkError();
+  const delays = [];
+  for (let i = 1; i <= 7; i++) {
+    const [d] = clock.pending();
+    delays.push(d);
+    clock.advance(d);
+    assert.equal(sockets.length, i + 1, `attempt ${i} made`);
+    sockets[i].networkError();
+  }
+  assert.deepEqual(delays, [999, 1999, 3999, 7999, 15999, 29999, 29999]);
+
+  // A short-lived connection does not reset the backoff.
+  clock.advance(clock.pending()[0]);
+  let s = sockets.at(-1);
+  s.serverOpen();
+  clock.advance(9000);
+  s.serverClose(1011, 'internal error');
+  assert.deepEqual(clock.pending(), [29999]);
+
+  // One that stayed up 10 s does.
+  clock.advance(29999);
+  s = sockets.at(-1);
+  s.serverOpen();
+  clock.advance(10000);
+  s.serverClose(1013, 'too slow');
+  assert.deepEqual(clock.pending(), [999]);
+});
+
+test('reconnects on 1001, 1011, 1013 and 1006', () => {
+  for (const code of [1001, 1011, 1013, 1006, 1000]) {
+    const { clock, sockets, states } = setup();
+    sockets[0].serverOpen();
+    sockets[0].serverClose(code);
+    assert.equal(states.at(-1), 'reconnecting', `code ${code}`);
+    clock.advance(1000);
+    assert.equal(sockets.length, 2, `reconnected after ${code}`);
+  }
+});
+
+test('a throwing WebSocket constructor counts as a network error', () => {
+  const clock = new FakeClock();
+  let calls = 0;
+  const states = [];
+  connect({
+    url: 'ws://shop.test/ws', clock, random: () => 0.5, onState: (s) => states.push(s),
+    WebSocket: function () {
+      calls++;
+      throw new Error('offline');
+    },
+  });
+  assert.equal(calls, 1);
+  assert.deepEqual(states, ['connecting', 'reconnecting']);
+  clock.advance(500);
+  assert.equal(calls, 2);
+});
+
+test('1008 stops reconnecting and reports login required', () => {
+  const { clock, sockets, states, loginRequired } = setup();
+  sockets[0].serverOpen();
+  sockets[0].serverClose(1008, 'authentication required');
+  assert.equal(states.at(-1), 'login-required');
+  assert.equal(loginRequired(), 1);
+  assert.deepEqual(clock.pending(), [], 'no reconnect scheduled');
+  clock.advance(120000);
+  assert.equal(sockets.length, 1);
+});
+
+test('1008 on the handshake (no session) after a reconnect also stops', () => {
+  const { clock, sockets, states, loginRequired } = setup();
+  sockets[0].serverOpen();
+  sockets[0].serverClose(1001);
+  clock.advance(1000);
+  sockets[1].serverClose(1008, 'authentication required');
+  assert.deepEqual(states, ['connecting', 'live', 'reconnecting', 'login-required']);
+  assert.equal(loginRequired(), 1);
+  clock.advance(120000);
+  assert.equal(sockets.length, 2);
+});
+
+test('resume: every channel resubscribes with since = the last event id seen there', () => {
+  const { client, clock, sockets } = setup();
+  const got = [];
+  client.subscribe('order_changes', { filter: { status: 'pending' } }, (e) => got.push(e.id));
+  client.subscribe('product_changes', {}, (e) => got.push(e.id));
+  client.subscribe('customer_changes', {}, (e) => got.push(e.id));
+  const s0 = sockets[0];
+  s0.serverOpen();
+  assert.deepEqual(s0.sent.map((m) => m.since), [undefined, undefined, undefined], 'no since on a first subscribe');
+  s0.ackSubscribes('100');
+  s0.frame(ev('101', 'order_changes', 'order:updated', { id: 1 }), ev('102', 'product_changes', 'product:created', { id: 7 }));
+  s0.frame(ev('105', 'order_changes', 'order:updated', { id: 2 }));
+  assert.deepEqual(client.positions(), { order_changes: '105', product_changes: '102', customer_changes: '100' });
+  s0.networkError();
+  clock.advance(1000);
+  const s1 = sockets[1];
+  s1.serverOpen();
+  assert.deepEqual(s1.sent, [
+    { type: 'subscribe', channel: 'order_changes', filter: { status: 'pending' }, since: '105' },
+    { type: 'subscribe', channel: 'product_changes', since: '102' },
+    // Nothing seen on customers: it resumes after the position it subscribed at.
+    { type: 'subscribe', channel: 'customer_changes', since: '100' },
+  ]);
+  // The server answers subscribed (position 120), then replays; the cursor
+  // follows the replayed events, not the position.
+  s1.frame({ type: 'subscribed', channel: 'order_changes', position: '120' }, ev('110', 'order_changes', 'order:updated', { id: 3 }));
+  s1.networkError();
+  clock.advance(1999);
+  const s2 = sockets[2];
+  s2.serverOpen();
+  assert.equal(s2.sent[0].since, '110', 'an interrupted replay resumes after its last event');
+  assert.equal(s2.sent[1].since, '102');
+  assert.deepEqual(got, ['101', '102', '105', '110']);
+});
+
+test('ids compare as numbers, not strings', () => {
+  const { client, clock, sockets } = setup();
+  client.subscribe('order_changes', {}, () => {});
+  sockets[0].serverOpen();
+  sockets[0].ackSubscribes('9');
+  sockets[0].frame(ev('10', 'order_changes', 'order:updated', { id: 1 }));
+  sockets[0].serverClose(1001);
+  clock.advance(1000);
+  sockets[1].serverOpen();
+  assert.equal(sockets[1].sent[0].since, '10');
+});
+
+test('resync_required reaches the caller; a rejected since subscribes afresh', () => {
+  const perChannel = [];
+  const { client, clock, sockets, resyncs, errors } = setup();
+  client.subscribe('order_changes', { onResync: (c) => perChannel.push(c) }, () => {});
+  sockets[0].serverOpen();
+  sockets[0].ackSubscribes('50');
+  sockets[0].frame(ev('51', 'order_changes', 'order:updated', { id: 1 }));
+  sockets[0].serverClose(1001);
+  clock.advance(1000);
+  const s1 = sockets[1];
+  s1.serverOpen();
+  s1.frame({ type: 'subscribed', channel: 'order_changes', position: '900' }, { type: 'resync_required', channel: 'order_changes' });
+  assert.deepEqual(resyncs, ['order_changes']);
+  assert.deepEqual(perChannel, ['order_changes']);
+
+  // A since ahead of the log (a new database) is invalid_request: subscribe
+  // without since and tell the caller to reload.
+  s1.serverClose(1001);
+  clock.advance(2000);
+  const s2 = sockets[2];
+  s2.serverOpen();
+  assert.equal(s2.sent[0].since, '900', 'after a resync it goes on from the position');
+  s2.frame({ type: 'error', code: 'invalid_request', message: '"since" 900 is ahead of the log' });
+  assert.deepEqual(s2.sent[1], { type: 'subscribe', channel: 'order_changes' });
+  assert.deepEqual(resyncs, ['order_changes', 'order_changes']);
+  assert.deepEqual(errors, []);
+});
+
+test('subscribe errors are reported with their channel and do not block live', () => {
+  const { client, sockets, errors, states } = setup();
+  client.subscribe('order_changes', {}, () => {});
+  client.subscribe('product_changes', {}, () => {});
+  sockets[0].serverOpen();
+  sockets[0].frame({ type: 'subscribed', channel: 'order_changes', position: '3' });
+  sockets[0].frame({ type: 'error', code: 'forbidden', message: 'your role may not read product_changes' });
+  assert.deepEqual(errors, [{ code: 'forbidden', message: 'your role may not read product_changes', channel: 'product_changes' }]);
+  assert.equal(states.at(-1), 'live');
+});
+
+test('unsubscribe sends unsubscribe and is not resubscribed after a reconnect', () => {
+  const { client, clock, sockets } = setup();
+  const got = [];
+  const stop = client.subscribe('order_changes', {}, (e) => got.push(e.id));
+  client.subscribe('product_changes', {}, () => {});
+  sockets[0].serverOpen();
+  sockets[0].ackSubscribes('1');
+  stop();
+  assert.deepEqual(sockets[0].sent.at(-1), { type: 'unsubscribe', channel: 'order_changes' });
+  sockets[0].frame(ev('2', 'order_changes', 'order:updated', { id: 1 }));
+  assert.deepEqual(got, []);
+  sockets[0].serverClose(1001);
+  clock.advance(1000);
+  sockets[1].serverOpen();
+  assert.deepEqual(sockets[1].sent.map((m) => m.channel), ['product_changes']);
+});
+
+test('close() stops for good', () => {
+  const { client, clock, sockets, states } = setup();
+  sockets[0].serverOpen();
+  client.close();
+  assert.deepEqual(sockets[0].closedByClient, { code: 1000, reason: 'client closed' });
+  assert.equal(states.at(-1), 'closed');
+  clock.advance(60000);
+  assert.equal(sockets.length, 1);
+});
+
+test('query invalidation keys', () => {
+  assert.deepEqual(queryKeysFor({ event: 'order:updated', data: { id: 123 } }), [['orders'], ['orders', 123]]);
+  assert.deepEqual(queryKeysFor({ event: 'product:truncated', data: {} }), [['products']]);
+  for (const [e, p] of [['order', 'orders'], ['product', 'products'], ['customer', 'customers'], ['shipment', 'shipments'], ['transaction', 'transactions']]) {
+    assert.equal(pluralize(e), p);
+  }
+  const calls = [];
+  invalidateQueries({ invalidateQueries: (f) => calls.push(f.queryKey) }, { event: 'shipment:deleted', data: { id: 9 } });
+  assert.deepEqual(calls, [['shipments'], ['shipments', 9]]);
+});
