@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test check fuzz bench clean
+.PHONY: help build run test check deps fuzz bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -25,8 +25,17 @@ check: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-test: check build ## the whole suite, with the race detector, against a throwaway PostgreSQL
+test: check build deps ## the whole suite, with the race detector, against a throwaway PostgreSQL
+	node --test web/test/
 	$(DEVDB) -fast -- $(GO) test -race -count=1 -timeout 12m ./...
+
+deps: ## install what the tests need and the machine lacks (Debian: chromium for the dashboard test)
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing chromium (Debian package) for the dashboard test"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+		else echo "the dashboard test needs Chromium: install the chromium package"; exit 1; fi; }
+	@command -v node >/dev/null 2>&1 || { echo "the client tests need Node.js 18+: install nodejs"; exit 1; }
 
 fuzz: build ## run each fuzz target for FUZZTIME (default 20s)
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $${FUZZTIME:-20s} ./internal/wsapi
