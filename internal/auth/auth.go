@@ -67,7 +67,7 @@ func NewService(users Users, store scs.Store, cfg SessionConfig, log *slog.Logge
 	sm.Cookie.SameSite = http.SameSiteLaxMode
 	sm.Cookie.Secure = cfg.Secure
 	sm.Cookie.Path = "/"
-	sm.Cookie.Persist = true
+	sm.Cookie.Persist = false // a browser-session cookie: the server alone decides when it ends (an open socket extends it)
 	return &Service{
 		Sessions:  sm,
 		users:     users,

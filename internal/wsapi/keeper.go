@@ -79,6 +79,7 @@ func (k *Keeper) check(ctx context.Context) {
 			k.log.Warn("touching session failed", "err", err)
 			continue
 		}
+		k.log.Debug("session touched", "alive", alive)
 		if !alive {
 			k.closer.SessionEnded(auth.TokenHash(token))
 		}

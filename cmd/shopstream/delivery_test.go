@@ -1,0 +1,488 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// counterRow makes an order whose version the tests increment.
+func counterRow(t *testing.T, dbURL string) int64 {
+	t.Helper()
+	conn := appConn(t, dbURL, "setup")
+	var id int64
+	if err := conn.QueryRow(context.Background(), `INSERT INTO orders (order_number) VALUES ('ORD-COUNTER') RETURNING id`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// increments commits n version increments of order id from one connection.
+func increments(t *testing.T, dbURL string, id int64, n int) {
+	t.Helper()
+	conn := appConn(t, dbURL, "counter")
+	for i := 0; i < n; i++ {
+		exec(t, conn, `UPDATE orders SET version = version + 1 WHERE id = $1`, id)
+	}
+}
+
+// readVersions reads order updates of row id until it has seen version upto,
+// checking that versions arrive as from, from+1, ... exactly once. Other
+// messages (created events of the row) are skipped. It returns the last event id.
+func (w *wsClient) readVersions(id int64, from, upto int) string {
+	w.t.Helper()
+	var lastID string
+	for want := from; want <= upto; {
+		m := w.read()
+		if m["type"] != "event" {
+			w.t.Fatalf("waiting for version %d: got %v", want, m)
+		}
+		data := m["data"].(map[string]any)
+		if data["id"] != float64(id) || m["event"] != "order:updated" {
+			continue
+		}
+		got := data["changed_fields"].(map[string]any)["version"]
+		if got != float64(want) {
+			w.t.Fatalf("want version %d, got %v", want, got)
+		}
+		lastID = m["id"].(string)
+		want++
+	}
+	return lastID
+}
+
+func TestResumeReplaysThenGoesLive(t *testing.T) {
+	t.Parallel()
+	s, c, ws := setup(t, nil)
+	id := counterRow(t, s.DBURL)
+	ws.subscribe("order_changes")
+	ws.read() // created
+	increments(t, s.DBURL, id, 10)
+	// Remember the id of version 4, then resume from it on a new socket.
+	var idOf4 string
+	for v := 1; v <= 10; v++ {
+		m := ws.read()
+		if v == 4 {
+			idOf4 = m["id"].(string)
+		}
+	}
+	ws2 := dial(t, s, c)
+	ws2.send(map[string]any{"type": "subscribe", "channel": "order_changes", "since": idOf4})
+	sub := ws2.read()
+	if sub["type"] != "subscribed" {
+		t.Fatalf("want subscribed, got %v", sub)
+	}
+	ws2.readVersions(id, 5, 10)
+	increments(t, s.DBURL, id, 1)
+	ws2.readVersions(id, 11, 11)
+
+	// since as a number works too, and a filter applies to the replay.
+	ws3 := dial(t, s, c)
+	ws3.send(map[string]any{"type": "subscribe", "channel": "order_changes", "since": 0,
+		"filter": map[string]any{"order_number": "ORD-1000000002"}})
+	if m := ws3.read(); m["type"] != "subscribed" {
+		t.Fatalf("want subscribed, got %v", m)
+	}
+	exec(t, appConn(t, s.DBURL, "x"), `UPDATE orders SET status = 'refunded' WHERE order_number = 'ORD-1000000002'`)
+	m := ws3.read()
+	if m["data"].(map[string]any)["order_number"] != "ORD-1000000002" {
+		t.Fatalf("filtered replay/live: got %v", m)
+	}
+}
+
+// A client resumes while writers keep committing: every version arrives once, in
+// order, across the hand-over from replay to live.
+func TestResumeDuringWritesHasNoGapOrDuplicate(t *testing.T) {
+	t.Parallel()
+	s, c, ws := setup(t, nil)
+	id := counterRow(t, s.DBURL)
+	ws.subscribe("order_changes")
+	ws.read()
+	const total = 400
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		conn := appConn(t, s.DBURL, "writer")
+		for i := 0; i < total; i++ {
+			if _, err := conn.Exec(context.Background(), `UPDATE orders SET version = version + 1 WHERE id = $1`, id); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	// Let some versions through, then resume from the 50th on a new socket.
+	var since string
+	for v := 1; v <= 50; v++ {
+		since = ws.read()["id"].(string)
+	}
+	ws2 := dial(t, s, c)
+	ws2.send(map[string]any{"type": "subscribe", "channel": "order_changes", "since": since})
+	if m := ws2.read(); m["type"] != "subscribed" {
+		t.Fatalf("want subscribed, got %v", m)
+	}
+	ws2.readVersions(id, 51, total)
+	<-done
+}
+
+func TestResyncRequiredWhenSinceIsPruned(t *testing.T) {
+	t.Parallel()
+	s, c, ws := setup(t, nil)
+	id := counterRow(t, s.DBURL)
+	ws.subscribe("order_changes")
+	ws.read()
+	increments(t, s.DBURL, id, 5)
+	last := ws.readVersions(id, 1, 5)
+	// Retention pruned everything up to the last event.
+	admin := appConn(t, s.DBURL, "ops")
+	exec(t, admin, `DELETE FROM shopstream.events WHERE position <= $1::bigint`, last)
+	exec(t, admin, `UPDATE shopstream.log_state SET pruned_through = $1::bigint`, last)
+	ws2 := dial(t, s, c)
+	ws2.send(map[string]any{"type": "subscribe", "channel": "order_changes", "since": "1"})
+	if m := ws2.read(); m["type"] != "subscribed" || m["position"] != last {
+		t.Fatalf("want subscribed at %s, got %v", last, m)
+	}
+	if m := ws2.read(); m["type"] != "resync_required" || m["channel"] != "order_changes" {
+		t.Fatalf("want resync_required, got %v", m)
+	}
+	increments(t, s.DBURL, id, 1)
+	ws2.readVersions(id, 6, 6)
+	// since = the pruned position itself loses nothing: plain resume, no resync.
+	ws3 := dial(t, s, c)
+	ws3.send(map[string]any{"type": "subscribe", "channel": "order_changes", "since": last})
+	ws3.read()
+	ws3.readVersions(id, 6, 6)
+}
+
+func TestTwoInstancesShareEventsAndSessions(t *testing.T) {
+	t.Parallel()
+	a, c, wsA := setup(t, nil)
+	b := startServer(t, a.DBURL, nil)
+	// The cookie from A works on B.
+	jarFor(t, c, a, b)
+	wsB := dial(t, b, c)
+	wsA.subscribe("order_changes")
+	wsB.subscribe("order_changes")
+	id := counterRow(t, a.DBURL)
+	mA, mB := wsA.read(), wsB.read()
+	if mA["id"] != mB["id"] || mA["event"] != "order:created" {
+		t.Fatalf("same event, same id on both: %v vs %v", mA, mB)
+	}
+	increments(t, a.DBURL, id, 20)
+	lastA, lastB := wsA.readVersions(id, 1, 20), wsB.readVersions(id, 1, 20)
+	if lastA != lastB {
+		t.Fatalf("ids differ across instances: %s vs %s", lastA, lastB)
+	}
+	// Logout on A closes the session's socket on B within a second.
+	start := time.Now()
+	resp := postJSON(t, c, a.URL+"/api/auth/logout", map[string]any{})
+	resp.Body.Close()
+	if code, _ := wsB.expectClose(); code != websocket.StatusPolicyViolation {
+		t.Fatalf("B socket: want 1008, got %d", code)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("B socket closed after %v, want within 1s", d)
+	}
+}
+
+func mustURL(s string) *url.URL {
+	u, _ := url.Parse(s)
+	return u
+}
+
+// The instance ordering the log stops; the other takes over and nothing is lost.
+func TestSequencerFailover(t *testing.T) {
+	t.Parallel()
+	a, c, _ := setup(t, nil)
+	b := startServer(t, a.DBURL, nil)
+	leader, follower := a, b
+	if !statsOf(t, a, c).SequencerLeader {
+		leader, follower = b, a
+	}
+	jarFor(t, c, a, follower)
+	ws := dial(t, follower, c)
+	ws.subscribe("order_changes")
+	id := counterRow(t, a.DBURL)
+	ws.read()
+	increments(t, a.DBURL, id, 10)
+	ws.readVersions(id, 1, 10)
+	leader.Stop(t)
+	start := time.Now()
+	increments(t, a.DBURL, id, 10) // committed while nobody orders the log
+	ws.readVersions(id, 11, 20)
+	took := time.Since(start)
+	t.Logf("follower took over and delivered the backlog in %v", took)
+	if took > 5*time.Second {
+		t.Errorf("takeover took %v, want under 5s", took)
+	}
+	if !statsOf(t, follower, c).SequencerLeader {
+		t.Error("follower does not report itself as leader")
+	}
+}
+
+// jarFor copies the cookies of server from to server to.
+func jarFor(t *testing.T, c *http.Client, from, to *testServer) {
+	t.Helper()
+	src, dst := mustURL(from.URL), mustURL(to.URL)
+	c.Jar.SetCookies(dst, c.Jar.Cookies(src))
+}
+
+type statsData struct {
+	ConnectedClients int            `json:"connectedClients"`
+	Subscriptions    map[string]int `json:"subscriptions"`
+	SequencerLeader  bool           `json:"sequencerLeader"`
+	LastEventID      string         `json:"lastEventId"`
+}
+
+func statsOf(t *testing.T, s *testServer, c *http.Client) statsData {
+	t.Helper()
+	jarFor(t, c, s, s)
+	resp, err := c.Get(s.URL + "/api/v1/ws/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Success bool      `json:"success"`
+		Data    statsData `json:"data"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || !body.Success {
+		t.Fatalf("stats: %d %v", resp.StatusCode, err)
+	}
+	return body.Data
+}
+
+func TestSessionLifetimeAndActivity(t *testing.T) {
+	t.Parallel()
+	// Idle timeout 2s: an open socket keeps the session alive past it. Absolute
+	// lifetime 5s: the socket is closed with 1008 soon after.
+	s, c, ws := setup(t, map[string]string{"SESSION_IDLE_TIMEOUT": "2s", "SESSION_LIFETIME": "5s"})
+	start := time.Now()
+	ws.subscribe("order_changes")
+	// Wait past the idle timeout on a signal: events the socket receives.
+	id := counterRow(t, s.DBURL)
+	ws.read()
+	for v := 1; time.Since(start) < 3*time.Second; v++ {
+		increments(t, s.DBURL, id, 1)
+		ws.readVersions(id, v, v)
+	}
+	if resp := get(t, c, s.URL+"/api/auth/me"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("session with an open socket expired after %v of REST idleness\n%s", time.Since(start), s.Log.String())
+	}
+	code, reason := ws.expectClose()
+	took := time.Since(start)
+	if code != websocket.StatusPolicyViolation {
+		t.Fatalf("want 1008 at the end of the lifetime, got %d %q", code, reason)
+	}
+	if took < 5*time.Second || took > 8*time.Second {
+		t.Errorf("socket closed %v after login, want soon after the 5s lifetime", took)
+	}
+}
+
+func TestDisablingUserClosesSockets(t *testing.T) {
+	t.Parallel()
+	s, _, _ := setup(t, nil)
+	createAdmin(t, s.DBURL, "temp@example.com", "support")
+	ws := dial(t, s, login(t, s, "temp@example.com", testPassword))
+	start := time.Now()
+	runCLI(t, s.DBURL, "", "admin", "disable", "--email", "temp@example.com")
+	code, reason := ws.expectClose()
+	if code != websocket.StatusPolicyViolation || reason != "user disabled" {
+		t.Fatalf("want 1008 user disabled, got %d %q", code, reason)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("closed after %v, want within 1s", d)
+	}
+	// A disabled user cannot log in.
+	resp := postJSON(t, http.DefaultClient, s.URL+"/api/auth/login", map[string]string{"email": "temp@example.com", "password": testPassword})
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("disabled login: %d", resp.StatusCode)
+	}
+}
+
+// A client that stops reading is closed with 1013 without delaying the others,
+// and resuming with since gives it everything it missed.
+func TestSlowClientIsClosedAndResumes(t *testing.T) {
+	t.Parallel()
+	s, c, _ := setup(t, map[string]string{"WS_SEND_QUEUE": "512"})
+	fast := dialRaw(t, s, c, &websocket.DialOptions{Subprotocols: []string{"shopstream.batch"}})
+	fast.read()
+	// The slow client's kernel buffer is small, so that its queue, not the
+	// kernel, is what fills.
+	slow := dialRaw(t, s, &http.Client{Jar: c.Jar, Transport: &http.Transport{DialContext: (&net.Dialer{
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) {
+				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+			})
+		}}).DialContext}}, nil)
+	slow.read()
+	id := counterRow(t, s.DBURL)
+	fast.subscribe("order_changes")
+	slow.subscribe("order_changes")
+	fast.read()
+	created := slow.read()
+	// Big rows fill the slow client's socket buffers, then its queue.
+	exec(t, appConn(t, s.DBURL, "x"), `UPDATE orders SET notes = repeat('n', 2000) WHERE id = $1`, id)
+	fast.read()
+	lastSeen := slow.read()["id"].(string)
+	_ = created
+	const total = 2000
+	writeErr := make(chan error, 1)
+	conn := appConn(t, s.DBURL, "counter")
+	go func() {
+		for i := 0; i < total; i++ {
+			if _, err := conn.Exec(context.Background(), `UPDATE orders SET version = version + 1 WHERE id = $1`, id); err != nil {
+				writeErr <- err
+				return
+			}
+		}
+		writeErr <- nil
+	}()
+	var lat []time.Duration
+	for v := 1; v <= total; {
+		frame := fast.readRaw() // a lean, batched reader: it keeps up
+		for _, b := range splitLines(frame) {
+			if !bytes.Contains(b, []byte(`"changed_fields":{"version":`+strconv.Itoa(v)+`}`)) {
+				t.Fatalf("fast client: want version %d in %.200s", v, b)
+			}
+			i := bytes.LastIndex(b, []byte(`"timestamp":"`))
+			ts, _ := time.Parse("2006-01-02T15:04:05.000Z", string(b[i+13:i+13+24]))
+			lat = append(lat, time.Since(ts))
+			v++
+		}
+	}
+	if err := <-writeErr; err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("fast client p99 commit-to-receive while the slow one was stuck: %v", percentile(lat, 0.99))
+	// The slow client now reads: it finds a close 1013 after what fitted.
+	var code websocket.StatusCode
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, b, err := slow.conn.Read(ctx)
+		cancel()
+		if err != nil {
+			code = websocket.CloseStatus(err)
+			break
+		}
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		if m["type"] == "event" {
+			lastSeen = m["id"].(string)
+		}
+	}
+	if code != websocket.StatusTryAgainLater {
+		t.Fatalf("slow client: want 1013, got %d", code)
+	}
+	// Resume from the last event it saw: everything after arrives, in order.
+	again := dial(t, s, c)
+	again.send(map[string]any{"type": "subscribe", "channel": "order_changes", "since": lastSeen})
+	again.read()
+	m := again.read()
+	first := int(m["data"].(map[string]any)["changed_fields"].(map[string]any)["version"].(float64))
+	again.readVersions(id, first+1, total)
+	if lastSeenID, _ := strconv.Atoi(lastSeen); int(must(strconv.Atoi(m["id"].(string)))) <= lastSeenID {
+		t.Fatalf("resume repeated an event: %v after %s", m["id"], lastSeen)
+	}
+}
+
+func must(n int, err error) int {
+	if err != nil {
+		panic(err)
+	}
+	return n
+}
+
+func percentile(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := append([]time.Duration(nil), d...)
+	for i := range s { // insertion sort: small slices
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	return s[int(float64(len(s)-1)*p)]
+}
+
+// One UPDATE of 100,000 rows reaches the socket complete and in order while
+// application pings stay answered.
+func TestBulkUpdate(t *testing.T) {
+	t.Parallel()
+	s, c, _ := setup(t, nil)
+	app := appConn(t, s.DBURL, "import")
+	exec(t, app, `INSERT INTO products (sku, name, stock) SELECT 'BULK-' || g, 'p' || g, 0 FROM generate_series(1, 100000) g`)
+	ws := dialRaw(t, s, c, &websocket.DialOptions{Subprotocols: []string{"shopstream.batch"}})
+	ws.read()
+	ws.send(map[string]any{"type": "subscribe", "channel": "product_changes", "actions": []string{"updated"}})
+	ws.read()
+	exec(t, app, `UPDATE products SET stock = 1 WHERE sku LIKE 'BULK-%'`)
+	const n = 100000
+	got, lastID := 0, int64(0)
+	var pings sync.WaitGroup
+	pingTimes := make(chan time.Duration, 1000)
+	pingSent := make(chan time.Time, 1000)
+	for got < n {
+		if got%10000 == 0 {
+			pingSent <- time.Now()
+			ws.send(map[string]string{"type": "ping"})
+		}
+		b := ws.readRaw()
+		for _, line := range splitLines(b) {
+			var m struct {
+				Type string `json:"type"`
+				ID   string `json:"id"`
+			}
+			if err := json.Unmarshal(line, &m); err != nil {
+				t.Fatal(err)
+			}
+			if m.Type == "pong" {
+				pingTimes <- time.Since(<-pingSent)
+				continue
+			}
+			if m.Type != "event" {
+				t.Fatalf("unexpected %s", line)
+			}
+			idn, _ := strconv.ParseInt(m.ID, 10, 64)
+			if idn <= lastID {
+				t.Fatalf("out of order: %d after %d", idn, lastID)
+			}
+			lastID = idn
+			got++
+		}
+	}
+	pings.Wait()
+	close(pingTimes)
+	for d := range pingTimes {
+		if d > time.Second {
+			t.Errorf("ping answered after %v during the bulk update", d)
+		}
+	}
+	t.Logf("received %d events", got)
+}
+
+func splitLines(b []byte) [][]byte {
+	var out [][]byte
+	start := 0
+	for i, c := range b {
+		if c == '\n' {
+			out = append(out, b[start:i])
+			start = i + 1
+		}
+	}
+	return append(out, b[start:])
+}
+
+var _ = fmt.Sprint
