@@ -19,6 +19,9 @@ CREATE TABLE shopstream.admin_users (
     role          text NOT NULL REFERENCES shopstream.roles (name) ON UPDATE CASCADE,
     password_hash text NOT NULL,
     disabled      boolean NOT NULL DEFAULT false,
+    -- Sessions remember the epoch they were made in; raising it (new password,
+    -- new role, disabling) ends every session and socket of the user.
+    session_epoch integer NOT NULL DEFAULT 1,
     created_at    timestamptz NOT NULL DEFAULT now(),
     updated_at    timestamptz NOT NULL DEFAULT now()
 );
@@ -47,8 +50,9 @@ $$;
 CREATE TRIGGER sessions_ended AFTER DELETE ON shopstream.sessions
     FOR EACH ROW EXECUTE FUNCTION shopstream.session_ended();
 
--- Disabling a user rings every instance too, to close that user's sockets.
-CREATE FUNCTION shopstream.user_disabled() RETURNS trigger
+-- A user's sessions ending (epoch raised, user disabled) rings every instance
+-- too, to close that user's sockets.
+CREATE FUNCTION shopstream.user_sessions_ended() RETURNS trigger
 LANGUAGE plpgsql AS $$
 BEGIN
     PERFORM pg_notify('shopstream_sessions', 'user:' || NEW.id);
@@ -56,6 +60,6 @@ BEGIN
 END
 $$;
 
-CREATE TRIGGER admin_users_disabled AFTER UPDATE OF disabled ON shopstream.admin_users
-    FOR EACH ROW WHEN (NEW.disabled AND NOT OLD.disabled)
-    EXECUTE FUNCTION shopstream.user_disabled();
+CREATE TRIGGER admin_users_sessions_ended AFTER UPDATE ON shopstream.admin_users
+    FOR EACH ROW WHEN ((NEW.disabled AND NOT OLD.disabled) OR NEW.session_epoch <> OLD.session_epoch)
+    EXECUTE FUNCTION shopstream.user_sessions_ended();

@@ -142,6 +142,7 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 		CookieName: cfg.CookieName, OriginPatterns: cfg.AllowedOrigins, Channels: channels(cfg),
 		SendQueue: cfg.SendQueue, MaxMessageBytes: cfg.MaxMessageBytes,
 		WriteTimeout: cfg.WriteTimeout, PingInterval: cfg.PingInterval, Observer: m,
+		MaxSockets: cfg.MaxSockets, MaxUserSockets: cfg.MaxUserSockets, Fields: filterFields(cfg, db),
 	}, s.hub, authSvc, db, db, s.keeper, log.With("component", "socket"))
 	handler := httpapi.New(httpapi.Deps{
 		Auth: authSvc, Socket: s.sockets, Health: s, Stats: s, Static: web.Static(),
@@ -229,5 +230,27 @@ func servePprof(addr string, log *slog.Logger) {
 	log.Info("pprof serving", "addr", addr)
 	if err := srv.ListenAndServe(); err != nil {
 		log.Warn("pprof server stopped", "err", err)
+	}
+}
+
+// filterFields lists the columns a filter may name: the table's, less the secret ones.
+func filterFields(cfg config.Config, db *postgres.DB) wsapi.FieldSource {
+	return func(ctx context.Context, entity string) ([]string, error) {
+		t, ok := cfg.TableFor(entity)
+		if !ok {
+			return nil, nil
+		}
+		cols, err := db.TableColumns(ctx, t.Name)
+		if err != nil {
+			return nil, err
+		}
+		secret := set(t.Secret)
+		out := cols[:0]
+		for _, c := range cols {
+			if !secret[c] {
+				out = append(out, c)
+			}
+		}
+		return out, nil
 	}
 }

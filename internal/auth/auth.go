@@ -37,7 +37,10 @@ func (e *ThrottledError) Error() string { return ErrThrottled.Error() }
 // Unwrap makes errors.Is(err, ErrThrottled) work.
 func (e *ThrottledError) Unwrap() error { return ErrThrottled }
 
-const userIDKey = "user_id"
+const (
+	userIDKey = "user_id"
+	epochKey  = "epoch"
+)
 
 // SessionConfig configures sessions and their cookie.
 type SessionConfig struct {
@@ -107,6 +110,7 @@ func (s *Service) Login(ctx context.Context, email, password, clientAddr string)
 		return User{}, fmt.Errorf("renewing session token: %w", err)
 	}
 	s.Sessions.Put(ctx, userIDKey, u.ID)
+	s.Sessions.Put(ctx, epochKey, u.SessionEpoch)
 	return u, nil
 }
 
@@ -131,7 +135,7 @@ func (s *Service) Current(ctx context.Context) (User, bool, error) {
 	} else if err != nil {
 		return User{}, false, fmt.Errorf("looking up user: %w", err)
 	}
-	if u.Disabled {
+	if u.Disabled || s.Sessions.GetInt32(ctx, epochKey) != u.SessionEpoch {
 		return User{}, false, nil
 	}
 	return u, true, nil

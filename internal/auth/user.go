@@ -19,6 +19,7 @@ type User struct {
 	Role         string
 	PasswordHash string
 	Disabled     bool
+	SessionEpoch int32 // sessions from an older epoch are void
 	CreatedAt    time.Time
 }
 

@@ -46,6 +46,8 @@ type Config struct {
 	MaxMessageBytes int64         // largest client frame
 	WriteTimeout    time.Duration // deadline of every socket write
 	PingInterval    time.Duration // WebSocket ping period
+	MaxSockets      int           // open sockets on one instance
+	MaxUserSockets  int           // open sockets of one user on one instance
 
 	LogFormat string // text or json
 	LogLevel  string // debug, info, warn, error
@@ -79,6 +81,8 @@ var Vars = []Var{
 	{"WS_MAX_MESSAGE_BYTES", "4096", "largest client message; bigger closes with 1009"},
 	{"WS_WRITE_TIMEOUT", "10s", "deadline of every socket write"},
 	{"WS_PING_INTERVAL", "30s", "WebSocket ping period; a peer that does not answer is dropped"},
+	{"WS_MAX_SOCKETS", "20000", "open sockets per instance; beyond, new sockets are closed with 1013"},
+	{"WS_MAX_SOCKETS_PER_USER", "50", "open sockets per user per instance; beyond, new sockets are closed with 1013"},
 	{"LOG_FORMAT", "text", "text or json"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 }
@@ -110,6 +114,8 @@ func Load(getenv func(string) string) (Config, error) {
 	c.MaxMessageBytes = int64(p.integer("WS_MAX_MESSAGE_BYTES", 4096))
 	c.WriteTimeout = p.duration("WS_WRITE_TIMEOUT", 10*time.Second)
 	c.PingInterval = p.duration("WS_PING_INTERVAL", 30*time.Second)
+	c.MaxSockets = p.integer("WS_MAX_SOCKETS", 20000)
+	c.MaxUserSockets = p.integer("WS_MAX_SOCKETS_PER_USER", 50)
 	c.Tables = p.tables()
 	if c.ListenDatabaseURL == "" {
 		c.ListenDatabaseURL = c.DatabaseURL
@@ -134,6 +140,9 @@ func (c Config) Validate() error {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s: must be positive", name))
 		}
+	}
+	if c.MaxSockets < 1 || c.MaxUserSockets < 1 {
+		errs = append(errs, errors.New("WS_MAX_SOCKETS and WS_MAX_SOCKETS_PER_USER: must be at least 1"))
 	}
 	if c.SendQueue < 16 {
 		errs = append(errs, errors.New("WS_SEND_QUEUE: must be at least 16"))

@@ -189,9 +189,10 @@ func (h *Hub) SessionEnded(tokenHash string) {
 	h.closeWhere(func(m *member) bool { return m.session == tokenHash }, ClosePolicyViolation, "session ended")
 }
 
-// UserDisabled closes every subscriber of the user.
-func (h *Hub) UserDisabled(userID int64) {
-	h.closeWhere(func(m *member) bool { return m.userID == userID }, ClosePolicyViolation, "user disabled")
+// UserSessionsEnded closes every subscriber of the user: disabled, or with a
+// new password or role (its session epoch went up).
+func (h *Hub) UserSessionsEnded(userID int64) {
+	h.closeWhere(func(m *member) bool { return m.userID == userID }, ClosePolicyViolation, "session ended")
 }
 
 // Shutdown closes every subscriber with 1001 and refuses new ones.

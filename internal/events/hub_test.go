@@ -263,7 +263,7 @@ func TestHubSlowSubscriberRemoved(t *testing.T) {
 	}
 }
 
-func TestHubSessionEndedAndUserDisabled(t *testing.T) {
+func TestHubSessionEndedAndUserSessionsEnded(t *testing.T) {
 	h := NewHub()
 	a1 := newFakeSub("a1", 0) // session A, user 1
 	a2 := newFakeSub("a2", 0) // session A, user 1 (second tab)
@@ -297,8 +297,8 @@ func TestHubSessionEndedAndUserDisabled(t *testing.T) {
 	r1 := rec("orders", 1, `{}`)
 	h.Publish([]Record{r1})
 
-	h.UserDisabled(1)
-	if got, want := b.closeCalls(), []closeCall{{1008, "user disabled"}}; !reflect.DeepEqual(got, want) {
+	h.UserSessionsEnded(1)
+	if got, want := b.closeCalls(), []closeCall{{1008, "session ended"}}; !reflect.DeepEqual(got, want) {
 		t.Errorf("b closes = %v, want %v", got, want)
 	}
 	if got := c.closeCalls(); len(got) != 0 {

@@ -22,7 +22,7 @@ type ListenConn interface {
 type Sink interface {
 	Publish(recs []Record)
 	SessionEnded(tokenHash string)
-	UserDisabled(userID int64)
+	UserSessionsEnded(userID int64)
 	SetPosition(pos int64)
 }
 
@@ -153,7 +153,7 @@ func (l *Listener) catchUp(ctx context.Context, conn ListenConn) error {
 func (l *Listener) sessionEnded(payload string) {
 	if id, ok := strings.CutPrefix(payload, "user:"); ok {
 		if n, err := strconv.ParseInt(id, 10, 64); err == nil {
-			l.sink.UserDisabled(n)
+			l.sink.UserSessionsEnded(n)
 		}
 		return
 	}

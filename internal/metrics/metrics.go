@@ -51,7 +51,7 @@ func New(src Sources, log *slog.Logger) *Metrics {
 			Help:    "Time from a change (its trigger's clock) to its frame being written to a socket.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
 		socketsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopstream_sockets_closed_total",
-			Help: "Sockets closed, by reason: auth, slow, rate, shutdown, client, error."}, []string{"reason"}),
+			Help: "Sockets closed, by reason: auth, slow, rate, limit, shutdown, client, error."}, []string{"reason"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopstream_logins_total",
 			Help: "Login attempts by outcome: success, invalid, throttled."}, []string{"outcome"}),
 	}
@@ -71,7 +71,7 @@ func New(src Sources, log *slog.Logger) *Metrics {
 		}),
 		&scrapeCollector{src: src, log: log},
 	)
-	for _, r := range []string{"auth", "slow", "rate", "shutdown", "client", "error"} {
+	for _, r := range []string{"auth", "slow", "rate", "limit", "shutdown", "client", "error"} {
 		m.socketsClosed.WithLabelValues(r)
 	}
 	for _, o := range []string{"success", "invalid", "throttled"} {

@@ -19,11 +19,11 @@ var (
 	ErrConflict = auth.ErrConflict
 )
 
-const userColumns = `id, email, name, role, password_hash, disabled, created_at`
+const userColumns = `id, email, name, role, password_hash, disabled, session_epoch, created_at`
 
 func scanUser(row pgx.Row) (User, error) {
 	var u User
-	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.PasswordHash, &u.Disabled, &u.CreatedAt)
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.PasswordHash, &u.Disabled, &u.SessionEpoch, &u.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return u, ErrNotFound
 	}
@@ -74,14 +74,19 @@ func (db *DB) ListUsers(ctx context.Context) ([]User, error) {
 }
 
 // updateUser changes one column of a user by email: "disabled", "password_hash"
-// or "role".
+// or "role". Each of them ends the user's sessions (the epoch goes up), except
+// enabling.
 func (db *DB) updateUser(ctx context.Context, email, column string, value any) (User, error) {
-	row := db.Pool.QueryRow(ctx, `UPDATE shopstream.admin_users SET `+column+` = $2, updated_at = now()
-		WHERE lower(email) = lower($1) RETURNING `+userColumns, email, value)
+	row := db.Pool.QueryRow(ctx, `UPDATE shopstream.admin_users SET `+column+` = $2, updated_at = now(),
+			session_epoch = session_epoch + CASE WHEN $3 THEN 1 ELSE 0 END
+		WHERE lower(email) = lower($1) RETURNING `+userColumns, email, value, value != false)
 	u, err := scanUser(row)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23503" {
 		return u, fmt.Errorf("role %v: %w", value, ErrNotFound)
+	}
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return u, fmt.Errorf("updating user: %w", err)
 	}
 	return u, err
 }
@@ -109,4 +114,18 @@ func (db *DB) RoleChannels(ctx context.Context, role string) ([]string, error) {
 		return nil, ErrNotFound
 	}
 	return channels, err
+}
+
+// TableColumns returns the column names of a table.
+func (db *DB) TableColumns(ctx context.Context, table string) ([]string, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT attname FROM pg_attribute
+		WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped ORDER BY attnum`, table)
+	if err != nil {
+		return nil, fmt.Errorf("reading columns of %s: %w", table, err)
+	}
+	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("reading columns of %s: %w", table, err)
+	}
+	return cols, nil
 }

@@ -81,13 +81,21 @@ func (c *client) push(it item) bool {
 	return true
 }
 
-// Close starts closing the socket with code and reason; queued messages are dropped.
-func (c *client) Close(code int, reason string) {
+// Close starts closing the socket with code and reason; queued messages are
+// dropped (a logged-out user gets nothing more).
+func (c *client) Close(code int, reason string) { c.close(code, reason, false) }
+
+// closeAfterFlush closes once what is queued (the errors that explain why) is written.
+func (c *client) closeAfterFlush(code int, reason string) { c.close(code, reason, true) }
+
+func (c *client) close(code int, reason string, flush bool) {
 	c.mu.Lock()
 	if !c.closing {
 		c.closing, c.closeCode, c.closeReason = true, websocket.StatusCode(code), reason
 		c.closeLabel = labelFor(code, reason)
-		c.queue = nil
+		if !flush {
+			c.queue = nil
+		}
 	}
 	c.mu.Unlock()
 	c.signal()
@@ -147,13 +155,13 @@ func (w *writer) loop(ctx context.Context) {
 		case <-c.wake:
 		}
 		items, closing, code, reason := c.take()
-		if closing {
-			_ = c.conn.Close(code, reason)
-			return
-		}
 		if err := w.write(ctx, items); err != nil {
 			w.h.log.Debug("socket write failed", "err", err)
 			_ = c.conn.CloseNow()
+			return
+		}
+		if closing {
+			_ = c.conn.Close(code, reason)
 			return
 		}
 		c.giveBack(items)

@@ -57,6 +57,9 @@ type Config struct {
 	MaxSubscriptions int     // per connection (default 50)
 	MessageRate      float64 // client messages per second (default 20)
 	MessageBurst     int     // (default 40)
+	MaxSockets       int     // in total on this instance (default 20000)
+	MaxUserSockets   int     // per user on this instance (default 50)
+	Fields           FieldSource
 	Observer         Observer
 }
 
@@ -69,9 +72,14 @@ type Handler struct {
 	replayer Replayer
 	keeper   *Keeper
 	obs      Observer
+	fields   *fieldCache
 	log      *slog.Logger
 	base     context.Context // the server's lifetime: sockets outlive their request
 	open     sync.WaitGroup
+
+	mu      sync.Mutex
+	total   int
+	perUser map[int64]int
 }
 
 // Wait waits until every socket has ended, or ctx ends.
@@ -94,11 +102,18 @@ func NewHandler(base context.Context, cfg Config, hub *events.Hub, sessions Sess
 	if cfg.MessageRate <= 0 {
 		cfg.MessageRate, cfg.MessageBurst = 20, 40
 	}
+	if cfg.MaxSockets <= 0 {
+		cfg.MaxSockets = 20000
+	}
+	if cfg.MaxUserSockets <= 0 {
+		cfg.MaxUserSockets = 50
+	}
 	obs := cfg.Observer
 	if obs == nil {
 		obs = noObserver{}
 	}
-	return &Handler{cfg: cfg, hub: hub, sessions: sessions, roles: roles, replayer: replayer, keeper: keeper, obs: obs, log: log, base: base}
+	return &Handler{cfg: cfg, hub: hub, sessions: sessions, roles: roles, replayer: replayer, keeper: keeper, obs: obs,
+		fields: newFieldCache(cfg.Fields), log: log, base: base, perUser: map[int64]int{}}
 }
 
 // ServeHTTP checks the session, accepts the socket (Accept refuses a foreign
@@ -130,7 +145,37 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close(websocket.StatusPolicyViolation, "authentication required")
 		return
 	}
+	if reason := h.admit(user.ID); reason != "" {
+		h.obs.SocketClosed("limit")
+		_ = conn.Close(websocket.StatusTryAgainLater, reason)
+		return
+	}
+	defer h.release(user.ID)
 	h.serve(conn, user, token, r.Header.Get("Origin"))
+}
+
+// admit counts a socket against the caps; it returns why not when one is full.
+func (h *Handler) admit(userID int64) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.total >= h.cfg.MaxSockets {
+		return "server at socket capacity: try again later"
+	}
+	if h.perUser[userID] >= h.cfg.MaxUserSockets {
+		return "too many sockets for this user: close some"
+	}
+	h.total++
+	h.perUser[userID]++
+	return ""
+}
+
+func (h *Handler) release(userID int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.total--
+	if h.perUser[userID]--; h.perUser[userID] <= 0 {
+		delete(h.perUser, userID)
+	}
 }
 
 func (h *Handler) serve(conn *websocket.Conn, user auth.User, token string, origin string) {

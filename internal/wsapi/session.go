@@ -2,6 +2,7 @@ package wsapi
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -37,7 +38,7 @@ func (s *session) readLoop(ctx context.Context) error {
 		}
 		if !s.limiter.Allow() {
 			if s.strikes++; s.strikes > strikesBeforeClose {
-				s.c.Close(int(websocket.StatusPolicyViolation), rateLimitReason)
+				s.c.closeAfterFlush(int(websocket.StatusPolicyViolation), rateLimitReason)
 				continue
 			}
 			s.c.Send(msgError(CodeRateLimited, "too many messages: slow down"))
@@ -63,7 +64,7 @@ func (s *session) handle(ctx context.Context, b []byte) *protocolError {
 	case "ping":
 		s.c.Send(msgPong(time.Now()))
 	case "subscribe":
-		return s.subscribe(req)
+		return s.subscribe(ctx, req)
 	case "unsubscribe":
 		return s.unsubscribe(req)
 	default:
@@ -82,7 +83,7 @@ func (s *session) checkChannel(ch string) *protocolError {
 	return nil
 }
 
-func (s *session) subscribe(req request) *protocolError {
+func (s *session) subscribe(ctx context.Context, req request) *protocolError {
 	channels, err := req.channelList()
 	if err != nil {
 		return err.(*protocolError)
@@ -102,6 +103,9 @@ func (s *session) subscribe(req request) *protocolError {
 		if perr := s.checkChannel(ch); perr != nil {
 			return perr
 		}
+		if perr := s.checkFilter(ctx, ch, sub.Filter); perr != nil {
+			return perr
+		}
 	}
 	for _, ch := range channels {
 		if !s.subs[ch] && len(s.subs) >= s.h.cfg.MaxSubscriptions {
@@ -114,14 +118,33 @@ func (s *session) subscribe(req request) *protocolError {
 				return false
 			}
 			if resume && since < position {
-				entity := ch[:len(ch)-len("_changes")]
-				return s.c.push(item{replay: &replay{channel: ch, entity: entity, since: since, upto: position, sub: sub}})
+				return s.c.push(item{replay: &replay{channel: ch, entity: entityOf(ch), since: since, upto: position, sub: sub}})
 			}
 			return true
 		})
 	}
 	return nil
 }
+
+// checkFilter refuses a filter on a field the channel's rows do not have.
+func (s *session) checkFilter(ctx context.Context, channel string, f events.Filter) *protocolError {
+	if len(f) == 0 || s.h.cfg.Fields == nil {
+		return nil
+	}
+	fields, err := s.h.fields.get(ctx, entityOf(channel))
+	if err != nil {
+		s.h.log.Error("reading table columns", "err", err)
+		return &protocolError{Code: CodeInternal, Message: "could not check the filter: try again"}
+	}
+	for k := range f {
+		if !fields[k] {
+			return invalid("filter names %s, which %s rows do not have", quote(k), entityOf(channel))
+		}
+	}
+	return nil
+}
+
+func entityOf(channel string) string { return strings.TrimSuffix(channel, "_changes") }
 
 func (s *session) unsubscribe(req request) *protocolError {
 	channels, err := req.channelList()
