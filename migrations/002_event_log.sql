@@ -40,8 +40,10 @@ INSERT INTO shopstream.log_state DEFAULT VALUES;
 -- The row trigger: append, and ring the sequencer's doorbell only when no other
 -- writer is ringing it right now (pg_try_advisory_xact_lock never waits). A writer
 -- that skips the ring is picked up by the sequencer's poll.
+-- SECURITY DEFINER: the shop's writer roles need no privileges on the shopstream
+-- schema; a fixed search_path keeps a writer from substituting its own functions.
 CREATE FUNCTION shopstream.capture() RETURNS trigger
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     who text := coalesce(nullif(current_setting('shopstream.actor', true), ''),
                          nullif(current_setting('application_name', true), ''));

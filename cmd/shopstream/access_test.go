@@ -65,13 +65,13 @@ func TestFiltersAndActions(t *testing.T) {
 		t.Fatalf("subscribe: %v", m)
 	}
 	app := appConn(t, s.DBURL, "shop")
-	exec(t, app, `INSERT INTO orders (id, order_number, status, customer_id) VALUES (501, 'F-1', 'pending', 45)`)     // matches
-	exec(t, app, `INSERT INTO orders (id, order_number, status, customer_id) VALUES (502, 'F-2', 'pending', 46)`)     // other customer
-	exec(t, app, `INSERT INTO orders (id, order_number, status, customer_id) VALUES (503, 'F-3', 'shipped', 45)`)     // other status
-	exec(t, app, `UPDATE orders SET status = 'shipped' WHERE id = 501`)                                               // leaves the list
-	exec(t, app, `UPDATE orders SET status = 'processing' WHERE id = 503`)                                            // enters the list
-	exec(t, app, `UPDATE orders SET status = 'cancelled' WHERE id = 502`)                                             // never in it
-	exec(t, app, `DELETE FROM orders WHERE id = 503`)                                                                 // deletes not asked for
+	exec(t, app, `INSERT INTO orders (id, order_number, status, customer_id) VALUES (501, 'F-1', 'pending', 45)`)    // matches
+	exec(t, app, `INSERT INTO orders (id, order_number, status, customer_id) VALUES (502, 'F-2', 'pending', 46)`)    // other customer
+	exec(t, app, `INSERT INTO orders (id, order_number, status, customer_id) VALUES (503, 'F-3', 'shipped', 45)`)    // other status
+	exec(t, app, `UPDATE orders SET status = 'shipped' WHERE id = 501`)                                              // leaves the list
+	exec(t, app, `UPDATE orders SET status = 'processing' WHERE id = 503`)                                           // enters the list
+	exec(t, app, `UPDATE orders SET status = 'cancelled' WHERE id = 502`)                                            // never in it
+	exec(t, app, `DELETE FROM orders WHERE id = 503`)                                                                // deletes not asked for
 	exec(t, app, `INSERT INTO orders (id, order_number, status, customer_id) VALUES (504, 'F-4', 'processing', 45)`) // marker
 	want := []struct {
 		event string

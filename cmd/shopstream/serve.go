@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/alexedwards/scs/pgxstore"
@@ -97,7 +98,11 @@ type server struct {
 	sockets   *wsapi.Handler
 	keeper    *wsapi.Keeper
 	store     *pgxstore.PostgresStore
+	draining  atomic.Bool
 }
+
+// Draining is part of httpapi.Health.
+func (s *server) Draining() bool { return s.draining.Load() }
 
 // Stats is what the stats endpoint shows.
 func (s *server) Stats() httpapi.Stats {
@@ -147,7 +152,7 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 	handler := httpapi.New(httpapi.Deps{
 		Auth: authSvc, Socket: s.sockets, Health: s, Stats: s, Static: web.Static(),
 		Metrics: m.Handler(), Logins: m.Login,
-		OriginPatterns: cfg.AllowedOrigins, Log: log,
+		OriginPatterns: cfg.AllowedOrigins, TrustProxy: cfg.TrustProxy, Log: log,
 	})
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -181,6 +186,7 @@ func (s *server) run(ctx context.Context, e env, srv *http.Server, ln net.Listen
 		err = fmt.Errorf("serving: %w", err)
 	}
 	s.log.Info("shutting down")
+	s.draining.Store(true)
 	shutCtx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()
 	go func() { _ = srv.Shutdown(shutCtx) }()

@@ -38,6 +38,7 @@ type Config struct {
 	SessionIdleTimeout time.Duration
 	SessionLifetime    time.Duration
 	AllowedOrigins     []string // extra Origin host patterns for the socket and POSTs
+	TrustProxy         bool     // client address from X-Forwarded-For
 
 	Tables    []Table
 	Retention time.Duration
@@ -73,6 +74,7 @@ var Vars = []Var{
 	{"SESSION_IDLE_TIMEOUT", "30m", "a session ends after this long without activity (an open socket is activity)"},
 	{"SESSION_LIFETIME", "12h", "absolute session lifetime"},
 	{"ALLOWED_ORIGINS", "", "comma-separated extra Origin hosts (e.g. admin.example.com); the service's own host is always allowed"},
+	{"TRUST_PROXY_HEADERS", "false", "take the client address (login throttling, logs) from X-Forwarded-For; only behind a proxy that sets it"},
 	{"TABLES", "order=public.orders,product=public.products,customer=public.customers,shipment=public.shipments,transaction=public.transactions", "entity=table pairs to watch"},
 	{"SECRET_COLUMNS", DefaultSecretColumns, "columns never sent; SECRET_COLUMNS_<ENTITY> (e.g. SECRET_COLUMNS_CUSTOMER) replaces it for one table"},
 	{"IGNORED_COLUMNS", DefaultIgnoredColumns, "columns whose change alone emits no event; IGNORED_COLUMNS_<ENTITY> replaces it for one table"},
@@ -109,6 +111,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.SessionIdleTimeout = p.duration("SESSION_IDLE_TIMEOUT", 30*time.Minute)
 	c.SessionLifetime = p.duration("SESSION_LIFETIME", 12*time.Hour)
 	c.AllowedOrigins = splitList(p.str("ALLOWED_ORIGINS", ""))
+	c.TrustProxy = p.boolean("TRUST_PROXY_HEADERS", false)
 	c.Retention = p.duration("EVENT_RETENTION", 24*time.Hour)
 	c.SendQueue = p.integer("WS_SEND_QUEUE", 4096)
 	c.MaxMessageBytes = int64(p.integer("WS_MAX_MESSAGE_BYTES", 4096))

@@ -106,6 +106,10 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 	var lastPrune time.Time
 	busy := false
 	for {
+		if time.Since(lastPrune) > time.Minute && s.cfg.Retention > 0 {
+			lastPrune = time.Now() // also under constant load: not only when idle
+			s.prune(ctx, conn)
+		}
 		n, last, err := conn.Sequence(ctx, s.cfg.Batch, !busy, s.build)
 		if err != nil {
 			return err
@@ -126,10 +130,6 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 		}
 		if poll = poll * 2; poll > s.cfg.MaxPoll {
 			poll = s.cfg.MaxPoll
-		}
-		if time.Since(lastPrune) > time.Minute && s.cfg.Retention > 0 {
-			lastPrune = time.Now()
-			s.prune(ctx, conn)
 		}
 		if err := conn.Wait(ctx, poll); err != nil {
 			return err

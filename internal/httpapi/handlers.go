@@ -104,6 +104,9 @@ func (h *handlers) healthz(c echo.Context) error {
 }
 
 func (h *handlers) readyz(c echo.Context) error {
+	if h.d.Health.Draining() {
+		return newError(http.StatusServiceUnavailable, "not_ready", "shutting down")
+	}
 	ctx, cancel := context.WithTimeout(c.Request().Context(), time.Second)
 	defer cancel()
 	if err := h.d.Health.Ping(ctx); err != nil {

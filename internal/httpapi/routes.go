@@ -17,6 +17,7 @@ import (
 type Health interface {
 	Ping(ctx context.Context) error // the database answers
 	ListenerConnected() bool
+	Draining() bool // shutting down: the load balancer should stop sending
 }
 
 // StatsSource reports the socket statistics.
@@ -34,6 +35,7 @@ type Deps struct {
 	Logins         func(outcome string) // counts logins: success, invalid, throttled
 	Static         fs.FS                // the dashboard
 	OriginPatterns []string
+	TrustProxy     bool // take the client address from X-Forwarded-For (set by a proxy on a private network)
 	Log            *slog.Logger
 }
 
@@ -42,6 +44,9 @@ func New(d Deps) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = echo.ExtractIPDirect()
+	if d.TrustProxy {
+		e.IPExtractor = echo.ExtractIPFromXFFHeader()
+	}
 	e.HTTPErrorHandler = errorHandler(d.Log)
 	e.Use(recoverer(d.Log), requestLog(d.Log))
 	h := &handlers{d: d}

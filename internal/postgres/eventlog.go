@@ -279,14 +279,19 @@ func readEvents(ctx context.Context, q querier, sql string, args ...any) ([]even
 // ReplayEvents returns the records of one entity with after < position <= upto, in
 // order, at most limit of them, and the highest position pruned from the log.
 func (db *DB) ReplayEvents(ctx context.Context, entity string, after, upto int64, limit int) ([]events.Record, int64, error) {
+	recs, err := readEvents(ctx, db.Pool, `SELECT position, entity, action, data, previous, coalesce(actor, ''), created_at
+		FROM shopstream.events WHERE position > $2 AND position <= $3 AND entity = $1 ORDER BY position LIMIT $4`,
+		entity, after, upto, limit)
+	if err != nil {
+		return nil, 0, err
+	}
+	// Read after the events: a prune that ran in between shows here, so the
+	// caller never mistakes a pruned gap for a complete replay.
 	var pruned int64
 	if err := db.Pool.QueryRow(ctx, "SELECT pruned_through FROM shopstream.log_state").Scan(&pruned); err != nil {
 		return nil, 0, fmt.Errorf("reading log state: %w", err)
 	}
-	recs, err := readEvents(ctx, db.Pool, `SELECT position, entity, action, data, previous, coalesce(actor, ''), created_at
-		FROM shopstream.events WHERE entity = $1 AND position > $2 AND position <= $3 ORDER BY position LIMIT $4`,
-		entity, after, upto, limit)
-	return recs, pruned, err
+	return recs, pruned, nil
 }
 
 // InboxBacklog returns how many changes wait to be ordered (counting at most

@@ -35,8 +35,14 @@ func (db *DB) Migrate(ctx context.Context, tables []config.Table, demo bool) (Mi
 	}
 	defer conn.Release()
 	c := conn.Conn()
-	if _, err := c.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS shopstream"); err != nil {
-		return rep, fmt.Errorf("creating schema: %w", err)
+	var exists bool
+	if err := c.QueryRow(ctx, "SELECT to_regnamespace('shopstream') IS NOT NULL").Scan(&exists); err != nil {
+		return rep, fmt.Errorf("looking for schema: %w", err)
+	}
+	if !exists { // CREATE SCHEMA IF NOT EXISTS would need CREATE on the database every time
+		if _, err := c.Exec(ctx, "CREATE SCHEMA shopstream"); err != nil {
+			return rep, fmt.Errorf("creating schema: %w", err)
+		}
 	}
 	m, err := migrate.NewMigrator(ctx, c, "shopstream.schema_version")
 	if err != nil {
