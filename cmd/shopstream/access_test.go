@@ -223,3 +223,29 @@ func TestTokensNeverLogged(t *testing.T) {
 		}
 	}
 }
+
+// A shop role with no privilege on schema shopstream writes as usual, and cannot
+// forge events by writing to the inbox itself.
+func TestWriterNeedsNoPrivilegesOnShopstream(t *testing.T) {
+	t.Parallel()
+	s, _, ws := setup(t, nil)
+	ws.subscribe("order_changes")
+	admin := appConn(t, s.DBURL, "dba")
+	role := "shop_app_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	exec(t, admin, `CREATE ROLE `+role+` LOGIN`)
+	t.Cleanup(func() {
+		_, _ = admin.Exec(context.Background(), `DROP OWNED BY `+role)
+		_, _ = admin.Exec(context.Background(), `DROP ROLE `+role)
+	})
+	exec(t, admin, `GRANT SELECT, INSERT, UPDATE, DELETE ON public.orders TO `+role)
+	u, _ := url.Parse(s.DBURL)
+	u.User = url.User(role)
+	app := appConn(t, u.String(), "storefront")
+	exec(t, app, `UPDATE orders SET status = 'paid' WHERE order_number = 'ORD-1000000001'`)
+	if m := ws.read(); m["event"] != "order:updated" || m["actor"] != "storefront" {
+		t.Fatalf("want the unprivileged writer's update, got %v", m)
+	}
+	if _, err := app.Exec(context.Background(), `INSERT INTO shopstream.inbox (entity, action) VALUES ('order', 'deleted')`); err == nil {
+		t.Fatal("a shop role could write to the inbox")
+	}
+}
