@@ -42,8 +42,10 @@ fuzz: build ## run each fuzz target for FUZZTIME (default 20s)
 	$(GO) test -run '^$$' -fuzz FuzzFilter -fuzztime $${FUZZTIME:-20s} ./internal/events
 	$(GO) test -run '^$$' -fuzz FuzzBuild -fuzztime $${FUZZTIME:-20s} ./internal/events
 
-bench: build ## Go benchmarks of the hot paths
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/events
+bench: build ## benchmarks (BENCHFLAGS=-quick for a short pass): writes docs/benchmarks.md and docs/latency.svg
+	$(GO) build -o .bin/shopbench ./cmd/shopbench
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/events | tee .bin/gobench.txt
+	$(DEVDB) -- .bin/shopbench -gobench .bin/gobench.txt $(BENCHFLAGS)
 
 clean: ## remove build output (keeps .data/)
 	rm -rf .bin

@@ -19,16 +19,22 @@ func cmdMigrate(ctx context.Context, e env, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(e.getenv)
-	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	db, err := openDB(ctx, cfg)
+	cfg, db, err := configAndDB(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
 	return migrate(ctx, e, db, cfg, *demo)
+}
+
+// configAndDB loads the configuration and connects to the database.
+func configAndDB(ctx context.Context, e env) (config.Config, *postgres.DB, error) {
+	cfg, err := config.Load(e.getenv)
+	if err != nil {
+		return cfg, nil, fmt.Errorf("configuration: %w", err)
+	}
+	db, err := openDB(ctx, cfg)
+	return cfg, db, err
 }
 
 func migrate(ctx context.Context, e env, db *postgres.DB, cfg config.Config, demo bool) error {
@@ -64,11 +70,7 @@ func cmdAdmin(ctx context.Context, e env, args []string) error {
 	if needEmail && *email == "" {
 		return &usageError{"admin " + sub + ": --email is required"}
 	}
-	cfg, err := config.Load(e.getenv)
-	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	db, err := openDB(ctx, cfg)
+	_, db, err := configAndDB(ctx, e)
 	if err != nil {
 		return err
 	}

@@ -36,16 +36,12 @@ func cmdServe(ctx context.Context, e env, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(e.getenv)
-	if err != nil {
-		return fmt.Errorf("configuration: %w", err)
-	}
-	log := newLogger(cfg, e.stderr)
-	db, err := openDB(ctx, cfg)
+	cfg, db, err := configAndDB(ctx, e)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
+	log := newLogger(cfg, e.stderr)
 	if *dev {
 		if err := devSetup(ctx, e, db, cfg); err != nil {
 			return err
