@@ -10,8 +10,9 @@ import (
 // under its lock, so the count needs no synchronisation of its own.
 type countSub struct{ n int }
 
-func (s *countSub) SendEvent([]byte, time.Time) bool { s.n++; return true }
-func (s *countSub) Close(int, string)                {}
+func (s *countSub) SendEvent([]byte, time.Time) (bool, bool) { s.n++; return true, false }
+func (s *countSub) Wake()                                    {}
+func (s *countSub) Close(int, string)                        {}
 
 const (
 	benchOld = `{"id":1042,"customer_id":45,"status":"pending","total":129.90,"currency":"EUR",` +

@@ -10,10 +10,14 @@ import (
 
 // Subscriber is one socket as the hub sees it. Both methods must return at once.
 type Subscriber interface {
-	// SendEvent queues an event's frame; at is when the change was made. It
-	// returns false when the queue is full: the subscriber has then begun closing
-	// itself (1013) and the hub forgets it.
-	SendEvent(frame []byte, at time.Time) bool
+	// SendEvent queues an event's frame without waking the subscriber's writer;
+	// at is when the change was made. ok is false when the queue is full: the
+	// subscriber has then begun closing itself (1013) and the hub forgets it.
+	// wake is true for the first frame queued since the last Wake.
+	SendEvent(frame []byte, at time.Time) (ok, wake bool)
+	// Wake tells the subscriber's writer that frames are queued. The hub calls it
+	// once per publish, so a batch of events costs each socket one wake-up.
+	Wake()
 	// Close starts closing the socket with code and reason.
 	Close(code int, reason string)
 }
@@ -45,6 +49,7 @@ type Hub struct {
 	lastAt    time.Time
 	published atomic.Int64 // events read from the log and fanned out
 	delivered atomic.Int64 // event frames queued to sockets
+	touched   []Subscriber // scratch: subscribers to wake after a publish
 	members   map[Subscriber]*member
 	channels  map[string]map[Subscriber]*Subscription
 	closed    bool
@@ -161,14 +166,23 @@ func (h *Hub) Publish(recs []Record) {
 			if !sub.Matches(ev) {
 				continue
 			}
-			if s.SendEvent(ev.Frame, ev.At) {
-				delivered++
-			} else {
+			ok, wake := s.SendEvent(ev.Frame, ev.At)
+			if !ok {
 				h.removeLocked(s)
+				continue
+			}
+			delivered++
+			if wake {
+				h.touched = append(h.touched, s)
 			}
 		}
 		h.position, h.lastAt = ev.Position, ev.At
 	}
+	for _, s := range h.touched {
+		s.Wake()
+	}
+	clear(h.touched)
+	h.touched = h.touched[:0]
 	h.published.Add(int64(len(evs)))
 	h.delivered.Add(int64(delivered))
 }

@@ -31,7 +31,9 @@ type closeCall struct {
 
 func newFakeSub(name string, capacity int) *fakeSub { return &fakeSub{name: name, capacity: capacity} }
 
-func (s *fakeSub) SendEvent(msg []byte, _ time.Time) bool { return s.Send(msg) }
+func (s *fakeSub) SendEvent(msg []byte, _ time.Time) (bool, bool) { return s.Send(msg), false }
+
+func (s *fakeSub) Wake() {}
 
 func (s *fakeSub) Send(msg []byte) bool {
 	s.mu.Lock()
@@ -574,4 +576,40 @@ func TestHubConcurrent(t *testing.T) {
 func timeless(st Stats) Stats {
 	st.LastEventAt, st.LastEventAgeSecs = nil, nil
 	return st
+}
+
+// wakeSub counts wake-ups: the first frame queued since the last Wake asks for one.
+type wakeSub struct {
+	frames, wakes int
+	unwoken       bool
+}
+
+func (s *wakeSub) SendEvent([]byte, time.Time) (bool, bool) {
+	s.frames++
+	wake := !s.unwoken
+	s.unwoken = true
+	return true, wake
+}
+func (s *wakeSub) Wake()                { s.wakes++; s.unwoken = false }
+func (s *wakeSub) Close(int, string)    {}
+func (s *wakeSub) Send(msg []byte) bool { return true }
+
+func TestHubWakesEachSubscriberOncePerPublish(t *testing.T) {
+	h := NewHub()
+	a, b := &wakeSub{}, &wakeSub{}
+	for _, s := range []*wakeSub{a, b} {
+		h.Register(s, "x", 1)
+		h.Subscribe(s, "orders_changes", &Subscription{}, func(int64) bool { return true })
+	}
+	recs := make([]Record, 50)
+	for i := range recs {
+		recs[i] = Record{Position: int64(i + 1), Entity: "orders", Action: "updated", Data: []byte(`{}`)}
+	}
+	h.Publish(recs)
+	h.Publish(recs[:3])
+	for _, s := range []*wakeSub{a, b} {
+		if s.frames != 53 || s.wakes != 2 {
+			t.Fatalf("frames %d wakes %d, want 53 frames and 2 wakes", s.frames, s.wakes)
+		}
+	}
 }

@@ -36,6 +36,7 @@ type client struct {
 	closeCode   websocket.StatusCode
 	closeReason string
 	closeLabel  string // metrics reason: auth, slow, rate, shutdown
+	unwoken     bool   // frames were queued by SendEvent since the last Wake
 	wake        chan struct{}
 }
 
@@ -59,8 +60,39 @@ func (c *client) signal() {
 // and Send returns false.
 func (c *client) Send(msg []byte) bool { return c.push(item{msg: msg}) }
 
-// SendEvent queues an event frame whose change was made at at.
-func (c *client) SendEvent(frame []byte, at time.Time) bool { return c.push(item{msg: frame, at: at}) }
+// SendEvent queues an event frame whose change was made at at, without waking
+// the writer: the hub calls Wake once it has queued a whole batch.
+func (c *client) SendEvent(frame []byte, at time.Time) (ok, wake bool) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return false, false
+	}
+	if len(c.queue) >= c.limit {
+		c.overflowLocked()
+		c.mu.Unlock()
+		c.signal()
+		return false, false
+	}
+	c.queue = append(c.queue, item{msg: frame, at: at})
+	wake = !c.unwoken
+	c.unwoken = true
+	c.mu.Unlock()
+	return true, wake
+}
+
+// Wake wakes the writer for the frames SendEvent queued.
+func (c *client) Wake() {
+	c.mu.Lock()
+	c.unwoken = false
+	c.mu.Unlock()
+	c.signal()
+}
+
+func (c *client) overflowLocked() {
+	c.closing, c.closeCode, c.closeReason, c.closeLabel = true, websocket.StatusTryAgainLater, "send queue full: resume with since", "slow"
+	c.queue = nil
+}
 
 func (c *client) push(it item) bool {
 	c.mu.Lock()
@@ -69,8 +101,7 @@ func (c *client) push(it item) bool {
 		return false
 	}
 	if len(c.queue) >= c.limit {
-		c.closing, c.closeCode, c.closeReason, c.closeLabel = true, websocket.StatusTryAgainLater, "send queue full: resume with since", "slow"
-		c.queue = nil
+		c.overflowLocked()
 		c.mu.Unlock()
 		c.signal()
 		return false
