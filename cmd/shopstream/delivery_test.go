@@ -8,7 +8,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -493,4 +495,56 @@ func splitLines(b []byte) [][]byte {
 	return append(out, b[start:])
 }
 
-var _ = fmt.Sprint
+
+// A peer that vanishes without a close handshake releases its server-side
+// connection (no descriptor left in CLOSE-WAIT).
+func TestVanishedPeerReleasesConnection(t *testing.T) {
+	t.Parallel()
+	s, c, _ := setup(t, nil)
+	port := mustURL(s.URL).Port()
+	before := establishedTo(t, port)
+	var socks []*wsClient
+	for i := 0; i < 5; i++ {
+		w := dial(t, s, c)
+		w.subscribe("order_changes")
+		socks = append(socks, w)
+	}
+	for _, w := range socks {
+		_ = w.conn.CloseNow() // TCP close, no WebSocket close frame
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n := closeWaitOn(t, port)
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d server connections still in CLOSE-WAIT after the peers vanished (%d established before)", n, before)
+		}
+		time.Sleep(20 * time.Millisecond) // polling a kernel table: there is no signal to wait on
+	}
+}
+
+// closeWaitOn counts TCP sockets in CLOSE-WAIT whose local port is port.
+func closeWaitOn(t *testing.T, port string) int { return tcpStates(t, port, "08") }
+
+func establishedTo(t *testing.T, port string) int { return tcpStates(t, port, "01") }
+
+// tcpStates counts /proc/net/tcp entries with local port port in state st (hex).
+func tcpStates(t *testing.T, port, st string) int {
+	t.Helper()
+	b, err := os.ReadFile("/proc/net/tcp")
+	if err != nil {
+		t.Fatalf("reading /proc/net/tcp: %v", err)
+	}
+	p, _ := strconv.Atoi(port)
+	hexPort := fmt.Sprintf(":%04X", p)
+	n := 0
+	for _, line := range strings.Split(string(b), "\n")[1:] {
+		f := strings.Fields(line)
+		if len(f) > 3 && strings.HasSuffix(f[1], hexPort) && f[3] == st {
+			n++
+		}
+	}
+	return n
+}

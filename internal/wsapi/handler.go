@@ -179,6 +179,9 @@ func (h *Handler) release(userID int64) {
 }
 
 func (h *Handler) serve(conn *websocket.Conn, user auth.User, token string, origin string) {
+	// Whatever ended the socket (a close handshake, a peer that vanished, an
+	// error), release the hijacked TCP connection: nothing else will.
+	defer func() { _ = conn.CloseNow() }()
 	ctx, cancel := context.WithCancel(h.base)
 	defer cancel()
 	conn.SetReadLimit(h.cfg.MaxMessageBytes)
