@@ -495,7 +495,6 @@ func splitLines(b []byte) [][]byte {
 	return append(out, b[start:])
 }
 
-
 // A peer that vanishes without a close handshake releases its server-side
 // connection (no descriptor left in CLOSE-WAIT).
 func TestVanishedPeerReleasesConnection(t *testing.T) {
