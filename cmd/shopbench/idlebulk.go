@@ -1,0 +1,215 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+type idleResult struct {
+	Sockets      int
+	RSS0KiB      int64
+	RSS1KiB      int64
+	PerSocketKiB float64
+	OpenSecs     float64
+	FDsBefore    int // server descriptors before the sockets opened
+	FDsOpen      int // with the sockets open
+	FDsAfter     int // 10 s after the clients dropped them without a close handshake
+}
+
+// settledRSS polls VmRSS until two successive readings 250 ms apart differ by
+// less than 1%, or 5 s.
+func settledRSS(pid int) int64 {
+	deadline := time.Now().Add(5 * time.Second)
+	prev := procStatusKiB(pid, "VmRSS")
+	stable := 0
+	for time.Now().Before(deadline) {
+		time.Sleep(250 * time.Millisecond)
+		cur := procStatusKiB(pid, "VmRSS")
+		d := cur - prev
+		if d < 0 {
+			d = -d
+		}
+		if float64(d) < 0.01*float64(prev) {
+			stable++
+			if stable >= 2 {
+				return cur
+			}
+		} else {
+			stable = 0
+		}
+		prev = cur
+	}
+	return prev
+}
+
+func idleMemory(ctx context.Context, o options, srv *server) (idleResult, error) {
+	r := idleResult{Sockets: o.idleSocks}
+	r.RSS0KiB = settledRSS(srv.pid)
+	r.FDsBefore = countFDs(srv.pid)
+	p := newPool(ctx, srv, "order_changes", false)
+	t0 := time.Now()
+	if err := p.open(o.idleSocks, 0); err != nil {
+		p.close()
+		return r, err
+	}
+	r.OpenSecs = time.Since(t0).Seconds()
+	r.RSS1KiB = settledRSS(srv.pid)
+	r.PerSocketKiB = float64(r.RSS1KiB-r.RSS0KiB) / float64(o.idleSocks)
+	logf("  RSS %d KiB at 0 sockets, %d KiB at %d sockets: %.1f KiB per socket", r.RSS0KiB, r.RSS1KiB, o.idleSocks, r.PerSocketKiB)
+	// Then drop them all without a close handshake and see whether the server lets go.
+	r.FDsOpen = countFDs(srv.pid)
+	p.abort()
+	time.Sleep(10 * time.Second)
+	r.FDsAfter = countFDs(srv.pid)
+	logf("  server descriptors: %d before, %d open, %d 10 s after the clients dropped the sockets", r.FDsBefore, r.FDsOpen, r.FDsAfter)
+	return r, nil
+}
+
+type bulkResult struct {
+	Rows          int
+	InsertSecs    float64 // INSERT statement
+	InsertDeliver float64 // INSERT commit to last created event
+	UpdateSecs    float64 // UPDATE statement
+	CommitToLast  float64 // UPDATE commit to last updated event
+	Created       int
+	Updated       int
+	Pings         int
+	Pongs         int
+	PingP99       time.Duration
+	PingMax       time.Duration
+	ClosedSlow    int64
+	Reconnects    int64
+}
+
+func bulk(ctx context.Context, o options, srv *server, db *pgx.Conn) (bulkResult, error) {
+	r := bulkResult{Rows: o.bulkRows}
+	p := newPool(ctx, srv, "product_changes", true)
+	defer p.close()
+	if err := p.open(1, 0); err != nil {
+		return r, err
+	}
+	s := p.socks[0]
+	var mu sync.Mutex
+	var lastCreated, lastUpdated int64
+	s.mu.Lock()
+	s.onEvent = func(m []byte, at int64) {
+		name := eventName(m)
+		if !bytes.Contains(m, []byte(`"sku":"BULK-`)) {
+			return
+		}
+		mu.Lock()
+		switch string(name) {
+		case "product:created":
+			r.Created++
+			lastCreated = at
+		case "product:updated":
+			r.Updated++
+			lastUpdated = at
+		}
+		mu.Unlock()
+	}
+	s.mu.Unlock()
+	count := func() (int, int) { mu.Lock(); defer mu.Unlock(); return r.Created, r.Updated }
+	wait := func(cond func() bool, limit time.Duration) bool {
+		deadline := time.Now().Add(limit)
+		for !cond() {
+			if time.Now().After(deadline) {
+				return false
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		return true
+	}
+
+	if _, err := db.Exec(ctx, "DELETE FROM public.products WHERE sku LIKE 'BULK-%'"); err != nil {
+		return r, err
+	}
+	t0 := time.Now()
+	if _, err := db.Exec(ctx, `INSERT INTO public.products (sku, name, price, stock)
+		SELECT 'BULK-' || g, 'Bulk product ' || g, 9.99, 0 FROM generate_series(1, $1::int) g`, o.bulkRows); err != nil {
+		return r, err
+	}
+	insCommit := now()
+	r.InsertSecs = time.Since(t0).Seconds()
+	if !wait(func() bool { c, _ := count(); return c >= o.bulkRows }, 180*time.Second) {
+		c, _ := count()
+		return r, fmt.Errorf("only %d of %d created events arrived", c, o.bulkRows)
+	}
+	mu.Lock()
+	r.InsertDeliver = float64(lastCreated-insCommit) / 1e9
+	mu.Unlock()
+	logf("  INSERT %d rows: statement %.2fs, commit to last event %.2fs", o.bulkRows, r.InsertSecs, r.InsertDeliver)
+
+	// Ping every 100 ms from before the UPDATE until its last event arrived.
+	pctx, stopPing := context.WithCancel(ctx)
+	var rtts []time.Duration
+	pingDone := make(chan struct{})
+	go func() {
+		defer close(pingDone)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		var sent []int64
+		for {
+			select {
+			case <-pctx.Done():
+				// collect late pongs for up to 2 s
+				deadline := time.After(2 * time.Second)
+				for len(sent) > 0 {
+					select {
+					case at := <-s.pong:
+						rtts = append(rtts, time.Duration(at-sent[0]))
+						sent = sent[1:]
+					case <-deadline:
+						return
+					}
+				}
+				return
+			case at := <-s.pong:
+				if len(sent) > 0 {
+					rtts = append(rtts, time.Duration(at-sent[0]))
+					sent = sent[1:]
+				}
+			case <-tick.C:
+				sent = append(sent, now())
+				r.Pings++
+				if err := s.send(pctx, `{"type":"ping"}`); err != nil {
+					sent = sent[:len(sent)-1]
+					r.Pings--
+				}
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	t0 = time.Now()
+	tag, err := db.Exec(ctx, "UPDATE public.products SET stock = stock + 1 WHERE sku LIKE 'BULK-%'")
+	updCommit := now()
+	r.UpdateSecs = time.Since(t0).Seconds()
+	if err != nil {
+		stopPing()
+		<-pingDone
+		return r, err
+	}
+	ok := wait(func() bool { _, u := count(); return u >= int(tag.RowsAffected()) }, 300*time.Second)
+	time.Sleep(200 * time.Millisecond)
+	stopPing()
+	<-pingDone
+	mu.Lock()
+	r.CommitToLast = float64(lastUpdated-updCommit) / 1e9
+	mu.Unlock()
+	r.Pongs = len(rtts)
+	ps := summarize(rtts)
+	r.PingP99, r.PingMax = ps.P99, ps.Max
+	r.ClosedSlow, r.Reconnects = p.closedSlow.Load(), p.reconnects.Load()
+	logf("  UPDATE %d rows: statement %.2fs, commit to last event %.2fs, ping p99 %v max %v (%d/%d pongs), 1013 closes %d",
+		tag.RowsAffected(), r.UpdateSecs, r.CommitToLast, r.PingP99, r.PingMax, r.Pongs, r.Pings, r.ClosedSlow)
+	if !ok {
+		_, u := count()
+		return r, fmt.Errorf("only %d of %d updated events arrived", u, tag.RowsAffected())
+	}
+	return r, nil
+}
