@@ -150,8 +150,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close(websocket.StatusTryAgainLater, reason)
 		return
 	}
-	defer h.release(user.ID)
-	h.serve(conn, user, token, r.Header.Get("Origin"))
+	// Serve on a fresh goroutine and let the request's goroutine return: its deep
+	// stack, the request and echo's context are not kept for the socket's life.
+	origin := r.Header.Get("Origin")
+	h.open.Add(1)
+	go func() {
+		defer h.open.Done()
+		defer h.release(user.ID)
+		h.serve(conn, user, token, origin)
+	}()
 }
 
 // admit counts a socket against the caps; it returns why not when one is full.
