@@ -547,3 +547,40 @@ func tcpStates(t *testing.T, port, st string) int {
 	}
 	return n
 }
+
+// Retention: the ordering instance prunes old events in batches; a client whose
+// since was pruned gets resync_required, then live events.
+func TestRetentionPrunes(t *testing.T) {
+	t.Parallel()
+	s, c, ws := setup(t, map[string]string{"EVENT_RETENTION": "1s", "EVENT_PRUNE_INTERVAL": "200ms"})
+	id := counterRow(t, s.DBURL)
+	ws.subscribe("order_changes")
+	ws.read()
+	increments(t, s.DBURL, id, 3)
+	first := ws.readVersions(id, 1, 1)
+	ws.readVersions(id, 2, 3)
+	// Wait until the log has pruned those events (a condition in the database).
+	admin := appConn(t, s.DBURL, "ops")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var pruned int64
+		if err := admin.QueryRow(context.Background(), `SELECT pruned_through FROM shopstream.log_state`).Scan(&pruned); err != nil {
+			t.Fatal(err)
+		}
+		if pruned >= int64(must(strconv.Atoi(first))) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("events not pruned after 10s (pruned_through %d)", pruned)
+		}
+		time.Sleep(50 * time.Millisecond) // polling the database: no signal to wait on
+	}
+	ws2 := dial(t, s, c)
+	ws2.send(map[string]any{"type": "subscribe", "channel": "order_changes", "since": first})
+	ws2.read()
+	if m := ws2.read(); m["type"] != "resync_required" {
+		t.Fatalf("want resync_required, got %v", m)
+	}
+	increments(t, s.DBURL, id, 1)
+	ws2.readVersions(id, 4, 4)
+}

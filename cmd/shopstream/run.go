@@ -86,15 +86,27 @@ Commands:
 
 Every command reads its settings from the environment:
 `)
-	for _, v := range config.Vars {
-		fmt.Fprintf(w, "  %-22s %s (default: %s)\n", v.Name, v.Help, v.Default)
-	}
+	printVars(w)
 }
 
+// newFlagSet is a command's flags; its --help lists them and then the
+// environment variables every command reads.
 func newFlagSet(name string, e env) *flag.FlagSet {
 	fs := flag.NewFlagSet("shopstream "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: shopstream %s [flags]\n\nFlags:\n", name)
+		fs.PrintDefaults()
+		fmt.Fprint(fs.Output(), "\nEnvironment:\n")
+		printVars(fs.Output())
+	}
 	return fs
+}
+
+func printVars(w io.Writer) {
+	for _, v := range config.Vars {
+		fmt.Fprintf(w, "  %-24s %s (default: %s)\n", v.Name, v.Help, v.Default)
+	}
 }
 
 func newLogger(cfg config.Config, w io.Writer) *slog.Logger {

@@ -40,8 +40,9 @@ type Config struct {
 	AllowedOrigins     []string // extra Origin host patterns for the socket and POSTs
 	TrustProxy         bool     // client address from X-Forwarded-For
 
-	Tables    []Table
-	Retention time.Duration
+	Tables     []Table
+	Retention  time.Duration
+	PruneEvery time.Duration
 
 	SendQueue       int           // messages buffered per socket before it is closed 1013
 	MaxMessageBytes int64         // largest client frame
@@ -79,6 +80,8 @@ var Vars = []Var{
 	{"SECRET_COLUMNS", DefaultSecretColumns, "columns never sent; SECRET_COLUMNS_<ENTITY> (e.g. SECRET_COLUMNS_CUSTOMER) replaces it for one table"},
 	{"IGNORED_COLUMNS", DefaultIgnoredColumns, "columns whose change alone emits no event; IGNORED_COLUMNS_<ENTITY> replaces it for one table"},
 	{"EVENT_RETENTION", "24h", "how long the event log keeps events for resuming clients"},
+	{"EVENT_PRUNE_INTERVAL", "1m", "how often the instance ordering the log deletes events past retention (in batches of 5,000)"},
+	{"DEBUG_ADDR", "", "serve net/http/pprof on this separate address (operators only)"},
 	{"WS_SEND_QUEUE", "4096", "messages queued per socket before a slow client is closed with 1013"},
 	{"WS_MAX_MESSAGE_BYTES", "4096", "largest client message; bigger closes with 1009"},
 	{"WS_WRITE_TIMEOUT", "10s", "deadline of every socket write"},
@@ -113,6 +116,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.AllowedOrigins = splitList(p.str("ALLOWED_ORIGINS", ""))
 	c.TrustProxy = p.boolean("TRUST_PROXY_HEADERS", false)
 	c.Retention = p.duration("EVENT_RETENTION", 24*time.Hour)
+	c.PruneEvery = p.duration("EVENT_PRUNE_INTERVAL", time.Minute)
 	c.SendQueue = p.integer("WS_SEND_QUEUE", 4096)
 	c.MaxMessageBytes = int64(p.integer("WS_MAX_MESSAGE_BYTES", 4096))
 	c.WriteTimeout = p.duration("WS_WRITE_TIMEOUT", 10*time.Second)
@@ -137,7 +141,7 @@ func (c Config) Validate() error {
 	}
 	positive := map[string]time.Duration{
 		"SESSION_IDLE_TIMEOUT": c.SessionIdleTimeout, "SESSION_LIFETIME": c.SessionLifetime,
-		"EVENT_RETENTION": c.Retention, "WS_WRITE_TIMEOUT": c.WriteTimeout, "WS_PING_INTERVAL": c.PingInterval,
+		"EVENT_RETENTION": c.Retention, "EVENT_PRUNE_INTERVAL": c.PruneEvery, "WS_WRITE_TIMEOUT": c.WriteTimeout, "WS_PING_INTERVAL": c.PingInterval,
 	}
 	for name, d := range positive {
 		if d <= 0 {

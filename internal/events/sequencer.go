@@ -18,13 +18,14 @@ type SequencerConn interface {
 
 // SequencerConfig tunes the sequencer.
 type SequencerConfig struct {
-	Columns   map[string]Columns // per entity
-	Retention time.Duration
-	Batch     int           // inbox rows per transaction (default 2000)
-	Gap       time.Duration // pause after a non-empty batch, so that batches grow under load (default 3ms)
-	MinPoll   time.Duration // first poll period once idle (default 1ms)
-	MaxPoll   time.Duration // poll period when idle (default 20ms)
-	Elect     time.Duration // how often a follower tries to lead (default 1s)
+	Columns    map[string]Columns // per entity
+	Retention  time.Duration
+	PruneEvery time.Duration // default 1 minute
+	Batch      int           // inbox rows per transaction (default 2000)
+	Gap        time.Duration // pause after a non-empty batch, so that batches grow under load (default 3ms)
+	MinPoll    time.Duration // first poll period once idle (default 1ms)
+	MaxPoll    time.Duration // poll period when idle (default 20ms)
+	Elect      time.Duration // how often a follower tries to lead (default 1s)
 }
 
 // Sequencer moves committed inbox rows into the event log, while it holds the
@@ -50,6 +51,9 @@ func NewSequencer(dial func(context.Context) (SequencerConn, error), cfg Sequenc
 	}
 	if cfg.MaxPoll <= 0 {
 		cfg.MaxPoll = 20 * time.Millisecond
+	}
+	if cfg.PruneEvery <= 0 {
+		cfg.PruneEvery = time.Minute
 	}
 	if cfg.Elect <= 0 {
 		cfg.Elect = time.Second
@@ -106,7 +110,7 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 	var lastPrune time.Time
 	busy := false
 	for {
-		if time.Since(lastPrune) > time.Minute && s.cfg.Retention > 0 {
+		if time.Since(lastPrune) > s.cfg.PruneEvery && s.cfg.Retention > 0 {
 			lastPrune = time.Now() // also under constant load: not only when idle
 			s.prune(ctx, conn)
 		}

@@ -219,22 +219,34 @@ func (w *writer) ping(ctx context.Context) {
 // write sends items: messages one frame each, or, with the batch subprotocol,
 // several per frame. A replay item flushes what came before it and then streams
 // the log.
+//
+// One deadline (WriteTimeout) covers each run of queued messages; a replay gets a
+// fresh one per page of the log.
 func (w *writer) write(ctx context.Context, items []item) error {
-	for _, it := range items {
-		if it.replay != nil {
-			if err := w.flush(ctx); err != nil {
-				return err
-			}
-			if err := w.runReplay(ctx, it.replay); err != nil {
-				return err
-			}
-			continue
+	for len(items) > 0 {
+		n := 0
+		for n < len(items) && items[n].replay == nil {
+			n++
 		}
-		if err := w.add(ctx, it.msg, it.at); err != nil {
+		if err := w.writePage(ctx, func(wctx context.Context) error {
+			for _, it := range items[:n] {
+				if err := w.add(wctx, it.msg, it.at); err != nil {
+					return err
+				}
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
+		if n < len(items) {
+			if err := w.runReplay(ctx, items[n].replay); err != nil {
+				return err
+			}
+			n++
+		}
+		items = items[n:]
 	}
-	return w.flush(ctx)
+	return nil
 }
 
 func (w *writer) add(ctx context.Context, msg []byte, at time.Time) error {
@@ -267,10 +279,9 @@ func (w *writer) flush(ctx context.Context) error {
 	return err
 }
 
+// frame writes one frame; ctx carries the write deadline.
 func (w *writer) frame(ctx context.Context, b []byte) error {
-	wctx, cancel := context.WithTimeout(ctx, w.h.cfg.WriteTimeout)
-	defer cancel()
-	err := w.c.conn.Write(wctx, websocket.MessageText, b)
+	err := w.c.conn.Write(ctx, websocket.MessageText, b)
 	if err == nil {
 		w.h.obs.FrameSent(time.Now(), w.ats)
 	}
@@ -295,20 +306,37 @@ func (w *writer) runReplay(ctx context.Context, r *replay) error {
 			return err
 		}
 		if after < pruned {
-			return w.add(ctx, msgResync(r.channel), time.Time{})
+			return w.writePage(ctx, func(wctx context.Context) error { return w.add(wctx, msgResync(r.channel), time.Time{}) })
 		}
 		if len(recs) == 0 {
 			return nil
 		}
-		for i := range recs {
-			ev := events.Event{Record: recs[i]}
-			if r.sub.Matches(&ev) {
-				if err := w.add(ctx, recs[i].Frame(), time.Time{}); err != nil {
+		err = w.writePage(ctx, func(wctx context.Context) error {
+			for i := range recs {
+				ev := events.Event{Record: recs[i]}
+				if !r.sub.Matches(&ev) {
+					continue
+				}
+				if err := w.add(wctx, recs[i].Frame(), time.Time{}); err != nil {
 					return err
 				}
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		after = recs[len(recs)-1].Position
 	}
 	return nil
+}
+
+// writePage runs add calls and a final flush under one write deadline.
+func (w *writer) writePage(ctx context.Context, adds func(context.Context) error) error {
+	wctx, cancel := context.WithTimeout(ctx, w.h.cfg.WriteTimeout)
+	defer cancel()
+	if err := adds(wctx); err != nil {
+		return err
+	}
+	return w.flush(wctx)
 }
