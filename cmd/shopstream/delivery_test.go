@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/jackc/pgx/v5"
 )
 
 // counterRow makes an order whose version the tests increment.
@@ -67,8 +68,8 @@ func (w *wsClient) readVersions(id int64, from, upto int) string {
 func TestResumeReplaysThenGoesLive(t *testing.T) {
 	t.Parallel()
 	s, c, ws := setup(t, nil)
+	ws.subscribe("order_changes") // before the row exists: its created event is live
 	id := counterRow(t, s.DBURL)
-	ws.subscribe("order_changes")
 	ws.read() // created
 	increments(t, s.DBURL, id, 10)
 	// Remember the id of version 4, then resume from it on a new socket.
@@ -108,8 +109,8 @@ func TestResumeReplaysThenGoesLive(t *testing.T) {
 func TestResumeDuringWritesHasNoGapOrDuplicate(t *testing.T) {
 	t.Parallel()
 	s, c, ws := setup(t, nil)
+	ws.subscribe("order_changes") // before the row exists: its created event is live
 	id := counterRow(t, s.DBURL)
-	ws.subscribe("order_changes")
 	ws.read()
 	const total = 400
 	done := make(chan struct{})
@@ -140,8 +141,8 @@ func TestResumeDuringWritesHasNoGapOrDuplicate(t *testing.T) {
 func TestResyncRequiredWhenSinceIsPruned(t *testing.T) {
 	t.Parallel()
 	s, c, ws := setup(t, nil)
+	ws.subscribe("order_changes") // before the row exists: its created event is live
 	id := counterRow(t, s.DBURL)
-	ws.subscribe("order_changes")
 	ws.read()
 	increments(t, s.DBURL, id, 5)
 	last := ws.readVersions(id, 1, 5)
@@ -314,9 +315,11 @@ func TestDisablingUserClosesSockets(t *testing.T) {
 }
 
 // A client that stops reading is closed with 1013 without delaying the others,
-// and resuming with since gives it everything it missed.
+// and resuming with since gives it everything it missed. The stuck client follows
+// products (big rows, written as fast as possible); the reading one follows
+// orders (small rows, paced), and its p99 is logged.
 func TestSlowClientIsClosedAndResumes(t *testing.T) { // not parallel: it measures the fast client
-	s, c, _ := setup(t, map[string]string{"WS_SEND_QUEUE": "512"})
+	s, c, _ := setup(t, map[string]string{"WS_SEND_QUEUE": "256"})
 	fast := dialRaw(t, s, c, &websocket.DialOptions{Subprotocols: []string{"shopstream.batch"}})
 	fast.read()
 	// The slow client's kernel buffer is small, so that its queue, not the
@@ -328,42 +331,28 @@ func TestSlowClientIsClosedAndResumes(t *testing.T) { // not parallel: it measur
 			})
 		}}).DialContext}}, nil)
 	slow.read()
-	id := counterRow(t, s.DBURL)
 	fast.subscribe("order_changes")
-	slow.subscribe("order_changes")
+	slow.subscribe("product_changes")
+	app := appConn(t, s.DBURL, "pim")
+	var pid int64
+	if err := app.QueryRow(context.Background(), `INSERT INTO products (sku, name, stock) VALUES ('BIG', repeat('n', 8000), 0) RETURNING id`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	lastSeen, lastStock := slow.read()["id"].(string), 0
+	id := counterRow(t, s.DBURL)
 	fast.read()
-	created := slow.read()
-	// Big rows fill the slow client's socket buffers, then its queue.
-	exec(t, appConn(t, s.DBURL, "x"), `UPDATE orders SET notes = repeat('n', 8000) WHERE id = $1`, id)
-	fast.read()
-	lastSeen := slow.read()["id"].(string)
-	_ = created
-	const total = 2000
-	writeErr := make(chan error, 1)
-	conn := appConn(t, s.DBURL, "counter")
-	stop := make(chan struct{})
-	t.Cleanup(func() { close(stop); <-writeErr })
-	go func() { // about 1,000 commits a second: a rate the fast client sustains
-		tick := time.NewTicker(time.Millisecond)
-		defer tick.Stop()
-		for i := 0; i < total; i++ {
-			select {
-			case <-stop:
-				writeErr <- nil
-				return
-			case <-tick.C:
-			}
-			if _, err := conn.Exec(context.Background(), `UPDATE orders SET version = version + 1 WHERE id = $1`, id); err != nil {
-				writeErr <- err
-				return
-			}
-		}
-		writeErr <- nil
+
+	const bigUpdates, orderUpdates = 1500, 400
+	errs := make(chan error, 2)
+	go func() {
+		errs <- commitLoop(s.DBURL, `UPDATE products SET stock = stock + 1 WHERE id = $1`, pid, bigUpdates, time.Millisecond)
+	}()
+	go func() {
+		errs <- commitLoop(s.DBURL, `UPDATE orders SET version = version + 1 WHERE id = $1`, id, orderUpdates, 2*time.Millisecond)
 	}()
 	var lat []time.Duration
-	for v := 1; v <= total; {
-		frame := fast.readRaw() // a lean, batched reader: it keeps up
-		for _, b := range splitLines(frame) {
+	for v := 1; v <= orderUpdates; {
+		for _, b := range splitLines(fast.readRaw()) {
 			if !bytes.Contains(b, []byte(`"changed_fields":{"version":`+strconv.Itoa(v)+`}`)) {
 				t.Fatalf("fast client: want version %d in %.200s", v, b)
 			}
@@ -373,8 +362,13 @@ func TestSlowClientIsClosedAndResumes(t *testing.T) { // not parallel: it measur
 			v++
 		}
 	}
-	t.Logf("fast client p99 commit-to-receive while the slow one was stuck: %v", percentile(lat, 0.99))
-	// The slow client now reads: it finds a close 1013 after what fitted.
+	for i := 0; i < 2; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("reading client p99 commit-to-receive while the other was stuck: %v", percentile(lat, 0.99))
+	// The slow client now reads: what fitted, then the 1013 close.
 	var code websocket.StatusCode
 	for {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -384,25 +378,52 @@ func TestSlowClientIsClosedAndResumes(t *testing.T) { // not parallel: it measur
 			code = websocket.CloseStatus(err)
 			break
 		}
-		var m map[string]any
+		var m struct {
+			Type, ID string
+			Data     struct {
+				Stock int `json:"stock"`
+			}
+		}
 		_ = json.Unmarshal(b, &m)
-		if m["type"] == "event" {
-			lastSeen = m["id"].(string)
+		if m.Type == "event" {
+			if m.Data.Stock != lastStock+1 {
+				t.Fatalf("slow client: stock %d after %d", m.Data.Stock, lastStock)
+			}
+			lastSeen, lastStock = m.ID, m.Data.Stock
 		}
 	}
-	if code != websocket.StatusTryAgainLater {
-		t.Fatalf("slow client: want 1013, got %d", code)
+	if code != websocket.StatusTryAgainLater || lastStock >= bigUpdates {
+		t.Fatalf("slow client: want 1013 before the end, got %d after stock %d", code, lastStock)
 	}
-	// Resume from the last event it saw: everything after arrives, in order.
+	// Resume from the last event it saw: everything after arrives, in order, once.
 	again := dial(t, s, c)
-	again.send(map[string]any{"type": "subscribe", "channel": "order_changes", "since": lastSeen})
+	again.send(map[string]any{"type": "subscribe", "channel": "product_changes", "since": lastSeen})
 	again.read()
-	m := again.read()
-	first := int(m["data"].(map[string]any)["changed_fields"].(map[string]any)["version"].(float64))
-	again.readVersions(id, first+1, total)
-	if lastSeenID, _ := strconv.Atoi(lastSeen); int(must(strconv.Atoi(m["id"].(string)))) <= lastSeenID {
-		t.Fatalf("resume repeated an event: %v after %s", m["id"], lastSeen)
+	for want := lastStock + 1; want <= bigUpdates; want++ {
+		m := again.read()
+		if got := m["data"].(map[string]any)["stock"]; got != float64(want) {
+			t.Fatalf("resumed: want stock %d, got %v", want, got)
+		}
 	}
+}
+
+// commitLoop commits sql n times with arg from its own connection, pausing
+// pace between commits (0: as fast as possible).
+func commitLoop(dbURL, sql string, arg int64, n int, pace time.Duration) error {
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	for i := 0; i < n; i++ {
+		if pace > 0 {
+			time.Sleep(pace) // load shaping, not synchronisation
+		}
+		if _, err := conn.Exec(context.Background(), sql, arg); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func must(n int, err error) int {
@@ -553,8 +574,8 @@ func tcpStates(t *testing.T, port, st string) int {
 func TestRetentionPrunes(t *testing.T) {
 	t.Parallel()
 	s, c, ws := setup(t, map[string]string{"EVENT_RETENTION": "1s", "EVENT_PRUNE_INTERVAL": "200ms"})
+	ws.subscribe("order_changes") // before the row exists: its created event is live
 	id := counterRow(t, s.DBURL)
-	ws.subscribe("order_changes")
 	ws.read()
 	increments(t, s.DBURL, id, 3)
 	first := ws.readVersions(id, 1, 1)
