@@ -284,10 +284,16 @@ func (s *sock) readLoop() {
 		if p.ctx.Err() != nil || p.closing.Load() {
 			return
 		}
-		if websocket.CloseStatus(err) == websocket.StatusTryAgainLater {
-			// 1013: too slow. Resume with since = the last id seen: the
-			// contract is that nothing is then missing or duplicated.
-			p.closedSlow.Add(1)
+		if code := websocket.CloseStatus(err); code != websocket.StatusPolicyViolation {
+			// 1013 (too slow), or the socket ended otherwise (an unanswered ping
+			// when this load client falls behind, a network error): resume with
+			// since = the last id seen, as the browser client does. The contract
+			// is that nothing is then missing or duplicated.
+			if code == websocket.StatusTryAgainLater {
+				p.closedSlow.Add(1)
+			} else {
+				p.closedOther.Add(1)
+			}
 			_ = c.CloseNow()
 			s.mu.Lock()
 			since := s.lastID
@@ -305,7 +311,9 @@ func (s *sock) readLoop() {
 			}
 			err = derr
 		}
-		p.closedOther.Add(1)
+		if code := websocket.CloseStatus(err); code == websocket.StatusPolicyViolation {
+			p.closedOther.Add(1) // not resumed: counted once here
+		}
 		p.lastErr.Store(fmt.Sprintf("socket %d closed: %v", s.idx, err))
 		s.mu.Lock()
 		s.dead = true
@@ -333,6 +341,19 @@ func (p *pool) resetLevel(base uint64) {
 		s.arr = s.arr[:0]
 		s.mu.Unlock()
 	}
+}
+
+// pending is how many of committed markers the live sockets still lack.
+func (p *pool) pending(committed int64) int64 {
+	var n int64
+	for _, s := range p.socks {
+		s.mu.Lock()
+		if !s.dead && int64(s.tr.recv) < committed {
+			n += committed - int64(s.tr.recv)
+		}
+		s.mu.Unlock()
+	}
+	return n
 }
 
 func (p *pool) alive() int {

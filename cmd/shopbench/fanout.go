@@ -266,9 +266,10 @@ func runLevel(ctx context.Context, o options, p *pool, w *writers, srv *server, 
 	lastRecv, lastProgress := int64(-1), time.Now()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
-		alive := int64(p.alive())
+		// Count per live socket: receipts of sockets that died must not make up
+		// for markers a live socket still lacks.
 		got := p.recv.Load()
-		if got >= int64(r.Committed)*alive {
+		if p.pending(int64(r.Committed)) == 0 {
 			r.Drained = true
 			break
 		}
