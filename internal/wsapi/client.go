@@ -61,24 +61,19 @@ func (c *client) signal() {
 func (c *client) Send(msg []byte) bool { return c.push(item{msg: msg}) }
 
 // SendEvent queues an event frame whose change was made at at, without waking
-// the writer: the hub calls Wake once it has queued a whole batch.
+// the writer: the hub calls Wake once it has queued a whole batch. wake is true
+// for the first frame since the last Wake.
 func (c *client) SendEvent(frame []byte, at time.Time) (ok, wake bool) {
 	c.mu.Lock()
-	if c.closing {
-		c.mu.Unlock()
-		return false, false
+	ok = c.enqueueLocked(item{msg: frame, at: at})
+	if ok {
+		wake, c.unwoken = !c.unwoken, true
 	}
-	if len(c.queue) >= c.limit {
-		c.overflowLocked()
-		c.mu.Unlock()
-		c.signal()
-		return false, false
-	}
-	c.queue = append(c.queue, item{msg: frame, at: at})
-	wake = !c.unwoken
-	c.unwoken = true
 	c.mu.Unlock()
-	return true, wake
+	if !ok {
+		c.signal() // the writer closes the socket
+	}
+	return ok, wake
 }
 
 // Wake wakes the writer for the frames SendEvent queued.
@@ -89,26 +84,26 @@ func (c *client) Wake() {
 	c.signal()
 }
 
-func (c *client) overflowLocked() {
-	c.closing, c.closeCode, c.closeReason, c.closeLabel = true, websocket.StatusTryAgainLater, "send queue full: resume with since", "slow"
-	c.queue = nil
-}
-
 func (c *client) push(it item) bool {
 	c.mu.Lock()
+	ok := c.enqueueLocked(it)
+	c.mu.Unlock()
+	c.signal()
+	return ok
+}
+
+// enqueueLocked appends it unless the client is closing; a full queue starts
+// closing it with 1013 instead.
+func (c *client) enqueueLocked(it item) bool {
 	if c.closing {
-		c.mu.Unlock()
 		return false
 	}
 	if len(c.queue) >= c.limit {
-		c.overflowLocked()
-		c.mu.Unlock()
-		c.signal()
+		c.closing, c.closeCode, c.closeReason, c.closeLabel = true, websocket.StatusTryAgainLater, "send queue full: resume with since", "slow"
+		c.queue = nil
 		return false
 	}
 	c.queue = append(c.queue, it)
-	c.mu.Unlock()
-	c.signal()
 	return true
 }
 
