@@ -605,3 +605,30 @@ func TestRetentionPrunes(t *testing.T) {
 	increments(t, s.DBURL, id, 1)
 	ws2.readVersions(id, 4, 4)
 }
+
+// The server pings every socket; one that stops answering (its client no longer
+// reads, so no pong) is dropped, one that reads stays.
+func TestUnansweredPingsDropThePeer(t *testing.T) {
+	t.Parallel()
+	s, c, live := setup(t, map[string]string{"WS_PING_INTERVAL": "300ms"})
+	mute := dial(t, s, c) // never reads again: pongs are answered only while reading
+	_ = mute
+	live.subscribe("order_changes")
+	readErr := make(chan error, 1)
+	go func() {
+		_, _, err := live.conn.Read(context.Background()) // keeps reading: answers pings
+		readErr <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for statsOf(t, s, c).ConnectedClients != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the mute socket was not dropped: %+v", statsOf(t, s, c))
+		}
+		time.Sleep(50 * time.Millisecond) // polling the stats endpoint
+	}
+	select {
+	case err := <-readErr:
+		t.Fatalf("the reading socket was dropped too: %v", err)
+	default:
+	}
+}

@@ -166,7 +166,7 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 func (s *server) run(ctx context.Context, e env, srv *http.Server, ln net.Listener) error {
 	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){s.listener.Run, s.sequencer.Run, s.keeper.Run} {
+	for _, loop := range []func(context.Context){s.listener.Run, s.sequencer.Run, s.keeper.Run, s.sockets.Run} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(bg) }()
 	}

@@ -37,23 +37,48 @@ type client struct {
 	closeReason string
 	closeLabel  string // metrics reason: auth, slow, rate, shutdown
 	unwoken     bool   // frames were queued by SendEvent since the last Wake
-	wake        chan struct{}
+	running     bool   // a drain goroutine is writing
+	finished    bool   // the socket ended: no new drain starts
+
+	ctx    context.Context // the socket's lifetime
+	cancel context.CancelFunc
+	w      *writer
+	drains sync.WaitGroup
 }
 
-func newClient(conn *websocket.Conn, limit int) *client {
-	return &client{
-		conn:  conn,
-		batch: conn.Subprotocol() == BatchSubprotocol,
-		limit: limit,
-		wake:  make(chan struct{}, 1),
+func newClient(ctx context.Context, cancel context.CancelFunc, h *Handler, conn *websocket.Conn) *client {
+	c := &client{
+		conn:   conn,
+		batch:  conn.Subprotocol() == BatchSubprotocol,
+		limit:  h.cfg.SendQueue,
+		ctx:    ctx,
+		cancel: cancel,
 	}
+	c.w = &writer{h: h, c: c}
+	return c
 }
 
+// signal starts a drain goroutine unless one runs: an idle socket has no
+// writer goroutine at all, only its reader.
 func (c *client) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
+	c.mu.Lock()
+	start := !c.running && !c.finished && (len(c.queue) > 0 || c.closing)
+	if start {
+		c.running = true
+		c.drains.Add(1)
 	}
+	c.mu.Unlock()
+	if start {
+		go c.drain()
+	}
+}
+
+// finish stops new drains and waits for a running one.
+func (c *client) finish() {
+	c.mu.Lock()
+	c.finished = true
+	c.mu.Unlock()
+	c.drains.Wait()
 }
 
 // Send queues msg; when the queue is full the client starts closing with 1013
@@ -146,13 +171,18 @@ func (c *client) label() string {
 	return c.closeLabel
 }
 
-// take swaps the queue out.
-func (c *client) take() (items []item, closing bool, code websocket.StatusCode, reason string) {
+// next swaps the queue out; ok is false (and the drain ends) when there is
+// nothing to write and no close to send.
+func (c *client) next() (items []item, closing bool, code websocket.StatusCode, reason string, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if len(c.queue) == 0 && !c.closing {
+		c.running = false
+		return nil, false, 0, "", false
+	}
 	items, c.queue = c.queue, c.spare[:0]
 	c.spare = nil
-	return items, c.closing, c.closeCode, c.closeReason
+	return items, c.closing, c.closeCode, c.closeReason, true
 }
 
 // giveBack returns the drained slice for reuse, unless it grew large.
@@ -166,28 +196,24 @@ func (c *client) giveBack(items []item) {
 	c.mu.Unlock()
 }
 
-// loop writes queued messages until the client closes or ctx ends.
-func (w *writer) loop(ctx context.Context) {
-	c := w.c
-	ping := time.NewTicker(w.h.cfg.PingInterval)
-	defer ping.Stop()
+// drain writes what is queued until the queue is empty, then ends; a write
+// error or a close ends the socket (and its read loop, through the context).
+func (c *client) drain() {
+	defer c.drains.Done()
 	for {
-		select {
-		case <-ctx.Done():
+		items, closing, code, reason, ok := c.next()
+		if !ok {
 			return
-		case <-ping.C:
-			go w.ping(ctx)
-			continue
-		case <-c.wake:
 		}
-		items, closing, code, reason := c.take()
-		if err := w.write(ctx, items); err != nil {
-			w.h.log.Debug("socket write failed", "err", err)
+		if err := c.w.write(c.ctx, items); err != nil {
+			c.w.h.log.Debug("socket write failed", "err", err)
 			_ = c.conn.CloseNow()
+			c.cancel()
 			return
 		}
 		if closing {
 			_ = c.conn.Close(code, reason)
+			c.cancel()
 			return
 		}
 		c.giveBack(items)
@@ -202,12 +228,14 @@ type writer struct {
 	ats []time.Time // change times of the event messages in buf
 }
 
-func (w *writer) ping(ctx context.Context) {
-	pctx, cancel := context.WithTimeout(ctx, w.h.cfg.PingInterval/2+time.Second)
+// ping sends a WebSocket ping and drops the peer when no pong comes in time.
+func (c *client) ping(interval time.Duration) {
+	ctx, cancel := context.WithTimeout(c.ctx, interval/2+time.Second)
 	defer cancel()
-	if err := w.c.conn.Ping(pctx); err != nil && ctx.Err() == nil {
-		w.h.log.Debug("socket ping unanswered", "err", err)
-		_ = w.c.conn.CloseNow()
+	if err := c.conn.Ping(ctx); err != nil && c.ctx.Err() == nil {
+		c.w.h.log.Debug("socket ping unanswered", "err", err)
+		_ = c.conn.CloseNow()
+		c.cancel()
 	}
 }
 

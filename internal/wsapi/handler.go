@@ -80,6 +80,31 @@ type Handler struct {
 	mu      sync.Mutex
 	total   int
 	perUser map[int64]int
+	clients map[*client]struct{} // open sockets, for the pinger
+}
+
+// Run pings every open socket each PingInterval until ctx ends; a peer that does
+// not answer in time is dropped. Pings run on short-lived goroutines, so an idle
+// socket costs no goroutine of its own for them.
+func (h *Handler) Run(ctx context.Context) {
+	t := time.NewTicker(h.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		open := make([]*client, 0, len(h.clients))
+		for c := range h.clients {
+			open = append(open, c)
+		}
+		h.mu.Unlock()
+		for _, c := range open {
+			go c.ping(h.cfg.PingInterval)
+		}
+	}
 }
 
 // Wait waits until every socket has ended, or ctx ends.
@@ -113,7 +138,7 @@ func NewHandler(base context.Context, cfg Config, hub *events.Hub, sessions Sess
 		obs = noObserver{}
 	}
 	return &Handler{cfg: cfg, hub: hub, sessions: sessions, roles: roles, replayer: replayer, keeper: keeper, obs: obs,
-		fields: newFieldCache(cfg.Fields), log: log, base: base, perUser: map[int64]int{}}
+		fields: newFieldCache(cfg.Fields), log: log, base: base, perUser: map[int64]int{}, clients: map[*client]struct{}{}}
 }
 
 // ServeHTTP checks the session, accepts the socket (Accept refuses a foreign
@@ -198,7 +223,8 @@ func (h *Handler) serve(conn *websocket.Conn, user auth.User, token string, orig
 		_ = conn.Close(websocket.StatusInternalError, "internal error")
 		return
 	}
-	c := newClient(conn, h.cfg.SendQueue)
+	c := newClient(ctx, cancel, h, conn)
+	defer c.finish()
 	c.Send(msgConnected(user.ID))
 	hash := auth.TokenHash(token)
 	if !h.hub.Register(c, hash, user.ID) {
@@ -210,18 +236,13 @@ func (h *Handler) serve(conn *websocket.Conn, user auth.User, token string, orig
 	defer h.keeper.Remove(token)
 	start := time.Now()
 	h.log.Info("socket opened", "user_id", user.ID, "origin", origin, "session", hash[:12], "batch", c.batch)
-	w := &writer{h: h, c: c}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		w.loop(ctx)
-		cancel()
-	}()
+	h.track(c, true)
+	defer h.track(c, false)
 	s := &session{h: h, c: c, user: user, allowed: toSet(allowed),
 		limiter: rate.NewLimiter(rate.Limit(h.cfg.MessageRate), h.cfg.MessageBurst)}
 	err = s.readLoop(ctx)
 	cancel()
-	<-done
+	c.finish()
 	label, code := c.label(), int(websocket.CloseStatus(err))
 	if label == "" {
 		label = "error"
@@ -232,6 +253,16 @@ func (h *Handler) serve(conn *websocket.Conn, user auth.User, token string, orig
 	h.obs.SocketClosed(label)
 	h.log.Info("socket closed", "user_id", user.ID, "reason", label, "close_code", code,
 		"duration", time.Since(start).Round(time.Millisecond).String())
+}
+
+func (h *Handler) track(c *client, open bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if open {
+		h.clients[c] = struct{}{}
+	} else {
+		delete(h.clients, c)
+	}
 }
 
 func toSet(list []string) map[string]bool {
