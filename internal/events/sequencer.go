@@ -35,7 +35,6 @@ type Sequencer struct {
 	cfg     SequencerConfig
 	log     *slog.Logger
 	leading atomic.Bool
-	last    atomic.Int64
 }
 
 // NewSequencer returns a sequencer that connects with dial.
@@ -114,14 +113,11 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 			lastPrune = time.Now() // also under constant load: not only when idle
 			s.prune(ctx, conn)
 		}
-		n, last, err := conn.Sequence(ctx, s.cfg.Batch, !busy, s.build)
+		n, _, err := conn.Sequence(ctx, s.cfg.Batch, !busy, s.build)
 		if err != nil {
 			return err
 		}
 		busy = n > 0
-		if n > 0 {
-			s.last.Store(last)
-		}
 		if n >= s.cfg.Batch {
 			continue
 		}

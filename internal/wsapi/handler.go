@@ -87,14 +87,7 @@ type Handler struct {
 // not answer in time is dropped. Pings run on short-lived goroutines, so an idle
 // socket costs no goroutine of its own for them.
 func (h *Handler) Run(ctx context.Context) {
-	t := time.NewTicker(h.cfg.PingInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, h.cfg.PingInterval, func() {
 		h.mu.Lock()
 		open := make([]*client, 0, len(h.clients))
 		for c := range h.clients {
@@ -103,6 +96,20 @@ func (h *Handler) Run(ctx context.Context) {
 		h.mu.Unlock()
 		for _, c := range open {
 			go c.ping(h.cfg.PingInterval)
+		}
+	})
+}
+
+// every calls fn each period until ctx ends.
+func every(ctx context.Context, period time.Duration, fn func()) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			fn()
 		}
 	}
 }

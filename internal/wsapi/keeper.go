@@ -54,16 +54,7 @@ func (k *Keeper) Remove(token string) {
 
 // Run checks every period until ctx ends.
 func (k *Keeper) Run(ctx context.Context) {
-	t := time.NewTicker(k.period)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			k.check(ctx)
-		}
-	}
+	every(ctx, k.period, func() { k.check(ctx) })
 }
 
 func (k *Keeper) check(ctx context.Context) {
