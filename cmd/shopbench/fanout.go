@@ -110,7 +110,7 @@ func (w *writers) run(ctx context.Context, rate int, d time.Duration, maxEvents 
 					return
 				}
 				t0 := now()
-				_, err := c.Exec(ctx, "UPDATE public.orders SET notes = $1 WHERE id = $2", "k"+strconv.FormatUint(seq, 10), rand.IntN(10000)+1)
+				_, err := c.Exec(ctx, "UPDATE public.orders SET notes = $1 WHERE id = $2", "k"+strconv.FormatUint(seq, 10)+runNonce, rand.IntN(10000)+1)
 				at := now()
 				if err != nil {
 					w.errs.Add(1)
@@ -280,6 +280,16 @@ func runLevel(ctx context.Context, o options, p *pool, w *writers, srv *server, 
 			break
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+	if !r.Drained && os.Getenv("BENCH_DEBUG") != "" {
+		s0 := p.socks[0]
+		s0.mu.Lock()
+		for i, c := range commits {
+			if c != 0 && !s0.tr.has(base+uint64(i)) {
+				logf("DEBUG missing marker %d (index %d of %d) committed at %d", base+uint64(i), i, len(commits), c)
+			}
+		}
+		s0.mu.Unlock()
 	}
 	r.Wall = time.Since(t0).Seconds()
 	r.ServerCPU = procCPU(srv.pid) - srv0

@@ -107,6 +107,9 @@ var epoch = time.Now()
 
 func now() int64 { return int64(time.Since(epoch)) }
 
+// runNonce ends every marker of this run (see eventMarker).
+var runNonce = "." + strconv.FormatInt(epoch.UnixNano(), 36)
+
 func run(o options) error {
 	dbURL := os.Getenv("DATABASE_URL")
 	if dbURL == "" {

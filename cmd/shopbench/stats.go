@@ -6,8 +6,10 @@ import (
 	"time"
 )
 
-// Marker values written into orders.notes are "k<seq>" with seq a decimal
-// number unique over the whole run.
+// Marker values written into orders.notes are "k<seq>.<run>" with seq a
+// decimal number unique over the whole run and run the start time of this run:
+// an UPDATE that writes the value a row already has changes nothing and rightly
+// makes no event, so a marker must never repeat a value of an earlier run.
 
 var (
 	keyType      = []byte(`{"type":"`)

@@ -23,6 +23,9 @@ func TestMarkerMatching(t *testing.T) {
 	if seq, ok := eventMarker(m); !ok || seq != 977 {
 		t.Fatalf("marker = %d %v, want 977", seq, ok)
 	}
+	if seq, ok := eventMarker([]byte(event("7", "k12"+runNonce))); !ok || seq != 12 {
+		t.Fatalf("marker with the run suffix = %d %v, want 12", seq, ok)
+	}
 	if _, ok := eventMarker([]byte(event("5", "hello"))); ok {
 		t.Fatal("a note that is not a marker matched")
 	}

@@ -1,11 +1,13 @@
 package events
 
 import (
+	"os"
 	"context"
 	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -33,10 +35,15 @@ type Listener struct {
 	log       *slog.Logger
 	idle      time.Duration
 	batch     int
-	cursor    int64
 	connected atomic.Bool
 	reconnect atomic.Int64
 	conn      ListenConn
+
+	// mu orders publishing: the listener's reads and the local sequencer's
+	// batches (Offer) both go through it, and cursor is the last position
+	// handed to the sink.
+	mu     sync.Mutex
+	cursor int64
 }
 
 // NewListener returns a listener that connects with dial.
@@ -62,8 +69,10 @@ func (l *Listener) Start(ctx context.Context) error {
 		_ = conn.Close(ctx)
 		return fmt.Errorf("starting listener: %w", err)
 	}
+	l.mu.Lock()
 	l.cursor = pos
 	l.sink.SetPosition(pos)
+	l.mu.Unlock()
 	l.conn = conn
 	l.connected.Store(true)
 	return nil
@@ -84,7 +93,7 @@ func (l *Listener) Run(ctx context.Context) {
 			l.conn = conn
 			l.connected.Store(true)
 			l.reconnect.Add(1)
-			l.log.Info("listener reconnected", "cursor", l.cursor)
+			l.log.Info("listener reconnected", "cursor", l.position())
 		}
 		start := time.Now()
 		err := l.session(ctx, l.conn)
@@ -96,7 +105,7 @@ func (l *Listener) Run(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		l.log.Warn("listener connection lost", "err", err, "cursor", l.cursor)
+		l.log.Warn("listener connection lost", "err", err, "cursor", l.position())
 		if time.Since(start) > time.Minute {
 			b.reset()
 		}
@@ -119,7 +128,7 @@ func (l *Listener) session(ctx context.Context, conn ListenConn) error {
 		case n.Kind == NotifySessionEnded:
 			l.sessionEnded(n.Payload)
 		case n.Kind == NotifyEvents:
-			if pos, perr := strconv.ParseInt(n.Payload, 10, 64); perr == nil && pos <= l.cursor {
+			if pos, perr := strconv.ParseInt(n.Payload, 10, 64); perr == nil && pos <= l.position() {
 				continue
 			}
 			err = l.catchUp(ctx, conn)
@@ -133,19 +142,62 @@ func (l *Listener) session(ctx context.Context, conn ListenConn) error {
 // catchUp reads every record after the cursor and publishes it.
 func (l *Listener) catchUp(ctx context.Context, conn ListenConn) error {
 	for {
-		recs, err := conn.ReadEvents(ctx, l.cursor, l.batch)
+		recs, err := conn.ReadEvents(ctx, l.position(), l.batch)
 		if err != nil {
 			return err
 		}
 		if len(recs) == 0 {
 			return nil
 		}
-		l.sink.Publish(recs)
-		l.cursor = recs[len(recs)-1].Position
+		l.publish(recs)
 		if len(recs) < l.batch {
 			return nil
 		}
 	}
+}
+
+// Offer publishes a batch the sequencer of this instance has just committed,
+// sparing the round trip of reading it back. A batch that does not follow the
+// cursor (this listener is behind, or ahead) is ignored: the listener reads
+// it from the log on the ring that follows every batch.
+func (l *Listener) Offer(recs []Record) {
+	if len(recs) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if recs[0].Position != l.cursor+1 {
+		return
+	}
+	if os.Getenv("TRACE") != "" {
+		for _, r := range recs {
+			fmt.Fprintf(os.Stderr, "TRACE lis pos=%d created=%d now=%d\n", r.Position, r.At.UnixMicro(), time.Now().UnixMicro())
+		}
+	}
+	l.sink.Publish(recs)
+	l.cursor = recs[len(recs)-1].Position
+}
+
+// publish hands the records after the cursor to the sink. Records at or
+// before the cursor were offered meanwhile.
+func (l *Listener) publish(recs []Record) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := 0
+	for i < len(recs) && recs[i].Position <= l.cursor {
+		i++
+	}
+	if i == len(recs) {
+		return
+	}
+	l.sink.Publish(recs[i:])
+	l.cursor = recs[len(recs)-1].Position
+}
+
+func (l *Listener) position() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.cursor
 }
 
 // sessionEnded handles the payload of shopstream_sessions: a token hash, or

@@ -10,7 +10,7 @@ import (
 // SequencerConn is the sequencer's dedicated database connection.
 type SequencerConn interface {
 	TryLead(ctx context.Context) (bool, error)
-	Wait(ctx context.Context, timeout time.Duration) error
+	Wait(ctx context.Context, timeout time.Duration) (rang bool, err error)
 	Sequence(ctx context.Context, limit int, peek bool, build func([]Change) ([]Record, error)) (consumed int, last int64, err error)
 	Prune(ctx context.Context, cutoff time.Time, limit int) (int64, error)
 	Close(ctx context.Context) error
@@ -22,7 +22,8 @@ type SequencerConfig struct {
 	Retention  time.Duration
 	PruneEvery time.Duration // default 1 minute
 	Batch      int           // inbox rows per transaction (default 2000)
-	Gap        time.Duration // pause after a non-empty batch, so that batches grow under load (default 3ms)
+	Gap        time.Duration // pause after a large batch, so that batches grow under load (default 3ms)
+	Busy       int           // a batch of at least this many rows counts as load (default 8)
 	MinPoll    time.Duration // first poll period once idle (default 1ms)
 	MaxPoll    time.Duration // poll period when idle (default 20ms)
 	Elect      time.Duration // how often a follower tries to lead (default 1s)
@@ -35,6 +36,9 @@ type Sequencer struct {
 	cfg     SequencerConfig
 	log     *slog.Logger
 	leading atomic.Bool
+	// committed, when set, receives each batch right after its COMMIT, so that
+	// this instance's listener can publish it without reading it back.
+	committed func([]Record)
 }
 
 // NewSequencer returns a sequencer that connects with dial.
@@ -44,6 +48,9 @@ func NewSequencer(dial func(context.Context) (SequencerConn, error), cfg Sequenc
 	}
 	if cfg.Gap <= 0 {
 		cfg.Gap = 3 * time.Millisecond
+	}
+	if cfg.Busy <= 0 {
+		cfg.Busy = 8
 	}
 	if cfg.MinPoll <= 0 {
 		cfg.MinPoll = time.Millisecond
@@ -59,6 +66,10 @@ func NewSequencer(dial func(context.Context) (SequencerConn, error), cfg Sequenc
 	}
 	return &Sequencer{dial: dial, cfg: cfg, log: log}
 }
+
+// OnCommit sets a function that receives every batch the sequencer commits, in
+// order, with its positions. Call it before Run.
+func (s *Sequencer) OnCommit(f func([]Record)) { s.committed = f }
 
 // Leading reports whether this instance orders the log right now.
 func (s *Sequencer) Leading() bool { return s.leading.Load() }
@@ -99,7 +110,7 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 		if ok {
 			break
 		}
-		if err := conn.Wait(ctx, s.cfg.Elect); err != nil {
+		if _, err := conn.Wait(ctx, s.cfg.Elect); err != nil {
 			return err
 		}
 	}
@@ -107,33 +118,45 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 	s.log.Info("sequencer elected: this instance orders the event log")
 	poll := s.cfg.MinPoll
 	var lastPrune time.Time
-	busy := false
+	peek := true // an idle poll first checks cheaply whether the inbox has rows
+	var built []Record
+	build := func(changes []Change) ([]Record, error) {
+		built = s.build(changes)
+		return built, nil
+	}
 	for {
 		if time.Since(lastPrune) > s.cfg.PruneEvery && s.cfg.Retention > 0 {
 			lastPrune = time.Now() // also under constant load: not only when idle
 			s.prune(ctx, conn)
 		}
-		n, _, err := conn.Sequence(ctx, s.cfg.Batch, !busy, s.build)
+		built = nil
+		n, _, err := conn.Sequence(ctx, s.cfg.Batch, peek, build)
 		if err != nil {
 			return err
 		}
-		busy = n > 0
+		s.commit(built) // positioned by Sequence, committed
+
 		if n >= s.cfg.Batch {
+			peek = false
 			continue
 		}
-		if n > 0 {
-			// Under load, rings come all the time; waiting a moment lets the next
-			// batch carry many rows instead of one, for a few ms of latency.
-			poll = s.cfg.MinPoll
+		if n >= s.cfg.Busy {
+			// Under load, rows arrive all the time; waiting a moment lets the next
+			// batch carry many rows instead of a few, for a few ms of latency.
+			poll, peek = s.cfg.MinPoll, false
 			sleep(ctx, s.cfg.Gap)
 			continue
 		}
-		if poll = poll * 2; poll > s.cfg.MaxPoll {
+		if n > 0 {
+			poll = s.cfg.MinPoll // more may follow soon: poll briefly, a ring wakes at once
+		} else if poll = poll * 2; poll > s.cfg.MaxPoll {
 			poll = s.cfg.MaxPoll
 		}
-		if err := conn.Wait(ctx, poll); err != nil {
+		rang, err := conn.Wait(ctx, poll)
+		if err != nil {
 			return err
 		}
+		peek = !rang // a ring means rows; a timeout may well mean none
 	}
 }
 
@@ -153,7 +176,7 @@ func (s *Sequencer) prune(ctx context.Context, conn SequencerConn) {
 	}
 }
 
-func (s *Sequencer) build(changes []Change) ([]Record, error) {
+func (s *Sequencer) build(changes []Change) []Record {
 	recs := make([]Record, 0, len(changes))
 	for _, c := range changes {
 		rec, ok, err := Build(c, s.cfg.Columns[c.Entity])
@@ -166,7 +189,14 @@ func (s *Sequencer) build(changes []Change) ([]Record, error) {
 			recs = append(recs, rec)
 		}
 	}
-	return recs, nil
+	return recs
+}
+
+// commit hands a committed batch to OnCommit's function.
+func (s *Sequencer) commit(recs []Record) {
+	if s.committed != nil && len(recs) > 0 {
+		s.committed(recs)
+	}
 }
 
 func sleep(ctx context.Context, d time.Duration) {

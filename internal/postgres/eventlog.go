@@ -52,16 +52,19 @@ func (s *SequencerConn) TryLead(ctx context.Context) (bool, error) {
 	return ok, nil
 }
 
-// Wait waits up to timeout for the doorbell. It returns nil on a ring or on the
-// timeout, and an error when the connection broke.
-func (s *SequencerConn) Wait(ctx context.Context, timeout time.Duration) error {
+// Wait waits up to timeout for the doorbell. It reports whether it rang, and an
+// error only when the connection broke.
+func (s *SequencerConn) Wait(ctx context.Context, timeout time.Duration) (bool, error) {
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	_, err := s.conn.WaitForNotification(wctx)
 	if err != nil && wctx.Err() != nil && ctx.Err() == nil {
-		return nil
+		return false, nil
 	}
-	return err
+	if err != nil {
+		return false, fmt.Errorf("waiting for the doorbell: %w", err)
+	}
+	return true, nil
 }
 
 // Sequence moves up to limit committed inbox rows into the event log in one
