@@ -1,10 +1,10 @@
 package events
 
 import (
-	"os"
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
