@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -168,11 +167,6 @@ func (l *Listener) Offer(recs []Record) {
 	defer l.mu.Unlock()
 	if recs[0].Position != l.cursor+1 {
 		return
-	}
-	if os.Getenv("TRACE") != "" {
-		for _, r := range recs {
-			fmt.Fprintf(os.Stderr, "TRACE lis pos=%d created=%d now=%d\n", r.Position, r.At.UnixMicro(), time.Now().UnixMicro())
-		}
 	}
 	l.sink.Publish(recs)
 	l.cursor = recs[len(recs)-1].Position
