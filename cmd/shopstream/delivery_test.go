@@ -632,3 +632,40 @@ func TestUnansweredPingsDropThePeer(t *testing.T) {
 	default:
 	}
 }
+
+// A peer that stops reading blocks the server's write once the kernel buffers
+// are full; the write watchdog closes that socket after WS_WRITE_TIMEOUT, with
+// its send queue far from full (so it is not the 1013 of a slow client).
+func TestStalledWriteTimesOut(t *testing.T) {
+	t.Parallel()
+	s, c, _ := setup(t, map[string]string{"WS_WRITE_TIMEOUT": "1s", "WS_SEND_QUEUE": "100000"})
+	stalled := dialRaw(t, s, &http.Client{Jar: c.Jar, Transport: &http.Transport{DialContext: (&net.Dialer{
+		Control: func(_, _ string, rc syscall.RawConn) error {
+			return rc.Control(func(fd uintptr) {
+				_ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+			})
+		}}).DialContext}}, nil)
+	stalled.read()
+	stalled.subscribe("product_changes")
+	before := statsOf(t, s, c).ConnectedClients
+	app := appConn(t, s.DBURL, "pim")
+	var pid int64
+	if err := app.QueryRow(context.Background(), `INSERT INTO products (sku, name, stock) VALUES ('STALL', repeat('n', 8000), 0) RETURNING id`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	// 8 KB events until the kernel buffers between server and peer are full:
+	// one statement per round keeps the test quick.
+	deadline := time.Now().Add(30 * time.Second)
+	for statsOf(t, s, c).ConnectedClients == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the socket whose peer stopped reading was not closed")
+		}
+		for i := 0; i < 50; i++ {
+			exec(t, app, `UPDATE products SET stock = stock + 1 WHERE id = $1`, pid)
+		}
+	}
+	m := scrape(t, s)
+	if slow, failed := m[`shopstream_sockets_closed_total{reason="slow"}`], m[`shopstream_sockets_closed_total{reason="error"}`]; slow != 0 || failed != 1 {
+		t.Fatalf("want the socket closed by the write timeout (reason error), not as slow: slow=%v error=%v", slow, failed)
+	}
+}

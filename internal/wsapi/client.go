@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -44,6 +45,12 @@ type client struct {
 	cancel context.CancelFunc
 	w      *writer
 	drains sync.WaitGroup
+
+	// writeSince is when the running write began (unix ns), 0 between writes.
+	// Writes carry no context deadline (the library would arm and disarm a
+	// timer per frame); the handler's watchdog closes a socket whose write
+	// outlasts WriteTimeout, and the end of the socket's context aborts one.
+	writeSince atomic.Int64
 }
 
 func newClient(ctx context.Context, cancel context.CancelFunc, h *Handler, conn *websocket.Conn) *client {
@@ -55,7 +62,18 @@ func newClient(ctx context.Context, cancel context.CancelFunc, h *Handler, conn 
 		cancel: cancel,
 	}
 	c.w = &writer{h: h, c: c}
+	context.AfterFunc(ctx, func() {
+		if c.writeSince.Load() != 0 {
+			_ = conn.CloseNow()
+		}
+	})
 	return c
+}
+
+// writeExpired reports whether a write has been running since before cutoff.
+func (c *client) writeExpired(cutoff int64) bool {
+	since := c.writeSince.Load()
+	return since != 0 && since < cutoff
 }
 
 // signal starts a drain goroutine unless one runs: an idle socket has no
@@ -354,10 +372,19 @@ func (w *writer) runReplay(ctx context.Context, r *replay) error {
 	return nil
 }
 
-// writePage runs add calls and a final flush under one write deadline.
+// writePage runs add calls and a final flush under one write deadline: the
+// watchdog (Handler.Run) closes the socket when the page outlasts WriteTimeout,
+// and the end of ctx aborts it.
 func (w *writer) writePage(ctx context.Context, adds func(context.Context) error) error {
-	wctx, cancel := context.WithTimeout(ctx, w.h.cfg.WriteTimeout)
-	defer cancel()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	w.c.writeSince.Store(time.Now().UnixNano())
+	defer w.c.writeSince.Store(0)
+	if err := ctx.Err(); err != nil { // ended while the flag went up: AfterFunc may have missed it
+		return err
+	}
+	wctx := context.WithoutCancel(ctx)
 	if err := adds(wctx); err != nil {
 		return err
 	}

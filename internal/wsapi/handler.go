@@ -84,23 +84,45 @@ type Handler struct {
 }
 
 // Run pings every open socket each PingInterval until ctx ends; a peer that does
-// not answer in time is dropped. Pings run on short-lived goroutines, so an idle
-// socket costs no goroutine of its own for them.
+// not answer is dropped. It also closes, every second, the sockets whose
+// running write has outlasted WriteTimeout (a peer that stopped reading).
 func (h *Handler) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		every(ctx, min(time.Second, h.cfg.WriteTimeout), h.expireWrites)
+	}()
 	every(ctx, h.cfg.PingInterval, func() {
-		h.mu.Lock()
-		open := make([]*client, 0, len(h.clients))
-		for c := range h.clients {
-			open = append(open, c)
-		}
-		h.mu.Unlock()
-		for _, c := range open {
+		for _, c := range h.openClients() {
 			go c.ping(h.cfg.PingInterval)
 		}
 	})
+	wg.Wait()
 }
 
-// every calls fn each period until ctx ends.
+func (h *Handler) openClients() []*client {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	open := make([]*client, 0, len(h.clients))
+	for c := range h.clients {
+		open = append(open, c)
+	}
+	return open
+}
+
+// expireWrites drops the sockets whose write has run longer than WriteTimeout.
+func (h *Handler) expireWrites() {
+	cutoff := time.Now().Add(-h.cfg.WriteTimeout).UnixNano()
+	for _, c := range h.openClients() {
+		if c.writeExpired(cutoff) {
+			h.log.Debug("socket write timed out", "timeout", h.cfg.WriteTimeout)
+			_ = c.conn.CloseNow()
+			c.cancel()
+		}
+	}
+}
+
 func every(ctx context.Context, period time.Duration, fn func()) {
 	t := time.NewTicker(period)
 	defer t.Stop()
