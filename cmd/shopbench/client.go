@@ -122,6 +122,11 @@ func (p *pool) close() {
 	}
 	wg.Wait()
 	p.cancel()
+	for _, s := range p.socks { // readers read without a context: end them here
+		if c := s.getConn(); c != nil {
+			_ = c.CloseNow()
+		}
+	}
 	done := make(chan struct{})
 	go func() { p.wg.Wait(); close(done) }()
 	select {
@@ -270,7 +275,9 @@ func (s *sock) readLoop() {
 	var buf []byte
 	for {
 		c := s.getConn()
-		_, r, err := c.Reader(p.ctx)
+		// No context on the hot path (the library would arm a watcher per
+		// message): close and abort end the read by closing the connection.
+		_, r, err := c.Reader(context.Background())
 		if err == nil {
 			buf, err = readAll(r, buf[:0])
 			if err == nil {

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -44,6 +45,7 @@ type options struct {
 	bulkRows   int
 	idleSocks  int
 	msgBudget  int
+	cpuProfile string
 }
 
 func main() {
@@ -57,6 +59,7 @@ func main() {
 	flag.StringVar(&o.scenarios, "scenarios", "write,fanout,idle,bulk", "comma-separated scenarios to run")
 	flag.StringVar(&sockets, "sockets", "", "socket counts for fan-out (default 100,1000,10000; -quick 100,1000)")
 	flag.StringVar(&rates, "rates", "100,1000,5000,0", "offered events/s per fan-out level; 0 is unthrottled (saturation)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this load generator to the file")
 	flag.IntVar(&o.msgBudget, "msgs", 0, "messages (events × sockets) a fan-out level may ask for, twice that with batch (default 1,500,000; -quick 400,000)")
 	flag.Parse()
 	if o.msgBudget == 0 {
@@ -77,6 +80,17 @@ func main() {
 	}
 	o.sockets = intList(sockets)
 	o.rates = intList(rates)
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "shopbench:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(o); err != nil {
 		fmt.Fprintln(os.Stderr, "shopbench:", err)
 		os.Exit(1)

@@ -84,7 +84,7 @@ var Vars = []Var{
 	{"DEBUG_ADDR", "", "serve net/http/pprof on this separate address (operators only)"},
 	{"WS_SEND_QUEUE", "4096", "messages queued per socket before a slow client is closed with 1013"},
 	{"WS_MAX_MESSAGE_BYTES", "4096", "largest client message; bigger closes with 1009"},
-	{"WS_WRITE_TIMEOUT", "10s", "deadline of every socket write"},
+	{"WS_WRITE_TIMEOUT", "10s", "a socket whose write takes longer is closed (checked every second)"},
 	{"WS_PING_INTERVAL", "30s", "WebSocket ping period; a peer that does not answer is dropped"},
 	{"WS_MAX_SOCKETS", "20000", "open sockets per instance; beyond, new sockets are closed with 1013"},
 	{"WS_MAX_SOCKETS_PER_USER", "50", "open sockets per user per instance; beyond, new sockets are closed with 1013"},

@@ -11,7 +11,11 @@
 // pre-commit through its WAL flush, serialising every notifying commit in the
 // cluster. The trigger rings the sequencer's doorbell only when it wins
 // pg_try_advisory_xact_lock, which never waits, so at most one writer at a time
-// rings; a writer that skipped the ring is found by the sequencer's poll.
+// rings; a writer that skipped the ring is found by the sequencer's poll. The
+// sequencer itself holds that lock while it works (taken with a try: a writer's
+// long transaction never makes it wait) and releases it, then checks the inbox
+// once more, before it sleeps: every NOTIFY wakes every listening backend of the
+// database, so busy writers do not ring at all.
 //
 // # One sequencer gives positions
 //
@@ -26,7 +30,9 @@
 // two updates of one row cannot be reordered, since the second waits for the first
 // to commit before its trigger runs. The sequencer also computes changed_fields,
 // drops secret columns and drops updates that touched only ignored columns, off the
-// writers' path. After each batch it NOTIFYs shopstream_events once.
+// writers' path. After each batch it NOTIFYs shopstream_events once, and hands
+// the batch to its own instance's Listener (Offer), which publishes it at once if
+// it follows the listener's cursor.
 //
 // # Each instance listens
 //

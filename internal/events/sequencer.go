@@ -13,6 +13,11 @@ type SequencerConn interface {
 	Wait(ctx context.Context, timeout time.Duration) (rang bool, err error)
 	Sequence(ctx context.Context, limit int, peek bool, build func([]Change) ([]Record, error)) (consumed int, last int64, err error)
 	Prune(ctx context.Context, cutoff time.Time, limit int) (int64, error)
+	VacuumInbox(ctx context.Context) error
+	// Release lets writers ring the doorbell again (Sequence silences it
+	// while the sequencer works) and reports whether the inbox has rows; it
+	// does nothing when the doorbell was not silenced.
+	Release(ctx context.Context) (pending bool, err error)
 	Close(ctx context.Context) error
 }
 
@@ -27,6 +32,11 @@ type SequencerConfig struct {
 	MinPoll    time.Duration // first poll period once idle (default 1ms)
 	MaxPoll    time.Duration // poll period when idle (default 20ms)
 	Elect      time.Duration // how often a follower tries to lead (default 1s)
+	// VacuumEvery is how often, while rows flow, the sequencer vacuums the
+	// inbox itself (default 2s): every batch scans the inbox from its oldest
+	// entry, and the rows it deleted stay in the index until a vacuum, which
+	// autovacuum runs at most once a minute.
+	VacuumEvery time.Duration
 }
 
 // Sequencer moves committed inbox rows into the event log, while it holds the
@@ -63,6 +73,9 @@ func NewSequencer(dial func(context.Context) (SequencerConn, error), cfg Sequenc
 	}
 	if cfg.Elect <= 0 {
 		cfg.Elect = time.Second
+	}
+	if cfg.VacuumEvery <= 0 {
+		cfg.VacuumEvery = 2 * time.Second
 	}
 	return &Sequencer{dial: dial, cfg: cfg, log: log}
 }
@@ -117,8 +130,9 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 	s.leading.Store(true)
 	s.log.Info("sequencer elected: this instance orders the event log")
 	poll := s.cfg.MinPoll
-	var lastPrune time.Time
-	peek := true // an idle poll first checks cheaply whether the inbox has rows
+	var lastPrune, lastVacuum time.Time
+	consumed := 0 // inbox rows deleted since the last vacuum
+	peek := true  // an idle poll first checks cheaply whether the inbox has rows
 	var built []Record
 	build := func(changes []Change) ([]Record, error) {
 		built = s.build(changes)
@@ -135,6 +149,12 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 			return err
 		}
 		s.commit(built) // positioned by Sequence, committed
+		if consumed += n; consumed > 0 && time.Since(lastVacuum) > s.cfg.VacuumEvery {
+			if err := conn.VacuumInbox(ctx); err != nil {
+				s.log.Warn("vacuuming the inbox failed (autovacuum still does it)", "err", err)
+			}
+			lastVacuum, consumed = time.Now(), 0
+		}
 
 		if n >= s.cfg.Batch {
 			peek = false
@@ -145,6 +165,16 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 			// batch carry many rows instead of a few, for a few ms of latency.
 			poll, peek = s.cfg.MinPoll, false
 			sleep(ctx, s.cfg.Gap)
+			continue
+		}
+		// Going to sleep: writers may ring again. Rows a writer committed while
+		// it could not ring are taken now.
+		pending, err := conn.Release(ctx)
+		if err != nil {
+			return err
+		}
+		if pending {
+			peek = false
 			continue
 		}
 		if n > 0 {

@@ -23,10 +23,16 @@ const (
 // sequencerLockKey is the session advisory lock that elects the sequencer.
 const sequencerLockKey = 7316042871525064
 
+// doorbellLockKey is the advisory lock a writer's trigger must get to ring the
+// sequencer (migrations/002_event_log.sql). The sequencer holds it while it
+// works, so that writers ring only when it may be asleep.
+const doorbellLockKey = 7316042871525063
+
 // SequencerConn is the sequencer's dedicated connection: it holds the election
 // lock for as long as it lives and listens for the writers' doorbell.
 type SequencerConn struct {
-	conn *pgx.Conn
+	conn    *pgx.Conn
+	holding bool // the doorbell lock, at session level
 }
 
 // ConnectSequencer opens the sequencer's dedicated connection.
@@ -78,7 +84,7 @@ func (s *SequencerConn) Wait(ctx context.Context, timeout time.Duration) (bool, 
 func (s *SequencerConn) Sequence(ctx context.Context, limit int, peek bool, build func([]events.Change) ([]events.Record, error)) (consumed int, last int64, err error) {
 	if peek {
 		var pending bool
-		if err := s.conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM shopstream.inbox ORDER BY id LIMIT 1)").Scan(&pending); err != nil {
+		if err := s.conn.QueryRow(ctx, "SELECT "+inboxPending).Scan(&pending); err != nil {
 			return 0, 0, fmt.Errorf("peeking at inbox: %w", err)
 		}
 		if !pending {
@@ -105,10 +111,33 @@ func (s *SequencerConn) Sequence(ctx context.Context, limit int, peek bool, buil
 	return len(changes), last, nil
 }
 
+const inboxPending = "EXISTS (SELECT 1 FROM shopstream.inbox ORDER BY id LIMIT 1)"
+
+// Release lets writers ring again, as the sequencer is about to sleep, and
+// reports whether the inbox has rows (a writer that could not ring while the
+// lock was held may have committed since the last batch). Without the lock it
+// does nothing: writers could ring all along.
+func (s *SequencerConn) Release(ctx context.Context) (pending bool, err error) {
+	if !s.holding {
+		return false, nil
+	}
+	var ok bool
+	s.holding = false
+	if err := s.conn.QueryRow(ctx, "SELECT pg_advisory_unlock($1), "+inboxPending, int64(doorbellLockKey)).Scan(&ok, &pending); err != nil {
+		return false, fmt.Errorf("releasing the doorbell: %w", err)
+	}
+	return pending, nil
+}
+
 // takeInbox begins the transaction, locks the log state and deletes (returning)
-// the oldest inbox rows, in one round trip.
+// the oldest inbox rows, in one round trip. Unless it holds it already, it
+// also tries to take the doorbell lock (never waiting: a writer's transaction,
+// however long, may hold it), so that busy writers stop ringing.
 func (s *SequencerConn) takeInbox(ctx context.Context, limit int) ([]events.Change, int64, error) {
 	b := &pgx.Batch{}
+	if !s.holding {
+		b.Queue("SELECT pg_try_advisory_lock($1)", int64(doorbellLockKey))
+	}
 	b.Queue("BEGIN")
 	b.Queue("SELECT last_position FROM shopstream.log_state FOR UPDATE")
 	b.Queue(`DELETE FROM shopstream.inbox WHERE id IN (SELECT id FROM shopstream.inbox ORDER BY id LIMIT $1)
@@ -116,6 +145,11 @@ func (s *SequencerConn) takeInbox(ctx context.Context, limit int) ([]events.Chan
 	br := s.conn.SendBatch(ctx, b)
 	defer br.Close()
 	var last int64
+	if !s.holding {
+		if err := br.QueryRow().Scan(&s.holding); err != nil {
+			return nil, 0, fmt.Errorf("taking the doorbell lock: %w", err)
+		}
+	}
 	if _, err := br.Exec(); err != nil {
 		return nil, 0, fmt.Errorf("beginning batch: %w", err)
 	}
@@ -190,6 +224,16 @@ func (s *SequencerConn) Prune(ctx context.Context, cutoff time.Time, limit int) 
 		return 0, fmt.Errorf("pruning events: %w", err)
 	}
 	return tag.RowsAffected(), nil
+}
+
+// VacuumInbox vacuums the inbox, so that the sequencer's scans from its oldest
+// row do not walk the index entries of rows it already moved. It never
+// truncates the table (that would take a lock the writers' inserts wait for).
+func (s *SequencerConn) VacuumInbox(ctx context.Context) error {
+	if _, err := s.conn.Exec(ctx, "VACUUM (TRUNCATE false) shopstream.inbox"); err != nil {
+		return fmt.Errorf("vacuuming inbox: %w", err)
+	}
+	return nil
 }
 
 // Close closes the connection, releasing the election lock.
