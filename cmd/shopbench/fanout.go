@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-const numWriters = 4
+const numWriters = 8
 
 // writers commit marker updates from their own connections and record when
 // each COMMIT returned.

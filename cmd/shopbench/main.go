@@ -162,7 +162,7 @@ func run(o options) error {
 
 	if want["write"] {
 		logf("scenario 1: write path")
-		rep.write, err = writePath(ctx, o, db, dbURL)
+		rep.write, err = writePath(ctx, o, db, dbURL, &srv)
 		if err != nil {
 			rep.errs = append(rep.errs, "write path: "+err.Error())
 			logf("write path: %v", err)

@@ -18,6 +18,7 @@ var triggerNames = []string{"shopstream_capture_iud", "shopstream_capture_upd", 
 type pgbenchRun struct {
 	Workload string
 	Attached bool
+	Stopped  bool // attached, with the server stopped: the trigger's own cost
 	TPS      float64
 	Txns     int64
 	WALBytes int64
@@ -50,7 +51,10 @@ func triggersAttached(ctx context.Context, db *pgx.Conn) bool {
 	return n == len(triggerNames)
 }
 
-func writePath(ctx context.Context, o options, db *pgx.Conn, dbURL string) (writeResult, error) {
+// writePath runs pgbench with the triggers detached, attached with the server
+// stopped (the trigger's own cost; the inbox fills and is drained afterwards),
+// and attached with the server running. It restarts *srv after stopping it.
+func writePath(ctx context.Context, o options, db *pgx.Conn, dbURL string, srv **server) (writeResult, error) {
 	res := writeResult{seconds: o.pgbenchDur}
 	pgbench := "pgbench"
 	if bd := os.Getenv("PG_BINDIR"); bd != "" {
@@ -70,7 +74,8 @@ func writePath(ctx context.Context, o options, db *pgx.Conn, dbURL string) (writ
 			return res, err
 		}
 		for rep := 0; rep < 2; rep++ {
-			for _, attached := range []bool{false, true} {
+			for _, mode := range []struct{ attached, stopped bool }{{false, false}, {true, true}, {true, false}} {
+				attached := mode.attached
 				if err := setTriggers(ctx, o, db, dbURL, attached); err != nil {
 					return res, err
 				}
@@ -84,28 +89,48 @@ func writePath(ctx context.Context, o options, db *pgx.Conn, dbURL string) (writ
 				if _, err := db.Exec(ctx, "CHECKPOINT"); err != nil {
 					return res, err
 				}
+				if mode.stopped {
+					(*srv).stop()
+				}
 				var before, after string
 				if err := db.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&before); err != nil {
 					return res, err
 				}
 				cmd := exec.CommandContext(ctx, pgbench, "-n", "-c", "8", "-j", "2", "-T", strconv.Itoa(o.pgbenchDur), "-f", path, dbURL)
 				out, err := cmd.CombinedOutput()
+				lsnErr := db.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&after)
+				if mode.stopped {
+					var serr error
+					if *srv, serr = startServer(o.bin, dbURL); serr != nil {
+						return res, fmt.Errorf("restarting the server: %w", serr)
+					}
+				}
 				if err != nil {
 					return res, fmt.Errorf("pgbench: %v\n%s", err, out)
 				}
-				if err := db.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&after); err != nil {
-					return res, err
+				if lsnErr != nil {
+					return res, lsnErr
 				}
 				var wal int64
 				_ = db.QueryRow(ctx, "SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::bigint", after, before).Scan(&wal)
-				r := pgbenchRun{Workload: wl, Attached: attached, WALBytes: wal}
+				r := pgbenchRun{Workload: wl, Attached: attached, Stopped: mode.stopped, WALBytes: wal}
 				r.TPS, r.Txns = parsePgbench(string(out))
-				logf("  %s, triggers attached=%v: %.0f tps, %d txns, %d WAL bytes/txn", wl, attached, r.TPS, r.Txns, wal/max(r.Txns, 1))
+				logf("  %s, %s: %.0f tps, %d txns, %d WAL bytes/txn", wl, r.label(), r.TPS, r.Txns, wal/max(r.Txns, 1))
 				res.runs = append(res.runs, r)
 			}
 		}
 	}
 	return res, setTriggers(ctx, o, db, dbURL, true)
+}
+
+func (r pgbenchRun) label() string {
+	switch {
+	case !r.Attached:
+		return "detached"
+	case r.Stopped:
+		return "trigger only (server stopped)"
+	}
+	return "attached"
 }
 
 var (
