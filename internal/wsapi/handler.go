@@ -186,7 +186,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{
+	conn, err := websocket.Accept(smallBuffers(w), r, &websocket.AcceptOptions{
 		Subprotocols:   []string{BatchSubprotocol},
 		OriginPatterns: h.cfg.OriginPatterns,
 	})

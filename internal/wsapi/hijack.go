@@ -1,0 +1,319 @@
+package wsapi
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+	"math"
+	"math/bits"
+	"net"
+	"net/http"
+	"sync"
+)
+
+// Per-socket buffers. websocket.Accept hijacks the connection and keeps the
+// *bufio.Reader and *bufio.Writer that Hijack returns for the socket's life;
+// net/http hands over 4 KiB of each, 8 KiB per idle socket. smallBuffers
+// returns smaller ones:
+//
+//   - reading: a socketReadBuffer bufio.Reader. Client messages are small
+//     JSON, so a whole frame usually arrives in one read; a message longer
+//     than the buffer is still read whole (its payload past the buffer is read
+//     straight into the library's message buffer).
+//   - writing: a socketWriteStage bufio.Writer, just large enough for a frame
+//     header, over a frameWriter that holds a frame's first bytes until the
+//     rest arrives and then writes the whole frame at once. A socket holds no
+//     write buffer between frames, and every frame up to maxCoalescedFrame
+//     (the batched ones of maxBatchFrame too) goes out in one write or writev
+//     system call, where net/http's 4 KiB bufio.Writer made two or more for a
+//     frame over 4 KiB.
+const (
+	socketReadBuffer = 256
+	socketWriteStage = 16
+)
+
+// smallBuffers wraps the ResponseWriter passed to websocket.Accept so that its
+// Hijack returns the buffers above. Everything else is w's own; a w that
+// cannot be hijacked is returned as it is, for Accept to refuse.
+func smallBuffers(w http.ResponseWriter) http.ResponseWriter {
+	for rw := w; ; {
+		switch t := rw.(type) {
+		case http.Hijacker:
+			return hijackWriter{w}
+		case interface{ Unwrap() http.ResponseWriter }:
+			rw = t.Unwrap()
+		default:
+			return w
+		}
+	}
+}
+
+type hijackWriter struct {
+	http.ResponseWriter
+}
+
+// Unwrap lets http.ResponseController reach the wrapped writer.
+func (w hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack hijacks the wrapped writer's connection and replaces its buffers.
+// Bytes that the client sent after its request and that net/http has already
+// read stay in front of the new reader; bytes still pending in the old writer
+// (net/http flushes it before hijacking) are written first.
+func (w hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := brw.Writer.Flush(); err != nil {
+		_ = conn.Close()
+		return nil, nil, err
+	}
+	var br *bufio.Reader
+	if n := brw.Reader.Buffered(); n == 0 {
+		br = bufio.NewReaderSize(conn, socketReadBuffer)
+	} else {
+		// Move the buffered bytes into the new reader's buffer (large enough
+		// for all of them): Peek makes exactly one Read of the MultiReader,
+		// which the bytes.Reader answers whole, so nothing is read from the
+		// connection here and the order of the bytes is kept.
+		pending, _ := brw.Reader.Peek(n) // n bytes are buffered: no read, no error
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pending), conn), max(socketReadBuffer, n))
+		if _, err := br.Peek(n); err != nil {
+			_ = conn.Close()
+			return nil, nil, err
+		}
+	}
+	bw := bufio.NewWriterSize(newFrameWriter(conn), socketWriteStage)
+	return conn, bufio.NewReadWriter(br, bw), nil
+}
+
+// frameWriter writes a stream of WebSocket frames to conn, one write per
+// frame: it parses each frame header to learn where the frame ends and holds
+// the frame's first bytes (the header and what bufio staged with it) until
+// the rest arrives. Then it writes them and the rest in one writev when conn
+// is a TCP or Unix connection (the payload is not copied), or else gathers
+// the frame in one buffer and writes that. Pending bytes live in a buffer from
+// framePool, returned as soon as the frame is written: an idle socket holds
+// none. A frame without FIN is held and written with the frames after it, up
+// to the next FIN (the library flushes at FIN too). Frames are at most
+// maxBatchFrame plus a header; one longer than maxCoalescedFrame, if ever,
+// goes out as it comes, as through a bufio.Writer: its header with what was
+// pending, then its payload. The library calls it under its write lock only.
+type frameWriter struct {
+	conn   io.Writer
+	writev func(io.Writer, *net.Buffers) error // nil: gather in buf instead
+	box    *[]byte                             // the pooled buffer buf lives in; nil when nothing is pending
+	buf    []byte                              // the pending bytes
+	// The frame being gathered starts at start in buf. Until its header is
+	// complete end is 0; then it is where the frame ends in buf.
+	start, end int
+	fin        bool  // the frame being gathered is the last of its message
+	direct     int   // bytes of an over-long frame still to pass straight through
+	err        error // the first write error: the connection is broken
+}
+
+func newFrameWriter(conn net.Conn) *frameWriter {
+	f := &frameWriter{conn: conn}
+	switch conn.(type) {
+	case *net.TCPConn, *net.UnixConn: // net.Buffers.WriteTo uses writev on these
+		f.writev = writeBuffers
+	}
+	return f
+}
+
+func writeBuffers(w io.Writer, b *net.Buffers) error {
+	_, err := b.WriteTo(w)
+	return err
+}
+
+func (f *frameWriter) Write(p []byte) (int, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	total := len(p)
+	for len(p) > 0 {
+		if f.direct > 0 {
+			k := min(len(p), f.direct)
+			if err := f.flush(p[:k]); err != nil {
+				return 0, err
+			}
+			f.direct -= k
+			p = p[k:]
+			continue
+		}
+		if f.end == 0 {
+			// Gather the header, no more.
+			have := len(f.buf) - f.start
+			k := min(len(p), frameHeaderLen(f.buf[f.start:], p)-have)
+			f.grow(f.start + have + k)
+			f.buf = append(f.buf, p[:k]...)
+			p = p[k:]
+			hdr := f.buf[f.start:]
+			if len(hdr) < frameHeaderLen(hdr, nil) {
+				continue // p is used up
+			}
+			size := len(hdr) + int(min(framePayloadLen(hdr), maxCoalescedFrame))
+			if f.start+size > maxCoalescedFrame {
+				// Too long to gather: write what is pending, pass the payload on.
+				f.direct = int(min(framePayloadLen(hdr), math.MaxInt))
+				if err := f.flush(nil); err != nil {
+					return 0, err
+				}
+				continue
+			}
+			f.end, f.fin = f.start+size, hdr[0]&0x80 != 0
+		}
+		k := min(len(p), f.end-len(f.buf))
+		switch {
+		case len(f.buf)+k < f.end: // k == len(p): the frame goes on in the next Write
+			if f.writev != nil {
+				f.grow(len(f.buf) + k) // the rest is likely to come whole
+			} else {
+				f.grow(f.end)
+			}
+			f.buf = append(f.buf, p[:k]...)
+		case f.fin: // p[:k] completes the frame: write it with what is pending
+			if err := f.flush(p[:k]); err != nil {
+				return 0, err
+			}
+		default: // a frame without FIN is complete: hold it
+			f.grow(f.end)
+			f.buf = append(f.buf, p[:k]...)
+			f.start, f.end = f.end, 0
+		}
+		p = p[k:]
+	}
+	return total, nil
+}
+
+// flush writes the pending bytes followed by tail in one call (net.Conn's
+// Write and writev retry a partial write themselves), and drops them.
+func (f *frameWriter) flush(tail []byte) error {
+	var err error
+	switch {
+	case len(f.buf) == 0 && len(tail) == 0:
+	case len(f.buf) == 0:
+		_, err = f.conn.Write(tail)
+	case len(tail) <= cap(f.buf)-len(f.buf) || f.writev == nil:
+		f.grow(len(f.buf) + len(tail))
+		f.buf = append(f.buf, tail...)
+		_, err = f.conn.Write(f.buf)
+	default:
+		err = f.writev(f.conn, &net.Buffers{f.buf, tail})
+	}
+	f.release()
+	if err != nil {
+		f.err = err
+	}
+	return err
+}
+
+// grow makes room for n pending bytes, moving them to a larger pooled buffer.
+// Appends never reallocate: buf always lives in box.
+func (f *frameWriter) grow(n int) {
+	if n <= cap(f.buf) {
+		return
+	}
+	box := getFrameBuf(n)
+	buf := append(*box, f.buf...)
+	putFrameBuf(f.box)
+	f.box, f.buf = box, buf
+}
+
+// release returns the buffer: nothing is pending.
+func (f *frameWriter) release() {
+	putFrameBuf(f.box)
+	f.box, f.buf, f.start, f.end = nil, nil, 0, 0
+}
+
+// frameHeaderLen is the length of the frame header that starts with
+// hdr and continues with more: 2 bytes, then the extended payload length and
+// the masking key as the second byte says.
+func frameHeaderLen(hdr, more []byte) int {
+	var b1 byte
+	switch {
+	case len(hdr) >= 2:
+		b1 = hdr[1]
+	case len(hdr) == 1 && len(more) >= 1:
+		b1 = more[0]
+	case len(hdr) == 0 && len(more) >= 2:
+		b1 = more[1]
+	default:
+		return 2
+	}
+	n := 2
+	switch b1 & 0x7f {
+	case 126:
+		n += 2
+	case 127:
+		n += 8
+	}
+	if b1&0x80 != 0 {
+		n += 4
+	}
+	return n
+}
+
+// framePayloadLen is the payload length of the complete frame header hdr.
+func framePayloadLen(hdr []byte) uint64 {
+	switch l := hdr[1] & 0x7f; l {
+	case 126:
+		return uint64(hdr[2])<<8 | uint64(hdr[3])
+	case 127:
+		var n uint64
+		for _, b := range hdr[2:10] {
+			n = n<<8 | uint64(b)
+		}
+		return n
+	default:
+		return uint64(l)
+	}
+}
+
+// framePool holds frame buffers by size: class c holds *[]byte of length 0
+// and capacity minFrameBuf<<c + maxFrameHeader, so that a payload of a power
+// of two (maxBatchFrame, say) fits with its header.
+var framePool [maxFrameShift - minFrameShift + 1]sync.Pool
+
+const (
+	minFrameShift     = 10
+	maxFrameShift     = 20
+	minFrameBuf       = 1 << minFrameShift
+	maxFrameHeader    = 14
+	maxCoalescedFrame = 1<<maxFrameShift + maxFrameHeader
+)
+
+// frameClass is the class of the smallest buffer that holds n bytes; it is
+// past the pool's classes for more than maxCoalescedFrame.
+func frameClass(n int) int {
+	if n <= minFrameBuf+maxFrameHeader {
+		return 0
+	}
+	return bits.Len(uint(n-maxFrameHeader-1) >> minFrameShift)
+}
+
+// getFrameBuf returns an empty buffer with room for n bytes.
+func getFrameBuf(n int) *[]byte {
+	c := frameClass(n)
+	if c >= len(framePool) {
+		b := make([]byte, 0, n)
+		return &b
+	}
+	if box, ok := framePool[c].Get().(*[]byte); ok {
+		return box
+	}
+	b := make([]byte, 0, minFrameBuf<<c+maxFrameHeader)
+	return &b
+}
+
+func putFrameBuf(box *[]byte) {
+	if box == nil {
+		return
+	}
+	c := frameClass(cap(*box))
+	if c >= len(framePool) || cap(*box) != minFrameBuf<<c+maxFrameHeader {
+		return
+	}
+	*box = (*box)[:0]
+	framePool[c].Put(box)
+}
