@@ -204,6 +204,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close(websocket.StatusTryAgainLater, reason)
 		return
 	}
+	// The role query runs here: a goroutine's stack never shrinks below four
+	// times what it uses, so the socket's own goroutine must not grow it.
+	allowed, err := h.roleChannels(user.Role)
+	if err != nil {
+		h.release(user.ID)
+		h.log.Error("reading role", "err", err)
+		_ = conn.Close(websocket.StatusInternalError, "internal error")
+		return
+	}
 	// Serve on a fresh goroutine and let the request's goroutine return: its deep
 	// stack, the request and echo's context are not kept for the socket's life.
 	origin := r.Header.Get("Origin")
@@ -211,8 +220,19 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	go func() {
 		defer h.open.Done()
 		defer h.release(user.ID)
-		h.serve(conn, user, token, origin)
+		h.serve(conn, user, allowed, token, origin)
 	}()
+}
+
+// roleChannels returns the channels of role (none for a role that is gone).
+func (h *Handler) roleChannels(role string) ([]string, error) {
+	ctx, cancel := context.WithTimeout(h.base, 10*time.Second)
+	defer cancel()
+	allowed, err := h.roles.RoleChannels(ctx, role)
+	if err != nil && !errors.Is(err, auth.ErrNotFound) {
+		return nil, err
+	}
+	return allowed, nil
 }
 
 // admit counts a socket against the caps; it returns why not when one is full.
@@ -239,19 +259,13 @@ func (h *Handler) release(userID int64) {
 	}
 }
 
-func (h *Handler) serve(conn *websocket.Conn, user auth.User, token string, origin string) {
+func (h *Handler) serve(conn *websocket.Conn, user auth.User, allowed []string, token string, origin string) {
 	// Whatever ended the socket (a close handshake, a peer that vanished, an
 	// error), release the hijacked TCP connection: nothing else will.
 	defer func() { _ = conn.CloseNow() }()
 	ctx, cancel := context.WithCancel(h.base)
 	defer cancel()
 	conn.SetReadLimit(h.cfg.MaxMessageBytes)
-	allowed, err := h.roles.RoleChannels(ctx, user.Role)
-	if err != nil && !errors.Is(err, auth.ErrNotFound) {
-		h.log.Error("reading role", "err", err)
-		_ = conn.Close(websocket.StatusInternalError, "internal error")
-		return
-	}
 	c := newClient(ctx, cancel, h, conn)
 	defer c.finish()
 	c.Send(msgConnected(user.ID))
@@ -269,7 +283,7 @@ func (h *Handler) serve(conn *websocket.Conn, user auth.User, token string, orig
 	defer h.track(c, false)
 	s := &session{h: h, c: c, user: user, allowed: toSet(allowed),
 		limiter: rate.NewLimiter(rate.Limit(h.cfg.MessageRate), h.cfg.MessageBurst)}
-	err = s.readLoop(ctx)
+	err := s.readLoop(ctx)
 	cancel()
 	c.finish()
 	label, code := c.label(), int(websocket.CloseStatus(err))

@@ -49,10 +49,20 @@ func (s *session) readLoop(ctx context.Context) error {
 			s.c.Send(msgError(CodeInvalidRequest, "binary frames are not accepted: send JSON text"))
 			continue
 		}
-		if perr := s.handle(ctx, b); perr != nil {
+		if perr := s.handleAside(ctx, b); perr != nil {
 			s.c.Send(msgError(perr.Code, perr.Message))
 		}
 	}
+}
+
+// handleAside runs handle on a goroutine of its own and waits for it. Decoding
+// and subscribing need a deeper stack than reading; a goroutine's stack never
+// shrinks below four times what it uses, so if the socket's reader grew its
+// own, every idle socket would keep the larger stack.
+func (s *session) handleAside(ctx context.Context, b []byte) *protocolError {
+	done := make(chan *protocolError, 1)
+	go func() { done <- s.handle(ctx, b) }()
+	return <-done
 }
 
 func (s *session) handle(ctx context.Context, b []byte) *protocolError {
