@@ -1,7 +1,6 @@
 package wsapi
 
 import (
-	"bytes"
 	"context"
 	"sync"
 	"sync/atomic"
@@ -190,7 +189,9 @@ func (c *client) label() string {
 }
 
 // next swaps the queue out; ok is false (and the drain ends) when there is
-// nothing to write and no close to send.
+// nothing to write and no close to send. After a long queue the next one
+// starts from a pooled slice: under load queues refill to the same length, and
+// growing a fresh one by doubling allocates (and zeroes) it again and again.
 func (c *client) next() (items []item, closing bool, code websocket.StatusCode, reason string, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -200,15 +201,28 @@ func (c *client) next() (items []item, closing bool, code websocket.StatusCode, 
 	}
 	items, c.queue = c.queue, c.spare[:0]
 	c.spare = nil
+	if len(items) > smallQueue && c.queue == nil {
+		if q, ok := queuePool.Get().(*[]item); ok {
+			c.queue = *q
+		}
+	}
 	return items, c.closing, c.closeCode, c.closeReason, true
 }
 
-// giveBack returns the drained slice for reuse, unless it grew large.
+// smallQueue is the longest drained queue a socket keeps for its next one;
+// longer ones go back to queuePool, shared by all sockets.
+const smallQueue = 256
+
+var queuePool sync.Pool // of *[]item, length 0
+
+// giveBack returns the drained slice for reuse.
 func (c *client) giveBack(items []item) {
-	if cap(items) > 256 {
+	clear(items)
+	if cap(items) > smallQueue {
+		items = items[:0]
+		queuePool.Put(&items)
 		return
 	}
-	clear(items)
 	c.mu.Lock()
 	c.spare = items[:0]
 	c.mu.Unlock()
@@ -242,9 +256,13 @@ func (c *client) drain() {
 type writer struct {
 	h   *Handler
 	c   *client
-	buf bytes.Buffer
+	buf []byte      // a batched frame being built, from batchPool; nil between pages
 	ats []time.Time // change times of the event messages in buf
 }
+
+// batchPool holds the buffers batched frames are built in, shared by all
+// sockets: a socket keeps none between writes.
+var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 // ping sends a WebSocket ping and drops the peer when no pong comes in time.
 func (c *client) ping(interval time.Duration) {
@@ -295,29 +313,38 @@ func (w *writer) add(ctx context.Context, msg []byte, at time.Time) error {
 		w.ats = append(w.ats[:0], at)
 		return w.frame(ctx, msg)
 	}
-	if w.buf.Len() > 0 && w.buf.Len()+len(msg) > maxBatchFrame {
+	if len(w.buf) > 0 && len(w.buf)+len(msg) > maxBatchFrame {
 		if err := w.flush(ctx); err != nil {
 			return err
 		}
 	}
-	if w.buf.Len() > 0 {
-		w.buf.WriteByte('\n')
+	if w.buf == nil {
+		w.buf = (*batchPool.Get().(*[]byte))[:0]
 	}
-	w.buf.Write(msg)
+	if len(w.buf) > 0 {
+		w.buf = append(w.buf, '\n')
+	}
+	w.buf = append(w.buf, msg...)
 	w.ats = append(w.ats, at)
 	return nil
 }
 
 func (w *writer) flush(ctx context.Context) error {
-	if w.buf.Len() == 0 {
+	if len(w.buf) == 0 {
 		return nil
 	}
-	err := w.frame(ctx, w.buf.Bytes())
-	if w.buf.Cap() > 4*maxBatchFrame {
-		w.buf = bytes.Buffer{}
-	}
-	w.buf.Reset()
+	err := w.frame(ctx, w.buf)
+	w.buf = w.buf[:0]
 	return err
+}
+
+// release returns the batch buffer to the pool, unless a huge message grew it.
+func (w *writer) release() {
+	if w.buf != nil && cap(w.buf) <= 2*maxBatchFrame {
+		b := w.buf[:0]
+		batchPool.Put(&b)
+	}
+	w.buf = nil
 }
 
 // frame writes one frame; ctx carries the write deadline.
@@ -385,6 +412,7 @@ func (w *writer) writePage(ctx context.Context, adds func(context.Context) error
 		return err
 	}
 	wctx := context.WithoutCancel(ctx)
+	defer w.release()
 	if err := adds(wctx); err != nil {
 		return err
 	}
