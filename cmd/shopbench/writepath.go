@@ -13,6 +13,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
+// writeReps is how many times each configuration runs; the report takes medians.
+const writeReps = 3
+
 var triggerNames = []string{"shopstream_capture_iud", "shopstream_capture_upd", "shopstream_capture_trunc"}
 
 type pgbenchRun struct {
@@ -73,7 +76,7 @@ func writePath(ctx context.Context, o options, db *pgx.Conn, dbURL string, srv *
 		if err := os.WriteFile(path, []byte(scripts[wl]), 0o644); err != nil {
 			return res, err
 		}
-		for rep := 0; rep < 2; rep++ {
+		for rep := 0; rep < writeReps; rep++ {
 			for _, mode := range []struct{ attached, stopped bool }{{false, false}, {true, true}, {true, false}} {
 				attached := mode.attached
 				if err := setTriggers(ctx, o, db, dbURL, attached); err != nil {
