@@ -117,7 +117,7 @@ func (r *report) markdown() string {
 	r.idleSection(&b)
 	r.bulkSection(&b)
 	r.profileSection(&b)
-	p("## Go benchmarks of the hot paths\n\n`go test -run '^$' -bench . -benchmem ./internal/events`:\n\n```\n%s\n```\n", strings.TrimSpace(r.gobench))
+	p("## Go benchmarks of the hot paths\n\n`go test -run '^$' -bench . -benchmem ./internal/events ./internal/wsapi` (hub fan-out to 1 / 100 / 10,000 subscribers, event encoding and building, filter matching; a frame written to a real loopback socket, and the frame writer's own CPU):\n\n```\n%s\n```\n", strings.TrimSpace(r.gobench))
 	return b.String()
 }
 
