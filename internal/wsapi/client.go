@@ -26,6 +26,7 @@ type item struct {
 // without waiting; its write loop alone writes to the connection.
 type client struct {
 	conn  *websocket.Conn
+	fw    *frameWriter // under conn; nil when the socket was not accepted through smallBuffers
 	batch bool
 	limit int
 
@@ -52,9 +53,10 @@ type client struct {
 	writeSince atomic.Int64
 }
 
-func newClient(ctx context.Context, cancel context.CancelFunc, h *Handler, conn *websocket.Conn) *client {
+func newClient(ctx context.Context, cancel context.CancelFunc, h *Handler, conn *websocket.Conn, fw *frameWriter) *client {
 	c := &client{
 		conn:   conn,
+		fw:     fw,
 		batch:  conn.Subprotocol() == BatchSubprotocol,
 		limit:  h.cfg.SendQueue,
 		ctx:    ctx,
@@ -413,8 +415,21 @@ func (w *writer) writePage(ctx context.Context, adds func(context.Context) error
 	}
 	wctx := context.WithoutCancel(ctx)
 	defer w.release()
+	// Without batching every message is a frame of its own; corked, the frames
+	// of this page still go out in one write (a batched page is one frame
+	// already, written without a copy).
+	if fw := w.c.fw; fw != nil && !w.c.batch {
+		fw.Cork()
+		defer fw.Uncork() // after an error: the connection is being closed anyway
+	}
 	if err := adds(wctx); err != nil {
 		return err
 	}
-	return w.flush(wctx)
+	if err := w.flush(wctx); err != nil {
+		return err
+	}
+	if fw := w.c.fw; fw != nil && !w.c.batch {
+		return fw.Uncork()
+	}
+	return nil
 }

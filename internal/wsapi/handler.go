@@ -186,7 +186,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
 		return
 	}
-	conn, err := websocket.Accept(smallBuffers(w), r, &websocket.AcceptOptions{
+	sw := smallBuffers(w)
+	conn, err := websocket.Accept(sw, r, &websocket.AcceptOptions{
 		Subprotocols:   []string{BatchSubprotocol},
 		OriginPatterns: h.cfg.OriginPatterns,
 	})
@@ -219,8 +220,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.open.Add(1)
 	go func() {
 		defer h.open.Done()
-		defer h.release(user.ID)
-		h.serve(conn, user, allowed, token, origin)
+		h.serve(conn, frameWriterOf(sw), user, allowed, token, origin)
 	}()
 }
 
@@ -259,14 +259,25 @@ func (h *Handler) release(userID int64) {
 	}
 }
 
-func (h *Handler) serve(conn *websocket.Conn, user auth.User, allowed []string, token string, origin string) {
+func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, allowed []string, token string, origin string) {
 	// Whatever ended the socket (a close handshake, a peer that vanished, an
 	// error), release the hijacked TCP connection: nothing else will.
 	defer func() { _ = conn.CloseNow() }()
+	// The socket's place under the caps (admit) is given back before the hub
+	// forgets it: once the stats stop counting a socket, its user can open
+	// another.
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			h.release(user.ID)
+		}
+	}
+	defer release()
 	ctx, cancel := context.WithCancel(h.base)
 	defer cancel()
 	conn.SetReadLimit(h.cfg.MaxMessageBytes)
-	c := newClient(ctx, cancel, h, conn)
+	c := newClient(ctx, cancel, h, conn, fw)
 	defer c.finish()
 	c.Send(msgConnected(user.ID))
 	hash := auth.TokenHash(token)
@@ -275,6 +286,7 @@ func (h *Handler) serve(conn *websocket.Conn, user auth.User, allowed []string, 
 		return
 	}
 	defer h.hub.Unregister(c)
+	defer release()
 	h.keeper.Add(token)
 	defer h.keeper.Remove(token)
 	start := time.Now()

@@ -39,7 +39,7 @@ func smallBuffers(w http.ResponseWriter) http.ResponseWriter {
 	for rw := w; ; {
 		switch t := rw.(type) {
 		case http.Hijacker:
-			return hijackWriter{w}
+			return &hijackWriter{ResponseWriter: w}
 		case interface{ Unwrap() http.ResponseWriter }:
 			rw = t.Unwrap()
 		default:
@@ -50,16 +50,26 @@ func smallBuffers(w http.ResponseWriter) http.ResponseWriter {
 
 type hijackWriter struct {
 	http.ResponseWriter
+	fw *frameWriter // set by Hijack
+}
+
+// frameWriterOf returns the frame writer of a socket accepted through w, or
+// nil when w was not wrapped.
+func frameWriterOf(w http.ResponseWriter) *frameWriter {
+	if h, ok := w.(*hijackWriter); ok {
+		return h.fw
+	}
+	return nil
 }
 
 // Unwrap lets http.ResponseController reach the wrapped writer.
-func (w hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *hijackWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Hijack hijacks the wrapped writer's connection and replaces its buffers.
 // Bytes that the client sent after its request and that net/http has already
 // read stay in front of the new reader; bytes still pending in the old writer
 // (net/http flushes it before hijacking) are written first.
-func (w hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	conn, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -83,7 +93,8 @@ func (w hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, err
 		}
 	}
-	bw := bufio.NewWriterSize(newFrameWriter(conn), socketWriteStage)
+	w.fw = newFrameWriter(conn)
+	bw := bufio.NewWriterSize(w.fw, socketWriteStage)
 	return conn, bufio.NewReadWriter(br, bw), nil
 }
 
@@ -98,8 +109,15 @@ func (w hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // to the next FIN (the library flushes at FIN too). Frames are at most
 // maxBatchFrame plus a header; one longer than maxCoalescedFrame, if ever,
 // goes out as it comes, as through a bufio.Writer: its header with what was
-// pending, then its payload. The library calls it under its write lock only.
+// pending, then its payload. The library calls it under its write lock only;
+// mu orders those calls with Cork and Uncork, which the socket's writer calls.
+//
+// Corked, it holds complete frames too (up to corkLimit bytes), so that the
+// frames of one drained queue go out in one write: one system call per
+// queue, not per message, when a socket without shopstream.batch falls behind.
 type frameWriter struct {
+	mu     sync.Mutex
+	corked bool
 	conn   io.Writer
 	writev func(io.Writer, *net.Buffers) error // nil: gather in buf instead
 	box    *[]byte                             // the pooled buffer buf lives in; nil when nothing is pending
@@ -126,7 +144,52 @@ func writeBuffers(w io.Writer, b *net.Buffers) error {
 	return err
 }
 
+// corkLimit bounds what a corked frameWriter holds: past it, the complete
+// frames go out.
+const corkLimit = 64 << 10
+
+// Cork holds complete frames until Uncork.
+func (f *frameWriter) Cork() {
+	f.mu.Lock()
+	f.corked = true
+	f.mu.Unlock()
+}
+
+// Uncork writes the frames held since Cork, in one write.
+func (f *frameWriter) Uncork() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.corked = false
+	if f.err != nil {
+		return f.err
+	}
+	return f.flushComplete()
+}
+
+// flushComplete writes the complete frames pending (buf[:start]) and keeps the
+// start of the frame being gathered, if any.
+func (f *frameWriter) flushComplete() error {
+	if f.start == 0 {
+		return nil
+	}
+	if f.start == len(f.buf) && f.end == 0 {
+		return f.flush(nil)
+	}
+	_, err := f.conn.Write(f.buf[:f.start])
+	n := copy(f.buf, f.buf[f.start:])
+	if f.end != 0 {
+		f.end -= f.start
+	}
+	f.buf, f.start = f.buf[:n], 0
+	if err != nil {
+		f.err = err
+	}
+	return err
+}
+
 func (f *frameWriter) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if f.err != nil {
 		return 0, f.err
 	}
@@ -172,14 +235,19 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 				f.grow(f.end)
 			}
 			f.buf = append(f.buf, p[:k]...)
-		case f.fin: // p[:k] completes the frame: write it with what is pending
+		case f.fin && !f.corked: // p[:k] completes the frame: write it with what is pending
 			if err := f.flush(p[:k]); err != nil {
 				return 0, err
 			}
-		default: // a frame without FIN is complete: hold it
+		default: // a frame without FIN, or corked: hold it
 			f.grow(f.end)
 			f.buf = append(f.buf, p[:k]...)
 			f.start, f.end = f.end, 0
+			if f.corked && f.start >= corkLimit {
+				if err := f.flushComplete(); err != nil {
+					return 0, err
+				}
+			}
 		}
 		p = p[k:]
 	}

@@ -606,3 +606,86 @@ func TestFrameWriterPendingAtLimit(t *testing.T) {
 		}
 	}
 }
+
+// Corked, complete frames are held and go out together at Uncork, however the
+// stream is split; a frame that is only partly written at Uncork (a pong the
+// library writes from another goroutine, say) stays until it is complete.
+func TestFrameWriterCork(t *testing.T) {
+	frames := [][]byte{
+		serverFrame(true, 1, 300, false),
+		serverFrame(true, 1, 700, false),
+		serverFrame(true, 10, 4, false),
+		serverFrame(true, 1, 5000, false),
+	}
+	var stream []byte
+	for _, f := range frames {
+		stream = append(stream, f...)
+	}
+	rng := mrand.New(mrand.NewPCG(3, 4))
+	for trial := range 200 {
+		var cw callWriter
+		fw := &frameWriter{conn: &cw}
+		if trial%2 == 1 {
+			fw.writev = cw.writev
+		}
+		write := func(b []byte) {
+			for len(b) > 0 {
+				k := min(1+rng.IntN(64), len(b))
+				if n, err := fw.Write(b[:k]); n != k || err != nil {
+					t.Fatalf("Write(%d bytes) = %d, %v", k, n, err)
+				}
+				b = b[k:]
+			}
+		}
+		fw.Cork()
+		write(stream[:len(stream)-len(frames[3])]) // three whole frames
+		last := frames[3]
+		cut := 1 + rng.IntN(len(last)-1)
+		write(last[:cut]) // and the start of the fourth
+		if len(cw.calls) != 0 {
+			t.Fatalf("trial %d: %d writes while corked", trial, len(cw.calls))
+		}
+		if err := fw.Uncork(); err != nil {
+			t.Fatal(err)
+		}
+		if len(cw.calls) != 1 || len(cw.calls[0]) != len(stream)-len(last) {
+			t.Fatalf("trial %d: Uncork wrote %d calls, want the three whole frames in one", trial, len(cw.calls))
+		}
+		write(last[cut:]) // uncorked now: the fourth goes out when complete
+		if got := bytes.Join(cw.calls, nil); !bytes.Equal(got, stream) || len(cw.calls) != 2 {
+			t.Fatalf("trial %d: %d writes, stream intact %v", trial, len(cw.calls), bytes.Equal(got, stream))
+		}
+		if fw.box != nil || fw.buf != nil {
+			t.Fatalf("trial %d: a buffer is held after the last frame", trial)
+		}
+	}
+}
+
+// Corked frames are written once they pass corkLimit, so a long queue is sent
+// in bounded writes.
+func TestFrameWriterCorkLimit(t *testing.T) {
+	var cw callWriter
+	fw := &frameWriter{conn: &cw}
+	f := serverFrame(true, 1, 1000, false)
+	fw.Cork()
+	n := 3 * corkLimit / len(f)
+	for range n {
+		if _, err := fw.Write(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := fw.Uncork(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := len(cw.calls), n*len(f)/corkLimit+1; got < 3 || got > want {
+		t.Fatalf("%d writes for %d bytes, want 3..%d", got, n*len(f), want)
+	}
+	for _, c := range cw.calls {
+		if len(c) > corkLimit+len(f) {
+			t.Fatalf("a write of %d bytes, over the limit", len(c))
+		}
+	}
+	if got := bytes.Join(cw.calls, nil); !bytes.Equal(got, bytes.Repeat(f, n)) {
+		t.Fatal("the stream changed")
+	}
+}
