@@ -281,12 +281,16 @@ func runLevel(ctx context.Context, o options, p *pool, w *writers, srv *server, 
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if !r.Drained && os.Getenv("BENCH_DEBUG") != "" {
+	if !r.Drained {
+		// Name what the first socket lacks (the first ten), so that a loss can
+		// be traced in the event log by its marker.
 		s0 := p.socks[0]
 		s0.mu.Lock()
+		shown := 0
 		for i, c := range commits {
-			if c != 0 && !s0.tr.has(base+uint64(i)) {
-				logf("DEBUG missing marker %d (index %d of %d) committed at %d", base+uint64(i), i, len(commits), c)
+			if c != 0 && !s0.tr.has(base+uint64(i)) && shown < 10 {
+				logf("  socket 0 lacks marker k%d%s (committed %v into the level)", base+uint64(i), runNonce, time.Duration(c-start))
+				shown++
 			}
 		}
 		s0.mu.Unlock()

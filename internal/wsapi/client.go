@@ -404,13 +404,10 @@ func (w *writer) runReplay(ctx context.Context, r *replay) error {
 // writePage runs add calls and a final flush under one write deadline: the
 // watchdog (Handler.Run) closes the socket when the page outlasts WriteTimeout,
 // and the end of ctx aborts it.
-func (w *writer) writePage(ctx context.Context, adds func(context.Context) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
+func (w *writer) writePage(ctx context.Context, adds func(context.Context) error) (err error) {
 	w.c.writeSince.Store(time.Now().UnixNano())
 	defer w.c.writeSince.Store(0)
-	if err := ctx.Err(); err != nil { // ended while the flag went up: AfterFunc may have missed it
+	if err := ctx.Err(); err != nil { // checked after the flag: AfterFunc sees one or the other
 		return err
 	}
 	wctx := context.WithoutCancel(ctx)
@@ -420,16 +417,14 @@ func (w *writer) writePage(ctx context.Context, adds func(context.Context) error
 	// already, written without a copy).
 	if fw := w.c.fw; fw != nil && !w.c.batch {
 		fw.Cork()
-		defer fw.Uncork() // after an error: the connection is being closed anyway
+		defer func() {
+			if uerr := fw.Uncork(); err == nil {
+				err = uerr
+			}
+		}()
 	}
 	if err := adds(wctx); err != nil {
 		return err
 	}
-	if err := w.flush(wctx); err != nil {
-		return err
-	}
-	if fw := w.c.fw; fw != nil && !w.c.batch {
-		return fw.Uncork()
-	}
-	return nil
+	return w.flush(wctx)
 }

@@ -263,17 +263,6 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 	// Whatever ended the socket (a close handshake, a peer that vanished, an
 	// error), release the hijacked TCP connection: nothing else will.
 	defer func() { _ = conn.CloseNow() }()
-	// The socket's place under the caps (admit) is given back before the hub
-	// forgets it: once the stats stop counting a socket, its user can open
-	// another.
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			h.release(user.ID)
-		}
-	}
-	defer release()
 	ctx, cancel := context.WithCancel(h.base)
 	defer cancel()
 	conn.SetReadLimit(h.cfg.MaxMessageBytes)
@@ -282,11 +271,15 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 	c.Send(msgConnected(user.ID))
 	hash := auth.TokenHash(token)
 	if !h.hub.Register(c, hash, user.ID) {
+		h.release(user.ID)
 		_ = conn.Close(websocket.StatusGoingAway, "server shutting down")
 		return
 	}
 	defer h.hub.Unregister(c)
-	defer release()
+	// The socket's place under the caps (admit) is given back before the hub
+	// forgets it: once the stats stop counting a socket, its user can open
+	// another.
+	defer h.release(user.ID)
 	h.keeper.Add(token)
 	defer h.keeper.Remove(token)
 	start := time.Now()
