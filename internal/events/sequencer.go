@@ -10,6 +10,11 @@ import (
 // SequencerConn is the sequencer's dedicated database connection.
 type SequencerConn interface {
 	TryLead(ctx context.Context) (bool, error)
+	// BeginTerm starts an elected sequencer's work after every position its
+	// predecessors may have handed out (see the package documentation).
+	BeginTerm(ctx context.Context) error
+	// EndTerm tells the successor that no position beyond the last was used.
+	EndTerm(ctx context.Context) error
 	Wait(ctx context.Context, timeout time.Duration) (rang bool, err error)
 	Sequence(ctx context.Context, limit int, peek bool, build func([]Change) ([]Record, error)) (consumed int, last int64, err error)
 	Prune(ctx context.Context, cutoff time.Time, limit int) (int64, error)
@@ -99,8 +104,13 @@ func (s *Sequencer) Run(ctx context.Context) {
 		}
 		start := time.Now()
 		err = s.session(ctx, conn)
-		s.leading.Store(false)
 		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
+		if s.leading.Load() && ctx.Err() != nil {
+			if err := conn.EndTerm(closeCtx); err != nil {
+				s.log.Info("sequencer stopped without giving back its reserved positions: the next one skips them", "err", err)
+			}
+		}
+		s.leading.Store(false)
 		_ = conn.Close(closeCtx)
 		cancel()
 		if ctx.Err() != nil {
@@ -126,6 +136,9 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 		if _, err := conn.Wait(ctx, s.cfg.Elect); err != nil {
 			return err
 		}
+	}
+	if err := conn.BeginTerm(ctx); err != nil {
+		return err
 	}
 	s.leading.Store(true)
 	s.log.Info("sequencer elected: this instance orders the event log")

@@ -31,9 +31,14 @@ const doorbellLockKey = 7316042871525063
 // SequencerConn is the sequencer's dedicated connection: it holds the election
 // lock for as long as it lives and listens for the writers' doorbell.
 type SequencerConn struct {
-	conn    *pgx.Conn
-	holding bool // the doorbell lock, at session level
+	conn     *pgx.Conn
+	holding  bool  // the doorbell lock, at session level
+	reserved int64 // log_state.reserved_through, as of the current batch
 }
+
+// reserveAhead is how many positions one durable reservation covers: after a
+// crash of PostgreSQL or of the sequencer, positions jump by at most this much.
+const reserveAhead = 100_000
 
 // ConnectSequencer opens the sequencer's dedicated connection.
 func (db *DB) ConnectSequencer(ctx context.Context) (*SequencerConn, error) {
@@ -56,6 +61,27 @@ func (s *SequencerConn) TryLead(ctx context.Context) (bool, error) {
 		return false, fmt.Errorf("trying the sequencer lock: %w", err)
 	}
 	return ok, nil
+}
+
+// BeginTerm starts the work of a newly elected sequencer: positions go on after
+// the last reservation, since its predecessor may have handed out positions in
+// batches that a crash then lost.
+func (s *SequencerConn) BeginTerm(ctx context.Context) error {
+	if _, err := s.conn.Exec(ctx, `UPDATE shopstream.log_state
+		SET last_position = greatest(last_position, reserved_through), reserved_through = greatest(last_position, reserved_through)`); err != nil {
+		return fmt.Errorf("starting a sequencer term: %w", err)
+	}
+	return nil
+}
+
+// EndTerm gives the unused reserved positions back as a sequencer stops
+// cleanly, so that its successor goes on without a jump. Its synchronous commit
+// also makes every earlier batch durable.
+func (s *SequencerConn) EndTerm(ctx context.Context) error {
+	if _, err := s.conn.Exec(ctx, "UPDATE shopstream.log_state SET reserved_through = last_position"); err != nil {
+		return fmt.Errorf("ending the sequencer term: %w", err)
+	}
+	return nil
 }
 
 // Wait waits up to timeout for the doorbell. It reports whether it rang, and an
@@ -139,7 +165,8 @@ func (s *SequencerConn) takeInbox(ctx context.Context, limit int) ([]events.Chan
 		b.Queue("SELECT pg_try_advisory_lock($1)", int64(doorbellLockKey))
 	}
 	b.Queue("BEGIN")
-	b.Queue("SELECT last_position FROM shopstream.log_state FOR UPDATE")
+	b.Queue("SET LOCAL synchronous_commit = off") // see migrations/003_position_reservation.sql
+	b.Queue("SELECT last_position, reserved_through FROM shopstream.log_state FOR UPDATE")
 	b.Queue(`DELETE FROM shopstream.inbox WHERE id IN (SELECT id FROM shopstream.inbox ORDER BY id LIMIT $1)
 		RETURNING id, entity, action, old_row, new_row, coalesce(actor, ''), created_at`, limit)
 	br := s.conn.SendBatch(ctx, b)
@@ -150,10 +177,12 @@ func (s *SequencerConn) takeInbox(ctx context.Context, limit int) ([]events.Chan
 			return nil, 0, fmt.Errorf("taking the doorbell lock: %w", err)
 		}
 	}
-	if _, err := br.Exec(); err != nil {
-		return nil, 0, fmt.Errorf("beginning batch: %w", err)
+	for range 2 {
+		if _, err := br.Exec(); err != nil {
+			return nil, 0, fmt.Errorf("beginning batch: %w", err)
+		}
 	}
-	if err := br.QueryRow().Scan(&last); err != nil {
+	if err := br.QueryRow().Scan(&last, &s.reserved); err != nil {
 		return nil, 0, fmt.Errorf("locking log state: %w", err)
 	}
 	rows, err := br.Query()
@@ -195,7 +224,13 @@ func (s *SequencerConn) writeLog(ctx context.Context, recs []events.Record, last
 	b.Queue(`INSERT INTO shopstream.events (position, entity, action, data, previous, actor, created_at)
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::json[], $5::json[], $6::text[], $7::timestamptz[])`,
 		pos, entity, action, data, prev, actor, at)
-	b.Queue("UPDATE shopstream.log_state SET last_position = $1", last)
+	if last > s.reserved {
+		// Out of reserved positions: this batch raises the reservation and
+		// commits durably, so that a crash can never hand its positions out again.
+		s.reserved = last + reserveAhead
+		b.Queue("SET LOCAL synchronous_commit = on")
+	}
+	b.Queue("UPDATE shopstream.log_state SET last_position = $1, reserved_through = $2", last, s.reserved)
 	b.Queue("SELECT pg_notify($1, $2)", eventsChannel, strconv.FormatInt(last, 10))
 	b.Queue("COMMIT")
 	if err := s.conn.SendBatch(ctx, b).Close(); err != nil {

@@ -103,3 +103,86 @@ func TestSequencerSilencesTheDoorbellWhileItWorks(t *testing.T) {
 		t.Fatalf("changes taken: %+v", got)
 	}
 }
+
+// The sequencer commits its batches asynchronously, so a PostgreSQL crash may
+// lose batches whose positions clients have already seen. Those positions must
+// never be given to other events: a new sequencer starts after the durable
+// reservation, unless its predecessor stopped cleanly and gave it back.
+func TestPositionsAreNeverHandedOutTwice(t *testing.T) {
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	db, err := postgres.Open(ctx, url, url, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	writer, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close(ctx)
+	build := func(c []events.Change) ([]events.Record, error) {
+		recs := make([]events.Record, len(c))
+		for i := range c {
+			recs[i] = events.Record{Entity: c[i].Entity, Action: c[i].Action, Data: []byte(`{}`), At: c[i].At}
+		}
+		return recs, nil
+	}
+	state := func() (last, reserved int64) {
+		t.Helper()
+		if err := writer.QueryRow(ctx, `SELECT last_position, reserved_through FROM shopstream.log_state`).Scan(&last, &reserved); err != nil {
+			t.Fatal(err)
+		}
+		return last, reserved
+	}
+	// term runs one sequencer: it writes one row and orders it.
+	term := func(end bool) int64 {
+		t.Helper()
+		seq, err := db.ConnectSequencer(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer seq.Close(ctx)
+		if err := seq.BeginTerm(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := writer.Exec(ctx, `INSERT INTO orders (order_number) VALUES ('ORD-TERM')`); err != nil {
+			t.Fatal(err)
+		}
+		n, last, err := seq.Sequence(ctx, 100, false, build)
+		if err != nil || n != 1 {
+			t.Fatalf("sequence: %d rows, %v", n, err)
+		}
+		if end {
+			if err := seq.EndTerm(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return last
+	}
+
+	if got := term(false); got != 1 {
+		t.Fatalf("first position %d, want 1", got)
+	}
+	last, reserved := state()
+	if last != 1 || reserved != 1+100_000 {
+		t.Fatalf("after the first batch: last %d, reserved %d; want 1 and a durable reservation of 100,000 ahead", last, reserved)
+	}
+	// What a crash that lost the batch after position 1 leaves behind: the
+	// state of position 1, while clients may have seen positions up to the
+	// reservation. The next sequencer must start after it.
+	if got := term(true); got != reserved+1 {
+		t.Fatalf("after a sequencer that did not stop cleanly: position %d, want %d", got, reserved+1)
+	}
+	// That one stopped cleanly: no jump for its successor.
+	if last, reserved = state(); reserved != last {
+		t.Fatalf("after a clean stop: last %d, reserved %d; want the reservation given back", last, reserved)
+	}
+	if got := term(true); got != last+1 {
+		t.Fatalf("after a clean stop: position %d, want %d", got, last+1)
+	}
+	var n int
+	if err := writer.QueryRow(ctx, `SELECT count(DISTINCT position) FROM shopstream.events`).Scan(&n); err != nil || n != 3 {
+		t.Fatalf("%d distinct positions in the log (%v), want 3", n, err)
+	}
+}

@@ -1,0 +1,11 @@
+-- The sequencer commits its batches asynchronously (synchronous_commit off): a
+-- writer's change is durable once the writer's COMMIT returns, and the log is
+-- rebuilt from the inbox whenever a batch is lost, so waiting for a second WAL
+-- flush before the dashboards see a change bought nothing but latency.
+--
+-- A batch lost in a PostgreSQL crash must not give its positions to other
+-- events, though: clients may have seen them. reserved_through is a durable
+-- promise that no position above it was ever handed out. The sequencer only
+-- hands out positions up to it, raises it (committing that batch synchronously)
+-- when it runs out, and every new sequencer starts after it.
+ALTER TABLE shopstream.log_state ADD COLUMN reserved_through bigint NOT NULL DEFAULT 0;
