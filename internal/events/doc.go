@@ -30,9 +30,10 @@
 // two updates of one row cannot be reordered, since the second waits for the first
 // to commit before its trigger runs. The sequencer also computes changed_fields,
 // drops secret columns and drops updates that touched only ignored columns, off the
-// writers' path. After each batch it NOTIFYs shopstream_events once, and hands
-// the batch to its own instance's Listener (Offer), which publishes it at once if
-// it follows the listener's cursor.
+// writers' path. After each commit it hands the batch to its own instance's
+// Listener (Offer), which publishes it at once if it follows the listener's
+// cursor, and only then NOTIFYs shopstream_events once, for the other instances
+// (a NOTIFY takes a database-wide lock and signals every listening backend).
 //
 // # One durable commit on the road
 //

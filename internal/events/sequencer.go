@@ -23,6 +23,8 @@ type SequencerConn interface {
 	// while the sequencer works) and reports whether the inbox has rows; it
 	// does nothing when the doorbell was not silenced.
 	Release(ctx context.Context) (pending bool, err error)
+	// Announce tells every instance that the log has grown to position last.
+	Announce(ctx context.Context, last int64) error
 	Close(ctx context.Context) error
 }
 
@@ -157,11 +159,16 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 			s.prune(ctx, conn)
 		}
 		built = nil
-		n, _, err := conn.Sequence(ctx, s.cfg.Batch, peek, build)
+		n, last, err := conn.Sequence(ctx, s.cfg.Batch, peek, build)
 		if err != nil {
 			return err
 		}
-		s.commit(built) // positioned by Sequence, committed
+		if len(built) > 0 {
+			s.commit(built) // positioned by Sequence, committed: this instance first
+			if err := conn.Announce(ctx, last); err != nil {
+				return err
+			}
+		}
 		if consumed += n; consumed > 0 && time.Since(lastVacuum) > s.cfg.VacuumEvery {
 			if err := conn.VacuumInbox(ctx); err != nil {
 				s.log.Warn("vacuuming the inbox failed (autovacuum still does it)", "err", err)
@@ -237,7 +244,7 @@ func (s *Sequencer) build(changes []Change) []Record {
 
 // commit hands a committed batch to OnCommit's function.
 func (s *Sequencer) commit(recs []Record) {
-	if s.committed != nil && len(recs) > 0 {
+	if s.committed != nil {
 		s.committed(recs)
 	}
 }
