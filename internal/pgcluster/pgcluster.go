@@ -226,6 +226,24 @@ func (c *Cluster) Stop(ctx context.Context) error {
 	return nil
 }
 
+// Crash stops the server the way a power loss would (pg_ctl stop -m
+// immediate: no checkpoint, no WAL flush); the next Start recovers from the
+// WAL. It does nothing if the server was not started by this Cluster.
+func (c *Cluster) Crash(ctx context.Context) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.running || !c.owned {
+		return nil
+	}
+	c.log.Info("crashing PostgreSQL", "dir", c.Dir, "port", c.Port)
+	out, err := c.pgCommand(ctx, "pg_ctl", "-D", c.Dir, "-m", "immediate", "-w", "-t", "60", "stop").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("crash postgres: %w\n%s", err, out)
+	}
+	c.running, c.owned = false, false
+	return nil
+}
+
 // Restart stops the server and starts it again on the same port, dropping
 // every client connection. It fails for a server this Cluster did not start.
 func (c *Cluster) Restart(ctx context.Context) error {
