@@ -220,12 +220,18 @@ func (r *report) writeSection(b *strings.Builder) {
 		return
 	}
 	p("`pgbench -n -c 8 -j 2 -T %d` on `orders` (10,000 rows), random id, `UPDATE orders SET version = version + 1 WHERE id = :id`; once one UPDATE per transaction, once `BEGIN`; 5 UPDATEs; `COMMIT`. *Detached*: the three `shopstream_capture_*` triggers dropped; *trigger only*: re-attached by `shopstream migrate` with the server stopped, so the inbox only fills (what the trigger itself costs; drained after the run); *attached*: server running, so the sequencer consumes the inbox as it fills (what the shop pays for the whole service, which shares these 2 cores). Alternating detached / trigger only / attached, %d runs each (medians below), `VACUUM` + `CHECKPOINT` (and an empty inbox) before each run. WAL bytes from `pg_current_wal_insert_lsn()` before/after, divided by the transactions pgbench processed (includes the sequencer's own WAL in attached runs). Triggers attached at the end: %v.\n\n", r.write.seconds, writeReps, r.write.attachedAtEnd)
-	p("| workload | run | triggers | TPS | transactions | WAL bytes/txn |\n|---|---|---|---:|---:|---:|\n")
+	p("*service CPU* (attached runs): CPU seconds of the server process and of its own PostgreSQL backends (sequencer, listener, pool) per second of the run, and per transaction: what the service takes from the writers' two cores.\n\n")
+	p("| workload | run | triggers | TPS | transactions | WAL bytes/txn | service CPU (cores) | service CPU µs/txn |\n|---|---|---|---:|---:|---:|---:|---:|\n")
 	cnt := map[string]int{}
 	for _, run := range r.write.runs {
 		k := fmt.Sprint(run.Workload, run.label())
 		cnt[k]++
-		p("| %s | %d | %s | %.0f | %d | %d |\n", run.Workload, cnt[k], run.label(), run.TPS, run.Txns, run.WALBytes/max(run.Txns, 1))
+		svc, per := "", ""
+		if run.Attached && !run.Stopped && run.Txns > 0 {
+			svc = fmt.Sprintf("%.2f", run.ServiceCPU/float64(r.write.seconds))
+			per = fmt.Sprintf("%.0f", run.ServiceCPU/float64(run.Txns)*1e6)
+		}
+		p("| %s | %d | %s | %.0f | %d | %d | %s | %s |\n", run.Workload, cnt[k], run.label(), run.TPS, run.Txns, run.WALBytes/max(run.Txns, 1), svc, per)
 	}
 	p("\n| workload | median TPS detached | trigger only | attached | trigger only/detached | attached/detached | target ≥ 0.70 | WAL/txn detached | trigger only | attached |\n|---|---:|---:|---:|---:|---:|---|---:|---:|---:|\n")
 	for _, wl := range []string{"1 UPDATE per transaction", "5 UPDATEs per transaction"} {
@@ -246,7 +252,7 @@ func (r *report) fanoutSection(b *strings.Builder) {
 		p("Not run.\n\n")
 		return
 	}
-	p("N sockets with one session cookie, each subscribed to `order_changes`; %d writer goroutines (own pgx connections, autocommit) run `UPDATE orders SET notes = 'k<seq>.<run>' WHERE id = <random 1..10000>` at the offered rate for %v per level (\"saturation\": as fast as they can). A writer records when its COMMIT returned; every socket marks every marker it receives (a bitmap per socket, so every frame on every socket is counted); latency is sampled on the first 100 sockets. *delivered* = marker messages received over all sockets / (level start → last arrival, drain included). *lost* = committed markers a socket that stayed open (or was resumed) never received; *dup* = markers received twice; *writer COMMIT p50* = the writers' own UPDATE+COMMIT round trip (the WAL flush a commit waits for; the sequencer's commit pays it again); *1013 (resumed)* = sockets closed as too slow, and in brackets how many closed sockets of any kind were resumed with `since` (not loss); *other closes* = sockets that ended otherwise (an unanswered ping when this load client falls behind, a network error), resumed with `since` like the browser client does unless the close was 1008; a socket that cannot be resumed is left out of *lost*. CPU seconds over the level including the drain; *srv RSS* is the server's peak (VmHWM, cumulative over the run). Server environment: WS_SEND_QUEUE=65536, and WS_MAX_SOCKETS_PER_USER / WS_MAX_SOCKETS raised to 1,000,000 (defaults 50 and 20,000), since every socket uses the one bench session. Each level may ask for at most 1.5 M messages (3 M with batch; `-msgs`): writers stop early when events × sockets reaches that, so levels at 1,000 and 10,000 sockets write for less than the full period.\n\n", numWriters, r.opts.levelDur)
+	p("N sockets with one session cookie, each subscribed to `order_changes`; %d writer goroutines (own pgx connections, autocommit) run `UPDATE orders SET notes = 'k<seq>.<run>' WHERE id = <random 1..10000>` at the offered rate for %v per level (\"saturation\": as fast as they can). A writer records when its COMMIT returned; every socket marks every marker it receives (a bitmap per socket, so every frame on every socket is counted); latency is sampled on the first 100 sockets. *delivered* = marker messages received over all sockets / (level start → last arrival, drain included). *lost* = committed markers a socket that stayed open (or was resumed) never received; *dup* = markers received twice; *writer COMMIT p50* = the writers' own UPDATE+COMMIT round trip (the WAL flush a commit waits for; the sequencer's batch after it commits asynchronously); *1013 (resumed)* = sockets closed as too slow, and in brackets how many closed sockets of any kind were resumed with `since` (not loss); *other closes* = sockets that ended otherwise (an unanswered ping when this load client falls behind, a network error), resumed with `since` like the browser client does unless the close was 1008; a socket that cannot be resumed is left out of *lost*. CPU seconds over the level including the drain; *srv RSS* is the server's peak (VmHWM, cumulative over the run). Server environment: WS_SEND_QUEUE=65536, and WS_MAX_SOCKETS_PER_USER / WS_MAX_SOCKETS raised to 1,000,000 (defaults 50 and 20,000), since every socket uses the one bench session. Each level may ask for at most 1.5 M messages (3 M with batch; `-msgs`): writers stop early when events × sockets reaches that, so levels at 1,000 and 10,000 sockets write for less than the full period.\n\n", numWriters, r.opts.levelDur)
 	p("| sockets | frames | offered ev/s | achieved ev/s | writer COMMIT p50 ms | delivered msg/s | p50 ms | p90 ms | p99 ms | max ms | lost | dup | 1013 (resumed) | other closes | drained | srv CPU s | client CPU s | PG CPU s | wall s | srv peak RSS MiB |\n")
 	p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
 	for _, l := range r.fanout {
@@ -302,6 +308,9 @@ func (r *report) profileSection(b *strings.Builder) {
 			sat = append(sat, l)
 		}
 	}
+	if rows := cpuPerMessage(r.fanout, 100); rows != "" {
+		p("CPU per delivered message at the 100 events/s levels, where the latency targets are measured (server and load client CPU seconds over the level / messages received; *busy* = server + client + PostgreSQL CPU over wall time, of 2 cores): a burst of one event to N sockets costs N times this, on the same two cores.\n\n| sockets | frames | server µs/msg | load client µs/msg | machine busy |\n|---:|---|---:|---:|---:|\n%s\n", rows)
+	}
 	if len(sat) > 0 {
 		p("CPU seconds per wall second at the saturation levels (2 cores = 2.0 available for everything):\n\n| sockets | frames | achieved ev/s | server | load client | PostgreSQL |\n|---:|---|---:|---:|---:|---:|\n")
 		for _, l := range sat {
@@ -320,6 +329,24 @@ func (r *report) profileSection(b *strings.Builder) {
 		}
 		p("\n")
 	}
+}
+
+// cpuPerMessage lists the CPU cost per received message of the levels offered
+// at rate, one table row each.
+func cpuPerMessage(levels []levelResult, rate int) string {
+	var b strings.Builder
+	for _, l := range levels {
+		if l.Offered != rate || l.Received == 0 || l.Wall == 0 {
+			continue
+		}
+		mode := "1 msg/frame"
+		if l.Batch {
+			mode = "batch"
+		}
+		n := float64(l.Received)
+		fmt.Fprintf(&b, "| %d | %s | %.1f | %.1f | %.0f%% |\n", l.Sockets, mode, l.ServerCPU/n*1e6, l.ClientCPU/n*1e6, (l.ServerCPU+l.ClientCPU+l.PGCPU)/l.Wall/2*100)
+	}
+	return b.String()
 }
 
 // saturationParagraph states, from the measured CPU shares, where the time went.

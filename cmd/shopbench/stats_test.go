@@ -188,3 +188,16 @@ func TestLatencySVG(t *testing.T) {
 		t.Fatalf("svg: %s", svg)
 	}
 }
+
+func TestCPUPerMessage(t *testing.T) {
+	levels := []levelResult{
+		{Sockets: 100, Offered: 100, Received: 20000, ServerCPU: 0.4, ClientCPU: 0.2, PGCPU: 0.4, Wall: 10},
+		{Sockets: 100, Offered: 1000, Received: 100000, ServerCPU: 1, ClientCPU: 1, Wall: 10},
+		{Sockets: 1000, Batch: true, Offered: 100, Received: 0, Wall: 10}, // nothing received: no row
+	}
+	got := cpuPerMessage(levels, 100)
+	want := "| 100 | 1 msg/frame | 20.0 | 10.0 | 5% |\n"
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}

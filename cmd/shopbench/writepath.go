@@ -25,6 +25,10 @@ type pgbenchRun struct {
 	TPS      float64
 	Txns     int64
 	WALBytes int64
+	// ServiceCPU is the CPU seconds the running service used during an attached
+	// run: the server process and its own PostgreSQL backends (sequencer,
+	// listener, pool), which take their share of the writers' two cores.
+	ServiceCPU float64
 }
 
 type writeResult struct {
@@ -99,8 +103,14 @@ func writePath(ctx context.Context, o options, db *pgx.Conn, dbURL string, srv *
 				if err := db.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&before); err != nil {
 					return res, err
 				}
+				var service []int // the running server and its backends
+				if attached && !mode.stopped {
+					service = servicePIDs(ctx, db, (*srv).pid)
+				}
+				cpu0 := sumCPU(service)
 				cmd := exec.CommandContext(ctx, pgbench, "-n", "-c", "8", "-j", "2", "-T", strconv.Itoa(o.pgbenchDur), "-f", path, dbURL)
 				out, err := cmd.CombinedOutput()
+				serviceCPU := sumCPU(service) - cpu0
 				lsnErr := db.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&after)
 				if mode.stopped {
 					var serr error
@@ -116,7 +126,7 @@ func writePath(ctx context.Context, o options, db *pgx.Conn, dbURL string, srv *
 				}
 				var wal int64
 				_ = db.QueryRow(ctx, "SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::bigint", after, before).Scan(&wal)
-				r := pgbenchRun{Workload: wl, Attached: attached, Stopped: mode.stopped, WALBytes: wal}
+				r := pgbenchRun{Workload: wl, Attached: attached, Stopped: mode.stopped, WALBytes: wal, ServiceCPU: serviceCPU}
 				r.TPS, r.Txns = parsePgbench(string(out))
 				logf("  %s, %s: %.0f tps, %d txns, %d WAL bytes/txn", wl, r.label(), r.TPS, r.Txns, wal/max(r.Txns, 1))
 				res.runs = append(res.runs, r)
@@ -124,6 +134,29 @@ func writePath(ctx context.Context, o options, db *pgx.Conn, dbURL string, srv *
 		}
 	}
 	return res, setTriggers(ctx, o, db, dbURL, true)
+}
+
+// servicePIDs returns the server's pid and those of its PostgreSQL backends
+// (application_name shopstream...).
+func servicePIDs(ctx context.Context, db *pgx.Conn, server int) []int {
+	pids := []int{server}
+	rows, err := db.Query(ctx, `SELECT pid FROM pg_stat_activity WHERE application_name LIKE 'shopstream%' AND pid <> pg_backend_pid()`)
+	if err != nil {
+		return pids
+	}
+	more, _ := pgx.CollectRows(rows, pgx.RowTo[int32])
+	for _, p := range more {
+		pids = append(pids, int(p))
+	}
+	return pids
+}
+
+func sumCPU(pids []int) float64 {
+	var t float64
+	for _, p := range pids {
+		t += procCPU(p)
+	}
+	return t
 }
 
 func (r pgbenchRun) label() string {
