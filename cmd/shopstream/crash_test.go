@@ -9,10 +9,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/shopstream/shopstream/internal/pgcluster"
-	"github.com/shopstream/shopstream/internal/pgtest"
 )
 
 // TestPostgresCrashLosesNoEvent crashes PostgreSQL (immediate stop: no
@@ -29,30 +27,7 @@ func TestPostgresCrashLosesNoEvent(t *testing.T) {
 	// Durable settings (fsync, synchronous_commit on), as in production; a long
 	// wal_writer_delay keeps the sequencer's last asynchronous commit in WAL
 	// buffers until the crash, which is the case this test is about.
-	cluster, err := pgcluster.New(ctx, pgcluster.Options{ExtraConf: []string{"wal_writer_delay=10s"}})
-	if err != nil {
-		t.Fatalf("starting a cluster: %v", err)
-	}
-	t.Cleanup(func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer ccancel()
-		if err := cluster.Close(cctx); err != nil {
-			t.Errorf("closing cluster: %v", err)
-		}
-	})
-	pc, err := pgx.Connect(ctx, cluster.URL("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = pc.Exec(ctx, "CREATE DATABASE shop")
-	_ = pc.Close(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	url := cluster.URL("shop")
-	if err := pgtest.Migrate(ctx, url, true); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
+	cluster, url := ownCluster(ctx, t, pgcluster.Options{ExtraConf: []string{"wal_writer_delay=10s"}})
 	s := startServer(t, url, nil)
 	createAdmin(t, url, "admin@example.com", "admin")
 	c := login(t, s, "admin@example.com", testPassword)
@@ -105,7 +80,7 @@ func TestPostgresCrashLosesNoEvent(t *testing.T) {
 	for v := before + 1; v <= before+after; v++ {
 		exec(t, app2, `UPDATE orders SET version = $2 WHERE id = $1`, id, v)
 	}
-	err = seen.readUntil(ws, before+after, 20*time.Second)
+	err := seen.readUntil(ws, before+after, 20*time.Second)
 	if err != nil {
 		code := websocket.CloseStatus(err)
 		if code != websocket.StatusInternalError && code != websocket.StatusGoingAway {

@@ -395,15 +395,11 @@ func pollReadyz(t *testing.T, url string, want int, within time.Duration) time.D
 	}
 }
 
-// TestPostgresRestartMidStream restarts PostgreSQL while a writer commits
-// increments: /readyz says 503 while it is down and 200 after, and the socket
-// delivers every committed version once, in order (resuming with since on a new
-// socket if the server closed it with 1011 or 1001).
-func TestPostgresRestartMidStream(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-	defer cancel()
-	cluster, err := pgcluster.New(ctx, pgcluster.Options{FastUnsafe: true})
+// ownCluster starts a PostgreSQL cluster of the test's own (one it may stop)
+// with a migrated demo database, and returns it with that database's URL.
+func ownCluster(ctx context.Context, t *testing.T, opts pgcluster.Options) (*pgcluster.Cluster, string) {
+	t.Helper()
+	cluster, err := pgcluster.New(ctx, opts)
 	if err != nil {
 		t.Fatalf("starting a cluster: %v", err)
 	}
@@ -427,6 +423,18 @@ func TestPostgresRestartMidStream(t *testing.T) {
 	if err := pgtest.Migrate(ctx, url, true); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
+	return cluster, url
+}
+
+// TestPostgresRestartMidStream restarts PostgreSQL while a writer commits
+// increments: /readyz says 503 while it is down and 200 after, and the socket
+// delivers every committed version once, in order (resuming with since on a new
+// socket if the server closed it with 1011 or 1001).
+func TestPostgresRestartMidStream(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
+	defer cancel()
+	cluster, url := ownCluster(ctx, t, pgcluster.Options{FastUnsafe: true})
 	s := startServer(t, url, nil)
 	createAdmin(t, url, "admin@example.com", "admin")
 	c := login(t, s, "admin@example.com", testPassword)
@@ -465,7 +473,7 @@ func TestPostgresRestartMidStream(t *testing.T) {
 	t.Logf("writer: %d committed, %d failures, %d outcomes read back, in %v", w.committed.Load(), w.failures, w.uncertain, time.Since(start).Round(time.Millisecond))
 
 	seq := newVersionSeq(id)
-	err = seq.readUntil(t, ws, total, 15*time.Second)
+	err := seq.readUntil(t, ws, total, 15*time.Second)
 	if err != nil {
 		code := websocket.CloseStatus(err)
 		if code != websocket.StatusInternalError && code != websocket.StatusGoingAway {

@@ -211,34 +211,23 @@ func (c *Cluster) Start(ctx context.Context) error {
 
 // Stop stops the server with a fast shutdown and waits for it to exit. It
 // does nothing if the server was not started by this Cluster.
-func (c *Cluster) Stop(ctx context.Context) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.running || !c.owned {
-		return nil
-	}
-	c.log.Info("stopping PostgreSQL", "dir", c.Dir, "port", c.Port)
-	out, err := c.pgCommand(ctx, "pg_ctl", "-D", c.Dir, "-m", "fast", "-w", "-t", "60", "stop").CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("stop postgres: %w\n%s", err, out)
-	}
-	c.running, c.owned = false, false
-	return nil
-}
+func (c *Cluster) Stop(ctx context.Context) error { return c.stop(ctx, "fast") }
 
 // Crash stops the server the way a power loss would (pg_ctl stop -m
 // immediate: no checkpoint, no WAL flush); the next Start recovers from the
 // WAL. It does nothing if the server was not started by this Cluster.
-func (c *Cluster) Crash(ctx context.Context) error {
+func (c *Cluster) Crash(ctx context.Context) error { return c.stop(ctx, "immediate") }
+
+func (c *Cluster) stop(ctx context.Context, mode string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.running || !c.owned {
 		return nil
 	}
-	c.log.Info("crashing PostgreSQL", "dir", c.Dir, "port", c.Port)
-	out, err := c.pgCommand(ctx, "pg_ctl", "-D", c.Dir, "-m", "immediate", "-w", "-t", "60", "stop").CombinedOutput()
+	c.log.Info("stopping PostgreSQL", "dir", c.Dir, "port", c.Port, "mode", mode)
+	out, err := c.pgCommand(ctx, "pg_ctl", "-D", c.Dir, "-m", mode, "-w", "-t", "60", "stop").CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("crash postgres: %w\n%s", err, out)
+		return fmt.Errorf("stop postgres (%s): %w\n%s", mode, err, out)
 	}
 	c.running, c.owned = false, false
 	return nil

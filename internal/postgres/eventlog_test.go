@@ -16,6 +16,25 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 const doorbell = 7316042871525063
 
+// openWithWriter opens a fresh migrated database and a plain connection to it,
+// as a shop's app would write with.
+func openWithWriter(t *testing.T) (*postgres.DB, *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	db, err := postgres.Open(ctx, url, url, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	writer, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = writer.Close(context.Background()) })
+	return db, writer
+}
+
 // canRing reports whether a writer's trigger could ring the doorbell now.
 func canRing(t *testing.T, conn *pgx.Conn) bool {
 	t.Helper()
@@ -31,22 +50,12 @@ func canRing(t *testing.T, conn *pgx.Conn) bool {
 // reports the rows committed meanwhile.
 func TestSequencerSilencesTheDoorbellWhileItWorks(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDB(t)
-	db, err := postgres.Open(ctx, url, url, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db, writer := openWithWriter(t)
 	seq, err := db.ConnectSequencer(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer seq.Close(ctx)
-	writer, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close(ctx)
 	write := func() {
 		t.Helper()
 		if _, err := writer.Exec(ctx, `INSERT INTO orders (order_number) VALUES ('ORD-BELL')`); err != nil {
@@ -110,17 +119,7 @@ func TestSequencerSilencesTheDoorbellWhileItWorks(t *testing.T) {
 // reservation, unless its predecessor stopped cleanly and gave it back.
 func TestPositionsAreNeverHandedOutTwice(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDB(t)
-	db, err := postgres.Open(ctx, url, url, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	writer, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close(ctx)
+	db, writer := openWithWriter(t)
 	build := func(c []events.Change) ([]events.Record, error) {
 		recs := make([]events.Record, len(c))
 		for i := range c {
