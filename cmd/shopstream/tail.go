@@ -457,7 +457,7 @@ func (s *tailSession) handle(ctx context.Context, msg []byte) error {
 	case "resync_required":
 		s.resync(m.Channel)
 	case "error":
-		return s.serverError(m)
+		return s.serverError(ctx, m)
 	case "event":
 		return s.t.event(m, msg)
 	}
@@ -467,26 +467,33 @@ func (s *tailSession) handle(ctx context.Context, msg []byte) error {
 func (s *tailSession) subscribeAll(ctx context.Context) error {
 	s.position = map[string]int64{}
 	for _, ch := range s.t.opts.channels {
-		req := map[string]any{"type": "subscribe", "channel": ch}
-		if s.t.opts.filter != nil {
-			req["filter"] = s.t.opts.filter
+		if err := s.subscribe(ctx, ch, s.t.since[ch]); err != nil {
+			return err
 		}
-		if len(s.t.opts.actions) > 0 {
-			req["actions"] = s.t.opts.actions
-		}
-		since := s.t.since[ch]
-		if since > 0 {
-			req["since"] = strconv.FormatInt(since, 10)
-		}
-		b, err := json.Marshal(req)
-		if err != nil {
-			return fatalf("encoding subscribe: %w", err)
-		}
-		if err := s.conn.Write(ctx, websocket.MessageText, b); err != nil {
-			return fmt.Errorf("subscribing to %s: %w", ch, err)
-		}
-		s.pending = append(s.pending, subscribeReq{channel: ch, since: since})
 	}
+	return nil
+}
+
+// subscribe asks for channel, resuming after since unless it is 0.
+func (s *tailSession) subscribe(ctx context.Context, ch string, since int64) error {
+	req := map[string]any{"type": "subscribe", "channel": ch}
+	if s.t.opts.filter != nil {
+		req["filter"] = s.t.opts.filter
+	}
+	if len(s.t.opts.actions) > 0 {
+		req["actions"] = s.t.opts.actions
+	}
+	if since > 0 {
+		req["since"] = strconv.FormatInt(since, 10)
+	}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return fatalf("encoding subscribe: %w", err)
+	}
+	if err := s.conn.Write(ctx, websocket.MessageText, b); err != nil {
+		return fmt.Errorf("subscribing to %s: %w", ch, err)
+	}
+	s.pending = append(s.pending, subscribeReq{channel: ch, since: since})
 	return nil
 }
 
@@ -520,11 +527,20 @@ func (s *tailSession) resync(channel string) {
 	}
 }
 
-func (s *tailSession) serverError(m serverMessage) error {
+func (s *tailSession) serverError(ctx context.Context, m serverMessage) error {
 	req, ok := s.popPending()
 	if !ok {
 		fmt.Fprintf(s.t.stderr, "tail: server error %s: %s\n", m.Code, m.Message)
 		return nil
+	}
+	if req.since > 0 && m.Code == "invalid_request" {
+		// A resume the server cannot take (after a database crash, or on an
+		// instance that has not read the newest events yet): go on live, as the
+		// dashboard reloads, and say that something may have been missed.
+		fmt.Fprintf(s.t.stderr, "tail: %s: the server refused to resume after %d (%s); going on live, some events may be missed\n",
+			req.channel, req.since, m.Message)
+		s.t.since[req.channel] = 0 // no longer a trusted resume point
+		return s.subscribe(ctx, req.channel, 0)
 	}
 	fmt.Fprintf(s.t.stderr, "tail: subscribing to %s failed: %s: %s\n", req.channel, m.Code, m.Message)
 	if len(s.pending) == 0 && s.live == 0 {

@@ -316,3 +316,32 @@ func atoi(t *testing.T, s string) int64 {
 	}
 	return n
 }
+
+// A resume the server refuses ("since" ahead of its log: an instance that has
+// not read the newest events yet, or a log a database crash cut short before
+// ids were reserved) must not end tail: it says so and goes on live, as the
+// dashboard reloads.
+func TestTailGoesLiveWhenResumeRefused(t *testing.T) {
+	db, s := tailSetup(t)
+	rt := startTail(t, s, "--channel", "order_changes", "--json")
+	waitSubscribed(t, s, "order_changes")
+	app := appConn(t, db, "warehouse-sync")
+
+	exec(t, app, `UPDATE orders SET status = 'processing' WHERE id = 7001`)
+	seen := atoi(t, expectOrderUpdate(t, rt.nextEvent(t), "status", "processing"))
+
+	addr := strings.TrimPrefix(s.URL, "http://")
+	s.Stop(t)
+	// The log loses the event tail saw, and with it the promise that its id
+	// was handed out: the restarted server's log ends before tail's "since".
+	exec(t, app, `DELETE FROM shopstream.events WHERE position >= $1`, seen)
+	exec(t, app, `UPDATE shopstream.log_state SET last_position = $1, reserved_through = $1`, seen-1)
+	s2 := startServer(t, db, map[string]string{"LISTEN_ADDR": addr})
+
+	waitSubscribed(t, s2, "order_changes")
+	exec(t, app, `UPDATE orders SET notes = 'after' WHERE id = 7001`)
+	expectOrderUpdate(t, rt.nextEvent(t), "notes", "after")
+	if out := rt.stderr.String(); !strings.Contains(out, "refused to resume after") {
+		t.Errorf("stderr should report the refused resume:\n%s", out)
+	}
+}

@@ -15,7 +15,9 @@ import (
 type ListenConn interface {
 	Wait(ctx context.Context, timeout time.Duration) (n Notification, ok bool, err error)
 	LastPosition(ctx context.Context) (int64, error)
-	ReadEvents(ctx context.Context, after int64, limit int) ([]Record, error)
+	// ReadEvents returns up to limit records after position after, and the
+	// log's last position as of the same read.
+	ReadEvents(ctx context.Context, after int64, limit int) (recs []Record, last int64, err error)
 	Close(ctx context.Context) error
 }
 
@@ -138,27 +140,39 @@ func (l *Listener) session(ctx context.Context, conn ListenConn) error {
 	}
 }
 
-// catchUp reads every record after the cursor and publishes it.
+// catchUp reads every record after the cursor and publishes it. When the
+// log's last position lies beyond the last record (positions jumped), the
+// cursor moves there too, so that the hub's position, which bounds the
+// "since" a client may resume with, covers every position handed out.
 func (l *Listener) catchUp(ctx context.Context, conn ListenConn) error {
 	for {
-		recs, err := conn.ReadEvents(ctx, l.position(), l.batch)
+		recs, last, err := conn.ReadEvents(ctx, l.position(), l.batch)
 		if err != nil {
 			return err
 		}
-		if len(recs) == 0 {
-			return nil
-		}
 		l.publish(recs)
 		if len(recs) < l.batch {
+			l.advance(last)
 			return nil
 		}
+	}
+}
+
+// advance moves the cursor to pos, past positions no record holds.
+func (l *Listener) advance(pos int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if pos > l.cursor {
+		l.cursor = pos
+		l.sink.SetPosition(pos)
 	}
 }
 
 // Offer publishes a batch the sequencer of this instance has just committed,
 // sparing the round trip of reading it back. A batch that does not follow the
 // cursor (this listener is behind, or ahead) is ignored: the listener reads
-// it from the log on the ring that follows every batch.
+// it from the log on the ring the sequencer sends after every batch (or on its
+// idle read, if that ring was lost).
 func (l *Listener) Offer(recs []Record) {
 	if len(recs) == 0 {
 		return
@@ -175,6 +189,9 @@ func (l *Listener) Offer(recs []Record) {
 // publish hands the records after the cursor to the sink. Records at or
 // before the cursor were offered meanwhile.
 func (l *Listener) publish(recs []Record) {
+	if len(recs) == 0 {
+		return
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	i := 0

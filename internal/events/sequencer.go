@@ -11,8 +11,9 @@ import (
 type SequencerConn interface {
 	TryLead(ctx context.Context) (bool, error)
 	// BeginTerm starts an elected sequencer's work after every position its
-	// predecessors may have handed out (see the package documentation).
-	BeginTerm(ctx context.Context) error
+	// predecessors may have handed out (see the package documentation) and
+	// returns that position.
+	BeginTerm(ctx context.Context) (int64, error)
 	// EndTerm tells the successor that no position beyond the last was used.
 	EndTerm(ctx context.Context) error
 	Wait(ctx context.Context, timeout time.Duration) (rang bool, err error)
@@ -139,7 +140,13 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 			return err
 		}
 	}
-	if err := conn.BeginTerm(ctx); err != nil {
+	start, err := conn.BeginTerm(ctx)
+	if err != nil {
+		return err
+	}
+	// Listeners learn of a jump at once: a client that saw a position of a
+	// batch a crash lost may resume with it.
+	if err := s.announce(ctx, conn, start); err != nil {
 		return err
 	}
 	s.leading.Store(true)
@@ -165,7 +172,7 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 		}
 		if len(built) > 0 {
 			s.commit(built) // positioned by Sequence, committed: this instance first
-			if err := conn.Announce(ctx, last); err != nil {
+			if err := s.announce(ctx, conn, last); err != nil {
 				return err
 			}
 		}
@@ -208,6 +215,14 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 		}
 		peek = !rang // a ring means rows; a timeout may well mean none
 	}
+}
+
+// announce rings the listeners of every instance, even as ctx ends: the batch
+// is committed, and another instance may be where this one's clients resume.
+func (s *Sequencer) announce(ctx context.Context, conn SequencerConn, last int64) error {
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+	defer cancel()
+	return conn.Announce(actx, last)
 }
 
 // prune deletes events past retention in small batches, so that no statement

@@ -66,18 +66,26 @@ func (s *SequencerConn) TryLead(ctx context.Context) (bool, error) {
 // BeginTerm starts the work of a newly elected sequencer: positions go on after
 // the last reservation, since its predecessor may have handed out positions in
 // batches that a crash then lost.
-func (s *SequencerConn) BeginTerm(ctx context.Context) error {
-	if _, err := s.conn.Exec(ctx, `UPDATE shopstream.log_state
-		SET last_position = greatest(last_position, reserved_through), reserved_through = greatest(last_position, reserved_through)`); err != nil {
-		return fmt.Errorf("starting a sequencer term: %w", err)
+// It returns the position the term starts after.
+func (s *SequencerConn) BeginTerm(ctx context.Context) (int64, error) {
+	var last int64
+	if err := s.conn.QueryRow(ctx, `UPDATE shopstream.log_state
+		SET last_position = greatest(last_position, reserved_through), reserved_through = greatest(last_position, reserved_through)
+		RETURNING last_position`).Scan(&last); err != nil {
+		return 0, fmt.Errorf("starting a sequencer term: %w", err)
 	}
-	return nil
+	return last, nil
 }
 
 // EndTerm gives the unused reserved positions back as a sequencer stops
 // cleanly, so that its successor goes on without a jump. Its synchronous commit
-// also makes every earlier batch durable.
+// also makes every earlier batch durable. A connection left inside a batch's
+// transaction (its context ended between the two round trips) gives nothing
+// back: the successor then skips the reservation.
 func (s *SequencerConn) EndTerm(ctx context.Context) error {
+	if st := s.conn.PgConn().TxStatus(); st != 'I' {
+		return fmt.Errorf("ending the sequencer term: connection is in a transaction (status %c)", st)
+	}
 	if _, err := s.conn.Exec(ctx, "UPDATE shopstream.log_state SET reserved_through = last_position"); err != nil {
 		return fmt.Errorf("ending the sequencer term: %w", err)
 	}
@@ -339,10 +347,39 @@ func (l *ListenConn) LastPosition(ctx context.Context) (int64, error) {
 	return last, nil
 }
 
-// ReadEvents returns up to limit log records after position, in order.
-func (l *ListenConn) ReadEvents(ctx context.Context, after int64, limit int) ([]events.Record, error) {
-	return readEvents(ctx, l.conn, `SELECT position, entity, action, data, previous, coalesce(actor, ''), created_at
-		FROM shopstream.events WHERE position > $1 ORDER BY position LIMIT $2`, after, limit)
+// ReadEvents returns up to limit log records after position, in order, and the
+// log's last position in the same snapshot: when fewer than limit records come
+// back, no record lies between the last of them and that position (positions
+// jump when a sequencer takes over after a crash).
+func (l *ListenConn) ReadEvents(ctx context.Context, after int64, limit int) ([]events.Record, int64, error) {
+	rows, err := l.conn.Query(ctx, `SELECT s.last_position, e.position, e.entity, e.action, e.data, e.previous, coalesce(e.actor, ''), e.created_at
+		FROM shopstream.log_state s LEFT JOIN LATERAL (
+			SELECT * FROM shopstream.events WHERE position > $1 ORDER BY position LIMIT $2) e ON true
+		ORDER BY e.position`, after, limit)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading events: %w", err)
+	}
+	var head int64
+	var recs []events.Record
+	for rows.Next() {
+		var pos *int64
+		var rec events.Record
+		var entity, action, actor *string
+		var at *time.Time
+		if err := rows.Scan(&head, &pos, &entity, &action, &rec.Data, &rec.Previous, &actor, &at); err != nil {
+			rows.Close()
+			return nil, 0, fmt.Errorf("reading events: %w", err)
+		}
+		if pos == nil { // no record after the cursor
+			continue
+		}
+		rec.Position, rec.Entity, rec.Action, rec.Actor, rec.At = *pos, *entity, *action, *actor, *at
+		recs = append(recs, rec)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("reading events: %w", err)
+	}
+	return recs, head, nil
 }
 
 // Close closes the connection.

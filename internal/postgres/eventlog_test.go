@@ -2,8 +2,10 @@ package postgres_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -142,7 +144,7 @@ func TestPositionsAreNeverHandedOutTwice(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer seq.Close(ctx)
-		if err := seq.BeginTerm(ctx); err != nil {
+		if _, err := seq.BeginTerm(ctx); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := writer.Exec(ctx, `INSERT INTO orders (order_number) VALUES ('ORD-TERM')`); err != nil {
@@ -183,5 +185,79 @@ func TestPositionsAreNeverHandedOutTwice(t *testing.T) {
 	var n int
 	if err := writer.QueryRow(ctx, `SELECT count(DISTINCT position) FROM shopstream.events`).Scan(&n); err != nil || n != 3 {
 		t.Fatalf("%d distinct positions in the log (%v), want 3", n, err)
+	}
+}
+
+// headSink records the positions a listener reports.
+type headSink struct{ pos chan int64 }
+
+func (s headSink) Publish(recs []events.Record) {
+	for _, r := range recs {
+		s.pos <- r.Position
+	}
+}
+func (headSink) SessionEnded(string)     {}
+func (headSink) UserSessionsEnded(int64) {}
+func (s headSink) SetPosition(p int64)   { s.pos <- p }
+
+// After a crash a new sequencer's positions jump past the reservation before
+// any event fills them. Listeners must follow the jump, even with no event
+// after it: a client that saw a position of a lost batch resumes with it, and
+// a "since" beyond the instance's position is refused as ahead of the log.
+func TestListenerFollowsAPositionJump(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	db, writer := openWithWriter(t)
+	build := func(c []events.Change) ([]events.Record, error) {
+		recs := make([]events.Record, len(c))
+		for i := range c {
+			recs[i] = events.Record{Entity: c[i].Entity, Action: c[i].Action, Data: []byte(`{}`), At: c[i].At}
+		}
+		return recs, nil
+	}
+	seq, err := db.ConnectSequencer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := seq.BeginTerm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.Exec(ctx, `INSERT INTO orders (order_number) VALUES ('ORD-JUMP')`); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := seq.Sequence(ctx, 100, false, build); err != nil || n != 1 {
+		t.Fatalf("sequence: %d, %v", n, err)
+	}
+	_ = seq.Close(ctx) // no EndTerm: as if it had crashed
+
+	sink := headSink{pos: make(chan int64, 16)}
+	l := events.NewListener(func(ctx context.Context) (events.ListenConn, error) { return db.ConnectListener(ctx) },
+		sink, slog.New(slog.DiscardHandler))
+	if err := l.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := <-sink.pos; got != 1 {
+		t.Fatalf("listener started at %d, want 1", got)
+	}
+	seq2, err := db.ConnectSequencer(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seq2.Close(ctx)
+	jumped, err := seq2.BeginTerm(ctx)
+	if err != nil || jumped != 1+100_000 {
+		t.Fatalf("new term starts after %d (%v), want 100001", jumped, err)
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { l.Run(runCtx); close(done) }() // reads the log at once: no event, but the last position moved
+	defer func() { stop(); <-done }()
+	select {
+	case got := <-sink.pos:
+		if got != jumped {
+			t.Fatalf("listener moved to %d, want %d", got, jumped)
+		}
+	case <-ctx.Done():
+		t.Fatal("the listener did not follow the jump")
 	}
 }
