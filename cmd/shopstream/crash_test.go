@@ -97,6 +97,21 @@ func TestPostgresCrashLosesNoEvent(t *testing.T) {
 			t.Fatalf("version %d never arrived", v)
 		}
 	}
+	// A client that saw the lost batch resumes on an instance started after the
+	// crash: its since must not be refused as ahead of the log, and the replay
+	// brings every version after the crash.
+	s2 := startServer(t, url, nil)
+	ws3 := dial(t, s2, c)
+	subscribeSince(t, ws3, "order_changes", lastSeen)
+	resumed := &crashStream{row: id, versions: map[int]int64{}, ids: map[int64]int{}, lastID: lastSeen}
+	if err := resumed.readUntil(ws3, before+after, 20*time.Second); err != nil {
+		t.Fatalf("resumed on a new instance after id %d: %v\n%s", lastSeen, err, s2.Log.String())
+	}
+	for v := before + 1; v <= before+after; v++ {
+		if _, ok := resumed.versions[v]; !ok {
+			t.Fatalf("resumed on a new instance: version %d never arrived", v)
+		}
+	}
 	t.Logf("%d events for %d versions; ids %d..%d", seen.count, before+after, seen.firstID, seen.lastID)
 }
 
