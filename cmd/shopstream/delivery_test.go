@@ -669,3 +669,71 @@ func TestStalledWriteTimesOut(t *testing.T) {
 		t.Fatalf("want the socket closed by the write timeout (reason error), not as slow: slow=%v error=%v", slow, failed)
 	}
 }
+
+// A client that saw an event on instance A and resumes on instance B before
+// B's listener has read it must not be refused as "ahead of the log" (nor get
+// the event twice): B waits until it has read that far. B's listener backend
+// is stopped (SIGSTOP) to hold B behind.
+func TestResumeOnALaggingInstanceWaitsForIt(t *testing.T) {
+	t.Parallel()
+	a, c, wsA := setup(t, nil)
+	admin := appConn(t, a.DBURL, "test-admin")
+	var bStart time.Time
+	if err := admin.QueryRow(context.Background(), `SELECT clock_timestamp()`).Scan(&bStart); err != nil {
+		t.Fatal(err)
+	}
+	b := startServer(t, a.DBURL, nil)
+	jarFor(t, c, a, b)
+	// B's listener: the dedicated connection that last read shopstream.events.
+	var pid int
+	if err := admin.QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity
+		WHERE datname = current_database() AND application_name LIKE '%-listener' AND backend_start >= $1
+		AND query LIKE '%shopstream.events%'`, bStart).Scan(&pid); err != nil {
+		t.Fatalf("finding B's listener backend: %v", err)
+	}
+	wsA.subscribe("order_changes")
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	defer func() {
+		if !resumed {
+			_ = syscall.Kill(pid, syscall.SIGCONT)
+		}
+	}()
+	id := counterRow(t, a.DBURL)
+	created := wsA.read()
+	since := created["id"].(string)
+
+	wsB := dial(t, b, c)
+	wsB.send(map[string]any{"type": "subscribe", "channel": "order_changes", "since": since})
+	first := make(chan map[string]any, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		var m map[string]any
+		if _, raw, err := wsB.conn.Read(ctx); err == nil {
+			_ = json.Unmarshal(raw, &m)
+		}
+		first <- m
+	}()
+	select {
+	case m := <-first: // B answered while its listener could not have read the event
+		t.Fatalf("B answered before reading up to %s: %v", since, m)
+	case <-time.After(300 * time.Millisecond): // nothing happens: B waits
+	}
+	if err := syscall.Kill(pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed = true
+	m := <-first
+	pos, _ := m["position"].(string)
+	if m["type"] != "subscribed" || atoi(t, pos) < atoi(t, since) {
+		t.Fatalf("want subscribed at or after %s, got %v", since, m)
+	}
+	increments(t, a.DBURL, id, 1)
+	// Next comes the update, live: the created event (id since) is not replayed.
+	if m := wsB.read(); m["event"] != "order:updated" || atoi(t, m["id"].(string)) <= atoi(t, since) {
+		t.Fatalf("want the live update after %s, got %v", since, m)
+	}
+}

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"context"
 	"sort"
 	"strconv"
 	"sync"
@@ -53,6 +54,7 @@ type Hub struct {
 	members   map[Subscriber]*member
 	channels  map[string]map[Subscriber]*Subscription
 	closed    bool
+	moved     chan struct{} // closed when the position advances; made only while someone waits
 }
 
 // NewHub returns an empty hub.
@@ -140,7 +142,38 @@ func (h *Hub) Unsubscribe(s Subscriber, channel string) bool {
 func (h *Hub) SetPosition(pos int64) {
 	h.mu.Lock()
 	h.position = pos
+	h.movedLocked()
 	h.mu.Unlock()
+}
+
+// movedLocked wakes WaitPosition callers, if any.
+func (h *Hub) movedLocked() {
+	if h.moved != nil {
+		close(h.moved)
+		h.moved = nil
+	}
+}
+
+// WaitPosition waits until the hub's position reaches pos, and reports
+// whether it did before ctx ended.
+func (h *Hub) WaitPosition(ctx context.Context, pos int64) bool {
+	for {
+		h.mu.Lock()
+		if h.position >= pos {
+			h.mu.Unlock()
+			return true
+		}
+		if h.moved == nil {
+			h.moved = make(chan struct{})
+		}
+		moved := h.moved
+		h.mu.Unlock()
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // Position returns the position of the newest published event.
@@ -177,6 +210,9 @@ func (h *Hub) Publish(recs []Record) {
 			}
 		}
 		h.position, h.lastAt = ev.Position, ev.At
+	}
+	if len(evs) > 0 {
+		h.movedLocked()
 	}
 	for _, s := range h.touched {
 		s.Wake()

@@ -1,6 +1,7 @@
 package events
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -611,5 +612,25 @@ func TestHubWakesEachSubscriberOncePerPublish(t *testing.T) {
 		if s.frames != 53 || s.wakes != 2 {
 			t.Fatalf("frames %d wakes %d, want 53 frames and 2 wakes", s.frames, s.wakes)
 		}
+	}
+}
+
+func TestHubWaitPosition(t *testing.T) {
+	h := NewHub()
+	h.SetPosition(5)
+	if !h.WaitPosition(context.Background(), 5) {
+		t.Fatal("position 5 reached: WaitPosition must return at once")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if h.WaitPosition(ctx, 6) {
+		t.Fatal("position 6 not reached, context ended: want false")
+	}
+	done := make(chan bool)
+	go func() { done <- h.WaitPosition(context.Background(), 8) }()
+	h.Publish([]Record{{Position: 6, Entity: "order", Action: "updated", Data: []byte(`{}`)}})
+	h.SetPosition(8) // a jump without events (a new sequencer's term)
+	if !<-done {
+		t.Fatal("WaitPosition(8) did not see the jump to 8")
 	}
 }

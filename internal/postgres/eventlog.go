@@ -423,6 +423,17 @@ func (db *DB) ReplayEvents(ctx context.Context, entity string, after, upto int64
 	return recs, pruned, nil
 }
 
+// HandedOut returns the highest position a sequencer may have given an event:
+// the last position, or the reservation above it (a crash may have lost
+// batches whose positions clients saw).
+func (db *DB) HandedOut(ctx context.Context) (int64, error) {
+	var pos int64
+	if err := db.Pool.QueryRow(ctx, "SELECT greatest(last_position, reserved_through) FROM shopstream.log_state").Scan(&pos); err != nil {
+		return 0, fmt.Errorf("reading log state: %w", err)
+	}
+	return pos, nil
+}
+
 // InboxBacklog returns how many changes wait to be ordered (counting at most
 // 1,000,000) and the age of the oldest.
 func (db *DB) InboxBacklog(ctx context.Context) (int64, time.Duration, error) {

@@ -32,6 +32,9 @@ type Roles interface {
 // Replayer reads past events of one entity for resuming clients.
 type Replayer interface {
 	ReplayEvents(ctx context.Context, entity string, after, upto int64, limit int) ([]events.Record, int64, error)
+	// HandedOut returns the highest position a sequencer may have given an
+	// event (the log's last position, or its reservation after a crash).
+	HandedOut(ctx context.Context) (int64, error)
 }
 
 // Observer receives the socket metrics.

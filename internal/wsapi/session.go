@@ -107,7 +107,9 @@ func (s *session) subscribe(ctx context.Context, req request) *protocolError {
 		return err.(*protocolError)
 	}
 	if resume && since > s.h.hub.Position() {
-		return invalid(`"since" %d is ahead of the log`, since)
+		if perr := s.awaitPosition(ctx, since); perr != nil {
+			return perr
+		}
 	}
 	for _, ch := range channels {
 		if perr := s.checkChannel(ch); perr != nil {
@@ -132,6 +134,33 @@ func (s *session) subscribe(ctx context.Context, req request) *protocolError {
 			}
 			return true
 		})
+	}
+	return nil
+}
+
+// sinceWait bounds how long a subscription waits for this instance to read
+// up to its "since": longer than the listener's idle read (2 s) plus an
+// election (1 s).
+const sinceWait = 5 * time.Second
+
+// awaitPosition handles a "since" beyond this instance's position. The client
+// may have seen it on another instance a moment ago, or before a crash cut
+// the log short (the ids stay handed out): the subscription waits until this
+// instance's listener has read that far, so that nothing is replayed twice. A
+// since no sequencer ever handed out is refused at once.
+func (s *session) awaitPosition(ctx context.Context, since int64) *protocolError {
+	handed, err := s.h.replayer.HandedOut(ctx)
+	if err != nil {
+		s.h.log.Error("reading the log position", "err", err)
+		return &protocolError{Code: CodeInternal, Message: "could not check since: try again"}
+	}
+	if since > handed {
+		return invalid(`"since" %d is ahead of the log`, since)
+	}
+	wctx, cancel := context.WithTimeout(ctx, sinceWait)
+	defer cancel()
+	if !s.h.hub.WaitPosition(wctx, since) {
+		return invalid(`"since" %d is ahead of what this instance has read: try again`, since)
 	}
 	return nil
 }
