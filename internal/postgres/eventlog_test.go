@@ -37,6 +37,15 @@ func openWithWriter(t *testing.T) (*postgres.DB, *pgx.Conn) {
 	return db, writer
 }
 
+// recordEach is a sequencer build function that makes one record per change.
+func recordEach(c []events.Change) ([]events.Record, error) {
+	recs := make([]events.Record, len(c))
+	for i := range c {
+		recs[i] = events.Record{Entity: c[i].Entity, Action: c[i].Action, Data: []byte(`{}`), At: c[i].At}
+	}
+	return recs, nil
+}
+
 // canRing reports whether a writer's trigger could ring the doorbell now.
 func canRing(t *testing.T, conn *pgx.Conn) bool {
 	t.Helper()
@@ -122,13 +131,7 @@ func TestSequencerSilencesTheDoorbellWhileItWorks(t *testing.T) {
 func TestPositionsAreNeverHandedOutTwice(t *testing.T) {
 	ctx := context.Background()
 	db, writer := openWithWriter(t)
-	build := func(c []events.Change) ([]events.Record, error) {
-		recs := make([]events.Record, len(c))
-		for i := range c {
-			recs[i] = events.Record{Entity: c[i].Entity, Action: c[i].Action, Data: []byte(`{}`), At: c[i].At}
-		}
-		return recs, nil
-	}
+	build := recordEach
 	state := func() (last, reserved int64) {
 		t.Helper()
 		if err := writer.QueryRow(ctx, `SELECT last_position, reserved_through FROM shopstream.log_state`).Scan(&last, &reserved); err != nil {
@@ -208,13 +211,7 @@ func TestListenerFollowsAPositionJump(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	db, writer := openWithWriter(t)
-	build := func(c []events.Change) ([]events.Record, error) {
-		recs := make([]events.Record, len(c))
-		for i := range c {
-			recs[i] = events.Record{Entity: c[i].Entity, Action: c[i].Action, Data: []byte(`{}`), At: c[i].At}
-		}
-		return recs, nil
-	}
+	build := recordEach
 	seq, err := db.ConnectSequencer(ctx)
 	if err != nil {
 		t.Fatal(err)
