@@ -28,10 +28,7 @@ func TestPostgresCrashLosesNoEvent(t *testing.T) {
 	// wal_writer_delay keeps the sequencer's last asynchronous commit in WAL
 	// buffers until the crash, which is the case this test is about.
 	cluster, url := ownCluster(ctx, t, pgcluster.Options{ExtraConf: []string{"wal_writer_delay=10s"}})
-	s := startServer(t, url, nil)
-	createAdmin(t, url, "admin@example.com", "admin")
-	c := login(t, s, "admin@example.com", testPassword)
-	ws := dial(t, s, c)
+	s, c, ws := setupOn(t, url, nil)
 	ws.subscribe("order_changes")
 	app := appConn(t, url, "crash-writer")
 	id := newOrder(t, app, ws, "ORD-CRASH")

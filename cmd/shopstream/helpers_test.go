@@ -281,7 +281,12 @@ func exec(t *testing.T, conn *pgx.Conn, sql string, args ...any) {
 // setup starts a server on a fresh database with one logged-in admin socket.
 func setup(t *testing.T, extra map[string]string) (*testServer, *http.Client, *wsClient) {
 	t.Helper()
-	db := pgtest.NewDB(t)
+	return setupOn(t, pgtest.NewDB(t), extra)
+}
+
+// setupOn is setup on the database at db.
+func setupOn(t *testing.T, db string, extra map[string]string) (*testServer, *http.Client, *wsClient) {
+	t.Helper()
 	s := startServer(t, db, extra)
 	createAdmin(t, db, "admin@example.com", "admin")
 	c := login(t, s, "admin@example.com", testPassword)

@@ -257,13 +257,6 @@ func (s *SequencerConn) Announce(ctx context.Context, last int64) error {
 	return nil
 }
 
-func nullable(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
-}
-
 // Prune deletes up to limit events logged before cutoff and records the highest
 // pruned position. It returns how many it deleted.
 func (s *SequencerConn) Prune(ctx context.Context, cutoff time.Time, limit int) (int64, error) {
