@@ -8,10 +8,14 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test check deps fuzz bench clean
+# staticcheck, pinned: `go run` fetches this version from the module proxy on a
+# fresh machine and caches it after.
+STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: help build run test suite stress-test check deps fuzz bench clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build .bin/shopstream (and the dev database helper)
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/shopstream
@@ -21,13 +25,21 @@ run: build ## serve on :3000 with a local database in .data/ and the demo shop
 	SHOPSTREAM_ENV=$${SHOPSTREAM_ENV:-development} LISTEN_ADDR=$${LISTEN_ADDR:-127.0.0.1:3000} \
 		$(DEVDB) -dir .data/pg -- $(BIN) serve --dev
 
-check: ## gofmt and go vet
+check: ## gofmt, go vet and staticcheck
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run $(STATICCHECK) ./...
 
-test: check build deps ## the whole suite, with the race detector, against a throwaway PostgreSQL
+test: ## checks, then the whole suite, with the race detector, against a throwaway PostgreSQL
+	@$(MAKE) --no-print-directory -j3 check build deps
+	@$(MAKE) --no-print-directory suite
+
+suite: ## the tests alone (what make test runs after its checks)
 	node --test web/test/
 	$(DEVDB) -fast -- $(GO) test -race -count=1 -timeout 12m ./...
+
+stress-test: build deps ## the suite STRESS_RUNS times (default 10) with one core kept busy; stops at the first failure
+	bash .ci/stress-test $${STRESS_RUNS:-10}
 
 deps: ## install what the tests need and the machine lacks (Debian: chromium for the dashboard test)
 	@command -v chromium >/dev/null 2>&1 || { \

@@ -272,10 +272,6 @@ func freePort() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-type lockedBuf struct {
-	bytes.Buffer
-}
-
 func startServer(bin, dbURL string) (*server, error) {
 	addr, err := freePort()
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
 func expectError(t *testing.T, ws *wsClient, code string) {
@@ -170,7 +172,7 @@ func TestSocketLimits(t *testing.T) {
 		}
 	}()
 	for {
-		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		rctx, cancel := context.WithTimeout(ctx, waitfor.Deadline)
 		_, b, err := flood.conn.Read(rctx)
 		cancel()
 		if err != nil {
@@ -185,13 +187,7 @@ func TestSocketLimits(t *testing.T) {
 	}
 	// Sockets per user: the cap counts open sockets. The two above are closed;
 	// once the server no longer counts them, their places are free.
-	deadline := time.Now().Add(10 * time.Second)
-	for statsOf(t, s, c).ConnectedClients != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("closed sockets still counted: %+v", statsOf(t, s, c))
-		}
-		time.Sleep(20 * time.Millisecond) // polling the stats endpoint
-	}
+	waitfor.Until(t, "closed sockets to be no longer counted", func() bool { return statsOf(t, s, c).ConnectedClients == 0 })
 	a, b := dial(t, s, c), dial(t, s, c)
 	_ = a
 	third := dial(t, s, c)

@@ -1,16 +1,15 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/shopstream/shopstream/internal/pgcluster"
+	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
 // TestPostgresCrashLosesNoEvent crashes PostgreSQL (immediate stop: no
@@ -22,8 +21,7 @@ import (
 // increasing on it, and no id may ever stand for two different changes.
 func TestPostgresCrashLosesNoEvent(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
+	ctx := waitfor.Context(t)
 	// Durable settings (fsync, synchronous_commit on), as in production; a long
 	// wal_writer_delay keeps the sequencer's last asynchronous commit in WAL
 	// buffers until the crash, which is the case this test is about.
@@ -37,7 +35,7 @@ func TestPostgresCrashLosesNoEvent(t *testing.T) {
 	const before, after = 20, 10
 	for v := 1; v <= before; v++ {
 		exec(t, app, `UPDATE orders SET version = $2 WHERE id = $1`, id, v)
-		if err := seen.readUntil(ws, v, 10*time.Second); err != nil {
+		if err := seen.readUntil(ws, v); err != nil {
 			t.Fatalf("before the crash: %v", err)
 		}
 	}
@@ -47,11 +45,11 @@ func TestPostgresCrashLosesNoEvent(t *testing.T) {
 	if err := cluster.Crash(ctx); err != nil {
 		t.Fatal(err)
 	}
-	pollReadyz(t, s.URL, http.StatusServiceUnavailable, 10*time.Second)
+	pollReadyz(t, s.URL, http.StatusServiceUnavailable)
 	if err := cluster.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	pollReadyz(t, s.URL, http.StatusOK, 20*time.Second)
+	pollReadyz(t, s.URL, http.StatusOK)
 
 	check := appConn(t, url, "crash-check")
 	defer check.Close(ctx)
@@ -77,7 +75,7 @@ func TestPostgresCrashLosesNoEvent(t *testing.T) {
 	for v := before + 1; v <= before+after; v++ {
 		exec(t, app2, `UPDATE orders SET version = $2 WHERE id = $1`, id, v)
 	}
-	err := seen.readUntil(ws, before+after, 20*time.Second)
+	err := seen.readUntil(ws, before+after)
 	if err != nil {
 		code := websocket.CloseStatus(err)
 		if code != websocket.StatusInternalError && code != websocket.StatusGoingAway {
@@ -85,7 +83,7 @@ func TestPostgresCrashLosesNoEvent(t *testing.T) {
 		}
 		ws2 := dial(t, s, c)
 		subscribeSince(t, ws2, "order_changes", seen.lastID)
-		if err := seen.readUntil(ws2, before+after, 20*time.Second); err != nil {
+		if err := seen.readUntil(ws2, before+after); err != nil {
 			t.Fatalf("resumed socket: %v\n%s", err, s.Log.String())
 		}
 	}
@@ -101,7 +99,7 @@ func TestPostgresCrashLosesNoEvent(t *testing.T) {
 	ws3 := dial(t, s2, c)
 	subscribeSince(t, ws3, "order_changes", lastSeen)
 	resumed := &crashStream{row: id, versions: map[int]int64{}, ids: map[int64]int{}, lastID: lastSeen}
-	if err := resumed.readUntil(ws3, before+after, 20*time.Second); err != nil {
+	if err := resumed.readUntil(ws3, before+after); err != nil {
 		t.Fatalf("resumed on a new instance after id %d: %v\n%s", lastSeen, err, s2.Log.String())
 	}
 	for v := before + 1; v <= before+after; v++ {
@@ -123,12 +121,12 @@ type crashStream struct {
 }
 
 // readUntil reads until version want has arrived, checking every event.
-func (c *crashStream) readUntil(w *wsClient, want int, perRead time.Duration) error {
+func (c *crashStream) readUntil(w *wsClient, want int) error {
 	for {
 		if _, ok := c.versions[want]; ok {
 			return nil
 		}
-		m, err := nextMessage(w, perRead)
+		m, err := nextMessage(w)
 		if err != nil {
 			return err
 		}

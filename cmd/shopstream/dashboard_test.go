@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/shopstream/shopstream/internal/pgtest"
+	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
 // chromiumPath is Debian's Chromium, which the end-to-end dashboard test drives.
@@ -44,7 +45,7 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.WindowSize(1280, 900),
 	)
 	ctx, cancelTab := chromedp.NewContext(allocCtx)
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
+	ctx, cancelTimeout := context.WithTimeout(ctx, 3*waitfor.Deadline)
 	t.Cleanup(func() { cancelTimeout(); cancelTab(); cancelAlloc() })
 	return ctx
 }
@@ -57,13 +58,14 @@ func do(t *testing.T, ctx context.Context, what string, actions ...chromedp.Acti
 	}
 }
 
-// waitFor polls a JavaScript condition until it is true.
-func waitFor(t *testing.T, ctx context.Context, what, cond string, timeout time.Duration) {
+// waitFor polls a JavaScript condition until it is true, for up to
+// waitfor.Deadline.
+func waitFor(t *testing.T, ctx context.Context, what, cond string) {
 	t.Helper()
 	start := time.Now()
-	if err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingTimeout(timeout))); err != nil {
+	if err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingTimeout(waitfor.Deadline))); err != nil {
 		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('state').textContent`))
-		t.Fatalf("browser: %s within %v: %v (state %q after %v)", what, timeout, err, state, time.Since(start).Round(time.Millisecond))
+		t.Fatalf("browser: %s within %v: %v (state %q after %v)", what, waitfor.Deadline, err, state, time.Since(start).Round(time.Millisecond))
 	}
 }
 
@@ -108,27 +110,27 @@ func TestDashboard(t *testing.T) {
 
 	// Not logged in: /api/auth/me is 401 and the login form shows.
 	do(t, ctx, "open the dashboard", chromedp.Navigate(s.URL+"/"), chromedp.WaitVisible(chromedp.ID("login")))
-	waitFor(t, ctx, `state "login required" before login`, jsState("login required"), 5*time.Second)
+	waitFor(t, ctx, `state "login required" before login`, jsState("login required"))
 
 	// A wrong password shows the server's message.
 	do(t, ctx, "log in wrongly",
 		chromedp.SendKeys(chromedp.ID("email"), "admin@example.com"),
 		chromedp.SendKeys(chromedp.ID("password"), "wrong password"),
 		chromedp.Click(chromedp.ID("login-submit")))
-	waitFor(t, ctx, "login error shown", `document.getElementById('login-error').textContent.includes('wrong email or password')`, 5*time.Second)
+	waitFor(t, ctx, "login error shown", `document.getElementById('login-error').textContent.includes('wrong email or password')`)
 
 	do(t, ctx, "log in",
 		chromedp.Evaluate[chromedp.Void](`document.getElementById('password').value = ''`),
 		chromedp.SendKeys(chromedp.ID("password"), testPassword),
 		chromedp.Click(chromedp.ID("login-submit")),
 		chromedp.WaitVisible(chromedp.ID("feed-count")))
-	waitFor(t, ctx, `state "live"`, jsState("live"), 10*time.Second)
-	waitFor(t, ctx, "stats shown", `document.querySelector('#stats [data-stat="connectedClients"]').textContent === '1'`, 7*time.Second)
+	waitFor(t, ctx, `state "live"`, jsState("live"))
+	waitFor(t, ctx, "stats shown", `document.querySelector('#stats [data-stat="connectedClients"]').textContent === '1'`)
 
 	// An update made by another app appears within 2 s with its changed fields.
 	exec(t, app, `UPDATE orders SET status = 'shipped' WHERE id = 1`)
-	waitFor(t, ctx, "the order update in the feed", jsChange("order:updated", "status", "pending", "shipped")+` === 1`, 2*time.Second)
-	waitFor(t, ctx, "the actor shown", `document.querySelector('#feed > li.ev .actor').textContent === 'warehouse-sync'`, time.Second)
+	waitFor(t, ctx, "the order update in the feed", jsChange("order:updated", "status", "pending", "shipped")+` === 1`)
+	waitFor(t, ctx, "the actor shown", `document.querySelector('#feed > li.ev .actor').textContent === 'warehouse-sync'`)
 
 	// Restart the server on the same address.
 	u, err := url.Parse(s.URL)
@@ -136,14 +138,14 @@ func TestDashboard(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Stop(t)
-	waitFor(t, ctx, `state "reconnecting"`, jsState("reconnecting"), 5*time.Second)
+	waitFor(t, ctx, `state "reconnecting"`, jsState("reconnecting"))
 	exec(t, app, `UPDATE orders SET status = 'delivered' WHERE id = 2`) // committed while the server is down
 	s2 := startServer(t, db, map[string]string{"LISTEN_ADDR": u.Host})
 	if s2.URL != s.URL {
 		t.Fatalf("restarted on %s, want %s", s2.URL, s.URL)
 	}
-	waitFor(t, ctx, `state "live" again`, jsState("live"), 40*time.Second)
-	waitFor(t, ctx, "the update made while down in the feed", jsChange("order:updated", "status", "processing", "delivered")+` >= 1`, 5*time.Second)
+	waitFor(t, ctx, `state "live" again`, jsState("live"))
+	waitFor(t, ctx, "the update made while down in the feed", jsChange("order:updated", "status", "processing", "delivered")+` >= 1`)
 
 	// A few more changes; the last one is a marker: once it shows, any
 	// duplicate of the resumed events would have shown too.
@@ -152,7 +154,7 @@ func TestDashboard(t *testing.T) {
 	exec(t, app, `UPDATE shipments SET status = 'in_transit' WHERE order_id = 2`)
 	exec(t, app, `UPDATE products SET stock = stock - 2, price = 13.50 WHERE sku = 'MUG-002'`)
 	exec(t, app, `UPDATE orders SET payment_status = 'refunded' WHERE id = 2`)
-	waitFor(t, ctx, "the marker event", jsChange("order:updated", "payment_status", "paid", "refunded")+` === 1`, 5*time.Second)
+	waitFor(t, ctx, "the marker event", jsChange("order:updated", "payment_status", "paid", "refunded")+` === 1`)
 	if n := evalInt(t, ctx, jsChange("order:updated", "status", "processing", "delivered")); n != 1 {
 		t.Errorf("the event committed while the server was down is in the feed %d times, want once", n)
 	}
@@ -165,18 +167,18 @@ func TestDashboard(t *testing.T) {
 
 	// The full JSON is there on demand.
 	do(t, ctx, "open the JSON", chromedp.Click(chromedp.CSS("#feed > li.ev details.json summary")))
-	waitFor(t, ctx, "the JSON shown", `(document.querySelector('#feed > li.ev details.json pre') || {}).textContent?.includes('"refunded"')`, 2*time.Second)
+	waitFor(t, ctx, "the JSON shown", `(document.querySelector('#feed > li.ev details.json pre') || {}).textContent?.includes('"refunded"')`)
 
 	do(t, ctx, "close the JSON", chromedp.Click(chromedp.CSS("#feed > li.ev details.json summary")))
-	waitFor(t, ctx, "stats caught up", `document.querySelector('#stats [data-stat="lastEventId"]').textContent === document.querySelector('#feed > li.ev').dataset.id`, 7*time.Second)
+	waitFor(t, ctx, "stats caught up", `document.querySelector('#stats [data-stat="lastEventId"]').textContent === document.querySelector('#feed > li.ev').dataset.id`)
 	saveScreenshot(t, ctx)
 
 	// Log out: the login form comes back.
 	do(t, ctx, "log out", chromedp.Click(chromedp.ID("logout")), chromedp.WaitVisible(chromedp.ID("login")))
-	waitFor(t, ctx, `state "login required" after logout`, jsState("login required"), 5*time.Second)
+	waitFor(t, ctx, `state "login required" after logout`, jsState("login required"))
 	// The session is gone: a reload asks /api/auth/me again and shows the form.
 	do(t, ctx, "reload", chromedp.Navigate(s2.URL+"/"), chromedp.WaitVisible(chromedp.ID("login")))
-	waitFor(t, ctx, `state "login required" after a reload`, jsState("login required"), 5*time.Second)
+	waitFor(t, ctx, `state "login required" after a reload`, jsState("login required"))
 	if n := evalInt(t, ctx, `document.getElementById('app-view').hidden ? 0 : 1`); n != 0 {
 		t.Errorf("the feed is visible after logout")
 	}

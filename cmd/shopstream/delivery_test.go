@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -18,26 +19,30 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
 // counterRow makes an order whose version the tests increment.
 func counterRow(t *testing.T, dbURL string) int64 {
 	t.Helper()
-	conn := appConn(t, dbURL, "setup")
 	var id int64
-	if err := conn.QueryRow(context.Background(), `INSERT INTO orders (order_number) VALUES ('ORD-COUNTER') RETURNING id`).Scan(&id); err != nil {
-		t.Fatal(err)
-	}
+	withAppConn(t, dbURL, "setup", func(conn *pgx.Conn) {
+		if err := conn.QueryRow(context.Background(), `INSERT INTO orders (order_number) VALUES ('ORD-COUNTER') RETURNING id`).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+	})
 	return id
 }
 
 // increments commits n version increments of order id from one connection.
 func increments(t *testing.T, dbURL string, id int64, n int) {
 	t.Helper()
-	conn := appConn(t, dbURL, "counter")
-	for i := 0; i < n; i++ {
-		exec(t, conn, `UPDATE orders SET version = version + 1 WHERE id = $1`, id)
-	}
+	withAppConn(t, dbURL, "counter", func(conn *pgx.Conn) {
+		for i := 0; i < n; i++ {
+			exec(t, conn, `UPDATE orders SET version = version + 1 WHERE id = $1`, id)
+		}
+	})
 }
 
 // readVersions reads order updates of row id until it has seen version upto,
@@ -371,7 +376,7 @@ func TestSlowClientIsClosedAndResumes(t *testing.T) { // not parallel: it measur
 	// The slow client now reads: what fitted, then the 1013 close.
 	var code websocket.StatusCode
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 		_, b, err := slow.conn.Read(ctx)
 		cancel()
 		if err != nil {
@@ -532,17 +537,12 @@ func TestVanishedPeerReleasesConnection(t *testing.T) {
 	for _, w := range socks {
 		_ = w.conn.CloseNow() // TCP close, no WebSocket close frame
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := closeWaitOn(t, port)
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d server connections still in CLOSE-WAIT after the peers vanished (%d established before)", n, before)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a kernel table: there is no signal to wait on
-	}
+	n := 0
+	waitfor.Until(t, "no server connection in CLOSE-WAIT after the peers vanished", func() bool {
+		n = closeWaitOn(t, port) // a kernel table: there is no signal to wait on
+		return n == 0
+	})
+	t.Logf("%d established before the sockets, none left in CLOSE-WAIT", before)
 }
 
 // closeWaitOn counts TCP sockets in CLOSE-WAIT whose local port is port.
@@ -582,20 +582,13 @@ func TestRetentionPrunes(t *testing.T) {
 	ws.readVersions(id, 2, 3)
 	// Wait until the log has pruned those events (a condition in the database).
 	admin := appConn(t, s.DBURL, "ops")
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitfor.Until(t, "the log to prune the first events", func() bool {
 		var pruned int64
 		if err := admin.QueryRow(context.Background(), `SELECT pruned_through FROM shopstream.log_state`).Scan(&pruned); err != nil {
 			t.Fatal(err)
 		}
-		if pruned >= int64(must(strconv.Atoi(first))) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("events not pruned after 10s (pruned_through %d)", pruned)
-		}
-		time.Sleep(50 * time.Millisecond) // polling the database: no signal to wait on
-	}
+		return pruned >= int64(must(strconv.Atoi(first)))
+	})
 	ws2 := dial(t, s, c)
 	ws2.send(map[string]any{"type": "subscribe", "channel": "order_changes", "since": first})
 	ws2.read()
@@ -619,13 +612,7 @@ func TestUnansweredPingsDropThePeer(t *testing.T) {
 		_, _, err := live.conn.Read(context.Background()) // keeps reading: answers pings
 		readErr <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for statsOf(t, s, c).ConnectedClients != 1 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the mute socket was not dropped: %+v", statsOf(t, s, c))
-		}
-		time.Sleep(50 * time.Millisecond) // polling the stats endpoint
-	}
+	waitfor.Until(t, "the mute socket to be dropped", func() bool { return statsOf(t, s, c).ConnectedClients == 1 })
 	select {
 	case err := <-readErr:
 		t.Fatalf("the reading socket was dropped too: %v", err)
@@ -655,15 +642,15 @@ func TestStalledWriteTimesOut(t *testing.T) {
 	}
 	// 8 KB events until the kernel buffers between server and peer are full:
 	// one statement per round keeps the test quick.
-	deadline := time.Now().Add(30 * time.Second)
-	for statsOf(t, s, c).ConnectedClients == before {
-		if time.Now().After(deadline) {
-			t.Fatal("the socket whose peer stopped reading was not closed")
+	waitfor.Until(t, "the socket whose peer stopped reading to be closed", func() bool {
+		if statsOf(t, s, c).ConnectedClients != before {
+			return true
 		}
 		for i := 0; i < 50; i++ {
 			exec(t, app, `UPDATE products SET stock = stock + 1 WHERE id = $1`, pid)
 		}
-	}
+		return false
+	})
 	m := scrape(t, s)
 	if slow, failed := m[`shopstream_sockets_closed_total{reason="slow"}`], m[`shopstream_sockets_closed_total{reason="error"}`]; slow != 0 || failed != 1 {
 		t.Fatalf("want the socket closed by the write timeout (reason error), not as slow: slow=%v error=%v", slow, failed)
@@ -685,12 +672,18 @@ func TestResumeOnALaggingInstanceWaitsForIt(t *testing.T) {
 	b := startServer(t, a.DBURL, nil)
 	jarFor(t, c, a, b)
 	// B's listener: the dedicated connection that last read shopstream.events.
+	// It shows up there once it has made its first read, which B's readiness
+	// does not wait for: poll.
 	var pid int
-	if err := admin.QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity
-		WHERE datname = current_database() AND application_name LIKE '%-listener' AND backend_start >= $1
-		AND query LIKE '%shopstream.events%'`, bStart).Scan(&pid); err != nil {
-		t.Fatalf("finding B's listener backend: %v", err)
-	}
+	waitfor.Until(t, "B's listener backend in pg_stat_activity", func() bool {
+		err := admin.QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity
+			WHERE datname = current_database() AND application_name LIKE '%-listener' AND backend_start >= $1
+			AND query LIKE '%shopstream.events%'`, bStart).Scan(&pid)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			t.Fatalf("finding B's listener backend: %v", err)
+		}
+		return err == nil
+	})
 	wsA.subscribe("order_changes")
 	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
@@ -709,7 +702,7 @@ func TestResumeOnALaggingInstanceWaitsForIt(t *testing.T) {
 	wsB.send(map[string]any{"type": "subscribe", "channel": "order_changes", "since": since})
 	first := make(chan map[string]any, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 		defer cancel()
 		var m map[string]any
 		if _, raw, err := wsB.conn.Read(ctx); err == nil {
@@ -726,7 +719,7 @@ func TestResumeOnALaggingInstanceWaitsForIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	resumed = true
-	m := <-first
+	m := waitfor.Receive(t, "B's answer to the subscribe", first)
 	pos, _ := m["position"].(string)
 	if m["type"] != "subscribed" || atoi(t, pos) < atoi(t, since) {
 		t.Fatalf("want subscribed at or after %s, got %v", since, m)

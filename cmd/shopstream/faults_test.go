@@ -30,16 +30,18 @@ import (
 
 	"github.com/shopstream/shopstream/internal/pgcluster"
 	"github.com/shopstream/shopstream/internal/pgtest"
+	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
 // sequencerLock is the session advisory lock the elected sequencer holds
 // (internal/postgres: sequencerLockKey).
 const sequencerLock int64 = 7316042871525064
 
-// nextMessage reads one message within d without failing the test: err is the
-// socket's error (a websocket.CloseError when it was closed with a close frame).
-func nextMessage(w *wsClient, d time.Duration) (map[string]any, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
+// nextMessage reads one message (waiting up to waitfor.Deadline) without
+// failing the test: err is the socket's error (a websocket.CloseError when it
+// was closed with a close frame).
+func nextMessage(w *wsClient) (map[string]any, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
 	_, b, err := w.conn.Read(ctx)
 	if err != nil {
@@ -110,10 +112,10 @@ func (v *versionSeq) accept(m map[string]any) error {
 // readUntil reads events from w until the sequence has accepted total events.
 // It returns the socket's error if the socket ends first; a wrong event fails
 // the test.
-func (v *versionSeq) readUntil(t *testing.T, w *wsClient, total int, perRead time.Duration) error {
+func (v *versionSeq) readUntil(t *testing.T, w *wsClient, total int) error {
 	t.Helper()
 	for v.count < total {
-		m, err := nextMessage(w, perRead)
+		m, err := nextMessage(w)
 		if err != nil {
 			return err
 		}
@@ -141,28 +143,11 @@ func newOrder(t *testing.T, app *pgx.Conn, ws *wsClient, number string) int64 {
 }
 
 // waitLog polls the server log until it contains substr.
-func waitLog(t *testing.T, log *lockedBuffer, substr string, within time.Duration) {
+func waitLog(t *testing.T, log *lockedBuffer, substr string) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !strings.Contains(log.String(), substr) {
-		if time.Now().After(deadline) {
-			t.Fatalf("server log has no %q within %v:\n%s", substr, within, log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := waitfor.UntilContext(context.Background(), func() bool { return strings.Contains(log.String(), substr) }); err != nil {
+		t.Fatalf("server log has no %q after %v:\n%s", substr, waitfor.Deadline, log.String())
 	}
-}
-
-// waitChan waits for ch to close or receive, failing after d.
-func waitChan[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
-	t.Helper()
-	select {
-	case v := <-ch:
-		return v
-	case <-time.After(d):
-		t.Fatalf("timed out after %v waiting for %s", d, what)
-	}
-	var zero T
-	return zero
 }
 
 // killBackends terminates the server's dedicated connections (application_name
@@ -171,8 +156,7 @@ func waitChan[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T 
 // returns how many backends it terminated.
 func killBackends(t *testing.T, admin *pgx.Conn, which string) int {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	ctx := waitfor.Context(t)
 	const seqPids = `SELECT a.pid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
 		WHERE l.locktype = 'advisory' AND l.granted AND l.classid = $1::bigint::oid AND l.objid = $2::bigint::oid AND l.objsubid = 1
 		AND a.datname = current_database() AND a.application_name = 'shopstream-listener'`
@@ -218,7 +202,7 @@ func TestListenerConnectionKilled(t *testing.T) {
 			admin := appConn(t, s.DBURL, "fault-injector")
 			id := newOrder(t, app, ws, "ORD-KILL-"+tc.which)
 			// The sequencer must be elected before its backend can be found by its lock.
-			waitLog(t, s.Log, "sequencer elected", 5*time.Second)
+			waitLog(t, s.Log, "sequencer elected")
 
 			const total, half = 300, 150
 			halfway, killed := make(chan struct{}), make(chan struct{})
@@ -229,7 +213,7 @@ func TestListenerConnectionKilled(t *testing.T) {
 						close(halfway)
 						select {
 						case <-killed:
-						case <-time.After(20 * time.Second):
+						case <-time.After(waitfor.Deadline):
 							werr <- errors.New("writer: no kill signal")
 							return
 						}
@@ -243,20 +227,20 @@ func TestListenerConnectionKilled(t *testing.T) {
 			}()
 			seq := newVersionSeq(id)
 			start := time.Now()
-			waitChan(t, halfway, 20*time.Second, "the writer's first half")
+			waitfor.Receive(t, "the writer's first half", halfway)
 			n := killBackends(t, admin, tc.which)
 			close(killed)
 			if n != tc.want {
 				t.Errorf("terminated %d backends, want %d", n, tc.want)
 			}
-			if err := seq.readUntil(t, ws, total, 10*time.Second); err != nil {
+			if err := seq.readUntil(t, ws, total); err != nil {
 				t.Fatalf("socket ended after %d events: %v\n%s", seq.count, err, s.Log.String())
 			}
-			if err := waitChan(t, werr, 20*time.Second, "the writer"); err != nil {
+			if err := waitfor.Receive(t, "the writer", werr); err != nil {
 				t.Fatal(err)
 			}
 			for _, l := range tc.logs {
-				waitLog(t, s.Log, l, 5*time.Second)
+				waitLog(t, s.Log, l)
 			}
 			if tc.not != "" && strings.Contains(s.Log.String(), tc.not) {
 				t.Errorf("server logged %q: the kill was not targeted\n%s", tc.not, s.Log.String())
@@ -378,21 +362,17 @@ func readyz(c *http.Client, url string) int {
 	return resp.StatusCode
 }
 
-// pollReadyz polls /readyz until it answers want.
-func pollReadyz(t *testing.T, url string, want int, within time.Duration) time.Duration {
+// pollReadyz polls /readyz until it answers want and returns how long that took.
+func pollReadyz(t *testing.T, url string, want int) time.Duration {
 	t.Helper()
-	c := &http.Client{Timeout: 3 * time.Second}
+	c := &http.Client{Timeout: 10 * time.Second} // one attempt; a slow one is tried again
 	start := time.Now()
 	last := 0
-	for {
-		if last = readyz(c, url); last == want {
-			return time.Since(start)
-		}
-		if time.Since(start) > within {
-			t.Fatalf("/readyz did not answer %d within %v (last: %d)", want, within, last)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
+	waitfor.Until(t, fmt.Sprintf("/readyz to answer %d", want), func() bool {
+		last = readyz(c, url)
+		return last == want
+	})
+	return time.Since(start)
 }
 
 // ownCluster starts a PostgreSQL cluster of the test's own (one it may stop)
@@ -404,9 +384,7 @@ func ownCluster(ctx context.Context, t *testing.T, opts pgcluster.Options) (*pgc
 		t.Fatalf("starting a cluster: %v", err)
 	}
 	t.Cleanup(func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer ccancel()
-		if err := cluster.Close(cctx); err != nil {
+		if err := cluster.Close(waitfor.Context(t)); err != nil {
 			t.Errorf("closing cluster: %v", err)
 		}
 	})
@@ -432,15 +410,14 @@ func ownCluster(ctx context.Context, t *testing.T, opts pgcluster.Options) (*pgc
 // socket if the server closed it with 1011 or 1001).
 func TestPostgresRestartMidStream(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
-	defer cancel()
+	ctx := waitfor.Context(t)
 	cluster, url := ownCluster(ctx, t, pgcluster.Options{FastUnsafe: true})
 	s, c, ws := setupOn(t, url, nil)
 	ws.subscribe("order_changes")
 	setupConn := appConn(t, url, "setup")
 	id := newOrder(t, setupConn, ws, "ORD-RESTART")
 	_ = setupConn.Close(ctx)
-	pollReadyz(t, s.URL, http.StatusOK, 5*time.Second)
+	pollReadyz(t, s.URL, http.StatusOK)
 
 	const total = 200
 	w := &retryWriter{url: url, id: id}
@@ -448,29 +425,29 @@ func TestPostgresRestartMidStream(t *testing.T) {
 	werr := make(chan error, 1)
 	start := time.Now()
 	go func() { werr <- w.run(ctx, total, halfway) }()
-	waitChan(t, halfway, 20*time.Second, "the writer's first half")
+	waitfor.Receive(t, "the writer's first half", halfway)
 
 	down := time.Now()
 	if err := cluster.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
 	atStop := w.committed.Load()
-	took503 := pollReadyz(t, s.URL, http.StatusServiceUnavailable, 10*time.Second)
+	took503 := pollReadyz(t, s.URL, http.StatusServiceUnavailable)
 	if err := cluster.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	upAt := time.Now()
-	took200 := pollReadyz(t, s.URL, http.StatusOK, 20*time.Second)
+	took200 := pollReadyz(t, s.URL, http.StatusOK)
 	t.Logf("postgres down for %v (committed %d at stop); /readyz 503 after %v, 200 %v after restart",
 		upAt.Sub(down).Round(time.Millisecond), atStop, took503.Round(time.Millisecond), took200.Round(time.Millisecond))
 
-	if err := waitChan(t, werr, 40*time.Second, "the writer"); err != nil {
+	if err := waitfor.Receive(t, "the writer", werr); err != nil {
 		t.Fatalf("%v\n%s", err, s.Log.String())
 	}
 	t.Logf("writer: %d committed, %d failures, %d outcomes read back, in %v", w.committed.Load(), w.failures, w.uncertain, time.Since(start).Round(time.Millisecond))
 
 	seq := newVersionSeq(id)
-	err := seq.readUntil(t, ws, total, 15*time.Second)
+	err := seq.readUntil(t, ws, total)
 	if err != nil {
 		code := websocket.CloseStatus(err)
 		if code != websocket.StatusInternalError && code != websocket.StatusGoingAway {
@@ -479,7 +456,7 @@ func TestPostgresRestartMidStream(t *testing.T) {
 		t.Logf("socket closed with %d after %d events (last id %d); resuming", code, seq.count, seq.lastID)
 		ws2 := dial(t, s, c)
 		subscribeSince(t, ws2, "order_changes", seq.lastID)
-		if err := seq.readUntil(t, ws2, total, 15*time.Second); err != nil {
+		if err := seq.readUntil(t, ws2, total); err != nil {
 			t.Fatalf("resumed socket ended after %d events: %v\n%s", seq.count, err, s.Log.String())
 		}
 		expectQuiet(t, ws2, url)
@@ -555,8 +532,8 @@ func startProcess(t *testing.T, bin, dbURL string, port int) *process {
 			t.Fatalf("shopstream exited without listening (%v):\n%s", cmd.ProcessState, p.log.String())
 		}
 		p.url = u
-	case <-time.After(20 * time.Second):
-		t.Fatalf("shopstream did not listen within 20s:\n%s", p.log.String())
+	case <-time.After(waitfor.Deadline):
+		t.Fatalf("shopstream did not listen within %v:\n%s", waitfor.Deadline, p.log.String())
 	}
 	return p
 }
@@ -567,7 +544,7 @@ func (p *process) kill(t *testing.T) {
 	if err := p.cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	waitChan(t, p.done, 10*time.Second, "the killed process to exit")
+	waitfor.Receive(t, "the killed process to exit", p.done)
 }
 
 // TestServerKilledAndRestarted SIGKILLs the real binary mid-stream, commits more
@@ -605,7 +582,7 @@ func TestServerKilledAndRestarted(t *testing.T) {
 			case phaseA + 1:
 				select {
 				case <-killed:
-				case <-time.After(30 * time.Second):
+				case <-time.After(waitfor.Deadline):
 					werr <- errors.New("writer: no kill")
 					return
 				}
@@ -613,7 +590,7 @@ func TestServerKilledAndRestarted(t *testing.T) {
 				close(doneB)
 				select {
 				case <-restarted:
-				case <-time.After(30 * time.Second):
+				case <-time.After(waitfor.Deadline):
 					werr <- errors.New("writer: no restart")
 					return
 				}
@@ -628,19 +605,19 @@ func TestServerKilledAndRestarted(t *testing.T) {
 	}()
 
 	seq := newVersionSeq(id)
-	if err := seq.readUntil(t, ws, 50, 10*time.Second); err != nil {
+	if err := seq.readUntil(t, ws, 50); err != nil {
 		t.Fatalf("socket ended early: %v\n%s", err, p1.log.String())
 	}
 	killAt := committed.Load()
 	p1.kill(t)
 	close(killed)
 	// The socket drains what reached it, then ends without a close frame.
-	err := seq.readUntil(t, ws, total, 10*time.Second)
+	err := seq.readUntil(t, ws, total)
 	if err == nil {
 		t.Fatal("socket of a killed server still delivered everything")
 	}
 	t.Logf("killed with %d committed; first socket saw %d versions (last id %d), then: %v", killAt, seq.count, seq.lastID, err)
-	waitChan(t, doneB, 20*time.Second, "the writes while the server is down")
+	waitfor.Receive(t, "the writes while the server is down", doneB)
 
 	downFor := time.Now()
 	p2 := startProcess(t, bin, db, port)
@@ -652,10 +629,10 @@ func TestServerKilledAndRestarted(t *testing.T) {
 	subscribeSince(t, ws2, "order_changes", seq.lastID)
 	close(restarted)
 	resumeStart := time.Now()
-	if err := seq.readUntil(t, ws2, total, 10*time.Second); err != nil {
+	if err := seq.readUntil(t, ws2, total); err != nil {
 		t.Fatalf("resumed socket ended after %d events: %v\nfirst process:\n%s\nsecond process:\n%s", seq.count, err, p1.log.String(), p2.log.String())
 	}
-	if err := waitChan(t, werr, 20*time.Second, "the writer"); err != nil {
+	if err := waitfor.Receive(t, "the writer", werr); err != nil {
 		t.Fatal(err)
 	}
 	expectQuiet(t, ws2, db)
@@ -697,7 +674,7 @@ func TestLongOpenTransactionDoesNotBlockOthers(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := 0; i < each; i++ {
-					wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+					wctx, cancel := context.WithTimeout(ctx, waitfor.Deadline)
 					_, err := conn.Exec(wctx, `UPDATE orders SET version = version + 1 WHERE id = $1`, row)
 					cancel()
 					if err != nil {
@@ -713,7 +690,7 @@ func TestLongOpenTransactionDoesNotBlockOthers(t *testing.T) {
 		for err := range errs {
 			t.Fatal(err)
 		}
-		if err := seq.readUntil(t, ws, seq.count+rows*each, 10*time.Second); err != nil {
+		if err := seq.readUntil(t, ws, seq.count+rows*each); err != nil {
 			t.Fatalf("%s: socket ended after %d events: %v\n%s", what, seq.count, err, s.Log.String())
 		}
 		delivered = time.Since(start)
@@ -759,7 +736,7 @@ func TestLongOpenTransactionDoesNotBlockOthers(t *testing.T) {
 	}
 	seq.next[long] = 1
 	commitAt := time.Now()
-	if err := seq.readUntil(t, ws, seq.count+1, 10*time.Second); err != nil {
+	if err := seq.readUntil(t, ws, seq.count+1); err != nil {
 		t.Fatalf("long transaction's event missing: %v", err)
 	}
 	t.Logf("the long transaction's event arrived %v after its commit", time.Since(commitAt).Round(time.Millisecond))
@@ -789,7 +766,7 @@ func TestShutdownClosesSockets1001(t *testing.T) {
 			t.Errorf("socket %d closed with %d %q, want 1001", i+1, code, reason)
 		}
 	}
-	took := waitChan(t, stopped, 20*time.Second, "Stop")
+	took := waitfor.Receive(t, "Stop", stopped)
 	t.Logf("Stop returned in %v", took.Round(time.Millisecond))
 	if took >= 10*time.Second {
 		t.Errorf("Stop took %v, want < 10s\n%s", took, s.Log.String())

@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopstream/shopstream/internal/pgtest"
+	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -97,8 +98,8 @@ func (s *testServer) Stop(t *testing.T) {
 		if err != nil {
 			t.Errorf("server exited with error: %v", err)
 		}
-	case <-time.After(15 * time.Second):
-		t.Errorf("server did not stop within 15s")
+	case <-time.After(waitfor.Deadline):
+		t.Errorf("server did not stop within %v", waitfor.Deadline)
 	}
 }
 
@@ -130,7 +131,7 @@ func createAdmin(t *testing.T, dbURL, email, role string) {
 func login(t *testing.T, s *testServer, email, password string) *http.Client {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	c := &http.Client{Jar: jar, Timeout: waitfor.Deadline}
 	resp := postJSON(t, c, s.URL+"/api/auth/login", map[string]string{"email": email, "password": password})
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -175,9 +176,7 @@ func dialRaw(t *testing.T, s *testServer, c *http.Client, opts *websocket.DialOp
 		opts = &websocket.DialOptions{}
 	}
 	opts.HTTPClient = c
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(s.URL, "http")+"/ws", opts)
+	conn, resp, err := websocket.Dial(waitfor.Context(t), "ws"+strings.TrimPrefix(s.URL, "http")+"/ws", opts)
 	if err != nil {
 		status := 0
 		if resp != nil {
@@ -190,10 +189,10 @@ func dialRaw(t *testing.T, s *testServer, c *http.Client, opts *websocket.DialOp
 	return &wsClient{t: t, conn: conn}
 }
 
-// readRaw reads one frame, failing after 10 seconds.
+// readRaw reads one frame, failing after waitfor.Deadline.
 func (w *wsClient) readRaw() []byte {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
 	_, b, err := w.conn.Read(ctx)
 	if err != nil {
@@ -220,7 +219,7 @@ func (w *wsClient) send(v any) {
 
 func (w *wsClient) sendRaw(b []byte) {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
 	if err := w.conn.Write(ctx, websocket.MessageText, b); err != nil {
 		w.t.Fatalf("socket write: %v", err)
@@ -241,7 +240,7 @@ func (w *wsClient) subscribe(channel string) string {
 // expectClose reads until the socket closes and returns the close status.
 func (w *wsClient) expectClose() (websocket.StatusCode, string) {
 	w.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
 	for {
 		_, _, err := w.conn.Read(ctx)
@@ -255,19 +254,34 @@ func (w *wsClient) expectClose() (websocket.StatusCode, string) {
 	}
 }
 
-// appConn connects as another app would, with its own application_name.
+// appConn connects as another app would, with its own application_name; the
+// connection is closed when the test ends. A loop uses withAppConn instead.
 func appConn(t *testing.T, dbURL, appName string) *pgx.Conn {
+	t.Helper()
+	conn := openAppConn(t, dbURL, appName)
+	t.Cleanup(func() { _ = conn.Close(context.Background()) })
+	return conn
+}
+
+// withAppConn runs fn on a connection of its own, closed when fn returns.
+func withAppConn(t *testing.T, dbURL, appName string, fn func(conn *pgx.Conn)) {
+	t.Helper()
+	conn := openAppConn(t, dbURL, appName)
+	defer conn.Close(context.Background())
+	fn(conn)
+}
+
+func openAppConn(t *testing.T, dbURL, appName string) *pgx.Conn {
 	t.Helper()
 	cfg, err := pgx.ParseConfig(dbURL)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cfg.RuntimeParams["application_name"] = appName
-	conn, err := pgx.ConnectConfig(context.Background(), cfg)
+	conn, err := pgx.ConnectConfig(waitfor.Context(t), cfg)
 	if err != nil {
 		t.Fatalf("app connect: %v", err)
 	}
-	t.Cleanup(func() { _ = conn.Close(context.Background()) })
 	return conn
 }
 

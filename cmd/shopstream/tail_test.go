@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shopstream/shopstream/internal/pgtest"
+	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
 const tailEmail = "tail@example.com"
@@ -62,13 +63,13 @@ func (rt *runningTail) stop(t *testing.T) {
 		if err != nil {
 			t.Errorf("tail exited with %v\nstderr:\n%s", err, rt.stderr.String())
 		}
-	case <-time.After(10 * time.Second):
-		t.Errorf("tail did not stop within 10s")
+	case <-time.After(waitfor.Deadline):
+		t.Errorf("tail did not stop within %v", waitfor.Deadline)
 	}
 }
 
-// next returns tail's next stdout line, failing after timeout.
-func (rt *runningTail) next(t *testing.T, timeout time.Duration) string {
+// next returns tail's next stdout line, failing after waitfor.Deadline.
+func (rt *runningTail) next(t *testing.T) string {
 	t.Helper()
 	select {
 	case line, ok := <-rt.lines:
@@ -76,8 +77,8 @@ func (rt *runningTail) next(t *testing.T, timeout time.Duration) string {
 			t.Fatalf("tail's output ended; stderr:\n%s", rt.stderr.String())
 		}
 		return line
-	case <-time.After(timeout):
-		t.Fatalf("no line from tail within %s; stderr:\n%s", timeout, rt.stderr.String())
+	case <-time.After(waitfor.Deadline):
+		t.Fatalf("no line from tail within %s; stderr:\n%s", waitfor.Deadline, rt.stderr.String())
 	}
 	return ""
 }
@@ -85,7 +86,7 @@ func (rt *runningTail) next(t *testing.T, timeout time.Duration) string {
 // nextEvent reads a --json line and decodes it.
 func (rt *runningTail) nextEvent(t *testing.T) map[string]any {
 	t.Helper()
-	line := rt.next(t, 30*time.Second)
+	line := rt.next(t)
 	var m map[string]any
 	if err := json.Unmarshal([]byte(line), &m); err != nil {
 		t.Fatalf("tail printed a line that is not JSON %q: %v", line, err)
@@ -98,8 +99,7 @@ func (rt *runningTail) nextEvent(t *testing.T) map[string]any {
 func waitSubscribed(t *testing.T, s *testServer, channel string) {
 	t.Helper()
 	c := login(t, s, tailEmail, testPassword)
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
+	waitfor.Until(t, "tail to subscribe to "+channel, func() bool {
 		var st struct {
 			Data struct {
 				ConnectedClients int            `json:"connectedClients"`
@@ -115,12 +115,8 @@ func waitSubscribed(t *testing.T, s *testServer, channel string) {
 		if err != nil {
 			t.Fatalf("stats: %v", err)
 		}
-		if st.Data.ConnectedClients >= 1 && st.Data.Subscriptions[channel] >= 1 {
-			return
-		}
-		time.Sleep(20 * time.Millisecond) // polling interval, not synchronisation
-	}
-	t.Fatalf("tail did not subscribe to %s within 20s", channel)
+		return st.Data.ConnectedClients >= 1 && st.Data.Subscriptions[channel] >= 1
+	})
 }
 
 func expectOrderUpdate(t *testing.T, m map[string]any, field, want string) string {
@@ -199,13 +195,14 @@ func TestTailLogsInAgainAfterSessionEnds(t *testing.T) {
 	waitSubscribed(t, s, "order_changes")
 	app := appConn(t, db, "ops")
 
-	// Deleting the sessions closes tail's socket with 1008, as expiry would.
+	// Deleting the sessions closes tail's socket with 1008, as expiry would;
+	// tail says it logs in again, and the next change reaches it.
 	exec(t, app, `DELETE FROM shopstream.sessions`)
+	waitfor.Until(t, "tail to say on stderr that it logs in again", func() bool {
+		return strings.Contains(rt.stderr.String(), "logging in again")
+	})
 	exec(t, app, `UPDATE orders SET status = 'processing' WHERE id = 7001`)
 	expectOrderUpdate(t, rt.nextEvent(t), "status", "processing")
-	if !strings.Contains(rt.stderr.String(), "logging in again") {
-		t.Errorf("stderr should say it logs in again:\n%s", rt.stderr.String())
-	}
 
 	// A disabled user cannot log in again: tail ends with an error.
 	runCLI(t, db, "", "admin", "disable", "--email", tailEmail)
@@ -216,7 +213,7 @@ func TestTailLogsInAgainAfterSessionEnds(t *testing.T) {
 		}
 		rt.cancel()
 		rt.cancel = nil
-	case <-time.After(20 * time.Second):
+	case <-time.After(waitfor.Deadline):
 		t.Fatalf("tail kept running for a disabled user; stderr:\n%s", rt.stderr.String())
 	}
 }

@@ -185,6 +185,11 @@ func (h *Hub) Position() int64 {
 
 // Publish offers each record, in order, to every matching subscription. Each
 // frame is encoded once, outside the lock.
+//
+// The counters move before any socket can see the events: the published count
+// (read without the lock, by /metrics) before the first frame is queued, the
+// delivered count (read by Stats under the lock) before the lock is let go.
+// Nobody observes an event before it is counted.
 func (h *Hub) Publish(recs []Record) {
 	evs := make([]Event, len(recs))
 	for i := range recs {
@@ -192,6 +197,7 @@ func (h *Hub) Publish(recs []Record) {
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.published.Add(int64(len(evs)))
 	delivered := 0
 	for i := range evs {
 		ev := &evs[i]
@@ -211,6 +217,7 @@ func (h *Hub) Publish(recs []Record) {
 		}
 		h.position, h.lastAt = ev.Position, ev.At
 	}
+	h.delivered.Add(int64(delivered))
 	if len(evs) > 0 {
 		h.movedLocked()
 	}
@@ -219,8 +226,6 @@ func (h *Hub) Publish(recs []Record) {
 	}
 	clear(h.touched)
 	h.touched = h.touched[:0]
-	h.published.Add(int64(len(evs)))
-	h.delivered.Add(int64(delivered))
 }
 
 // Published counts the events the hub has fanned out.

@@ -46,9 +46,9 @@ func New(src Sources, log *slog.Logger) *Metrics {
 	m := &Metrics{
 		reg: reg,
 		framesSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "shopstream_frames_sent_total",
-			Help: "WebSocket frames written to clients (a batched frame counts once)."}),
+			Help: "WebSocket frames handed to client sockets to write (a batched frame counts once; counted before the write, so a client never sees an uncounted frame)."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "shopstream_delivery_latency_seconds",
-			Help:    "Time from a change (its trigger's clock) to its frame being written to a socket.",
+			Help:    "Time from a change (its trigger's clock) to its frame being handed to a socket to write.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
 		socketsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopstream_sockets_closed_total",
 			Help: "Sockets closed, by reason: auth, slow, rate, limit, shutdown, client, error."}, []string{"reason"}),

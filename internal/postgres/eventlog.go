@@ -327,9 +327,6 @@ func (l *ListenConn) Wait(ctx context.Context, timeout time.Duration) (n events.
 	return n, true, nil
 }
 
-// Ping checks the connection.
-func (l *ListenConn) Ping(ctx context.Context) error { return l.conn.Ping(ctx) }
-
 // LastPosition returns the newest log position.
 func (l *ListenConn) LastPosition(ctx context.Context) (int64, error) {
 	var last int64

@@ -5,13 +5,13 @@ import (
 	"log/slog"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopstream/shopstream/internal/events"
 	"github.com/shopstream/shopstream/internal/pgtest"
 	"github.com/shopstream/shopstream/internal/postgres"
+	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
@@ -208,7 +208,7 @@ func (s headSink) SetPosition(p int64)   { s.pos <- p }
 // after it: a client that saw a position of a lost batch resumes with it, and
 // a "since" beyond the instance's position is refused as ahead of the log.
 func TestListenerFollowsAPositionJump(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
 	db, writer := openWithWriter(t)
 	build := recordEach

@@ -37,6 +37,7 @@ type client struct {
 	closeCode   websocket.StatusCode
 	closeReason string
 	closeLabel  string // metrics reason: auth, slow, rate, shutdown
+	counted     bool   // the close was counted in the metrics
 	unwoken     bool   // frames were queued by SendEvent since the last Wake
 	running     bool   // a drain goroutine is writing
 	finished    bool   // the socket ended: no new drain starts
@@ -183,6 +184,18 @@ func labelFor(code int, reason string) string {
 	return "error"
 }
 
+// countClose counts the socket's close under label, once: before the server
+// sends its close frame, or when the socket ends otherwise.
+func (c *client) countClose(label string) {
+	c.mu.Lock()
+	first := !c.counted
+	c.counted = true
+	c.mu.Unlock()
+	if first {
+		c.w.h.obs.SocketClosed(label)
+	}
+}
+
 // label says why the server closed the socket, or "" when it did not.
 func (c *client) label() string {
 	c.mu.Lock()
@@ -246,6 +259,7 @@ func (c *client) drain() {
 			return
 		}
 		if closing {
+			c.countClose(c.label())
 			_ = c.conn.Close(code, reason)
 			c.cancel()
 			return
@@ -349,14 +363,14 @@ func (w *writer) release() {
 	w.buf = nil
 }
 
-// frame writes one frame; ctx carries the write deadline.
+// frame writes one frame; ctx carries the write deadline. The frame is counted
+// (and its latency observed) before it is written, so that a client that has
+// read it never scrapes a counter without it; a write that fails ends the
+// socket.
 func (w *writer) frame(ctx context.Context, b []byte) error {
-	err := w.c.conn.Write(ctx, websocket.MessageText, b)
-	if err == nil {
-		w.h.obs.FrameSent(time.Now(), w.ats)
-	}
+	w.h.obs.FrameSent(time.Now(), w.ats)
 	w.ats = w.ats[:0]
-	return err
+	return w.c.conn.Write(ctx, websocket.MessageText, b)
 }
 
 // replay is a resume request: the events of entity after since up to upto that

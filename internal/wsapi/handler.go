@@ -301,7 +301,7 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 			label = "client"
 		}
 	}
-	h.obs.SocketClosed(label)
+	c.countClose(label)
 	h.log.Info("socket closed", "user_id", user.ID, "reason", label, "close_code", code,
 		"duration", time.Since(start).Round(time.Millisecond).String())
 }

@@ -20,6 +20,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
 // recordingListener hands out connections that record the length of each
@@ -106,7 +108,7 @@ func echoServer(t *testing.T, record bool) (*httptest.Server, *recordingListener
 
 func dial(t *testing.T, srv *httptest.Server) *websocket.Conn {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
 	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
 	if err != nil {
@@ -137,7 +139,7 @@ func TestSmallBuffersReadWholeMessages(t *testing.T) {
 func testReadWholeMessages(t *testing.T, record bool) {
 	srv, _ := echoServer(t, record)
 	c := dial(t, srv)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
 	sizes := []int{0, 1, 125, 126, socketReadBuffer - 1, socketReadBuffer, socketReadBuffer + 1, 4096, 65535, 65536, 300 << 10}
 	for _, n := range sizes {
@@ -163,7 +165,7 @@ func testReadWholeMessages(t *testing.T, record bool) {
 func TestSmallBuffersOneWritePerFrame(t *testing.T) {
 	srv, rl := echoServer(t, true)
 	c := dial(t, srv)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
 	sizes := []int{0, 2, 125, 126, 300, 4000, 4096, 8192, 65535, 65536, 100 << 10, maxBatchFrame}
 	var want []int
@@ -218,7 +220,7 @@ func TestSmallBuffersKeepBytesReadBeforeHijack(t *testing.T) {
 			}
 			nc, br := rawHandshake(t, srv, frames)
 			defer nc.Close()
-			_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+			_ = nc.SetDeadline(time.Now().Add(waitfor.Deadline))
 			for _, n := range sizes {
 				b, err := readServerFrame(br)
 				if err != nil {
@@ -247,7 +249,7 @@ func rawHandshake(tb testing.TB, srv *httptest.Server, after []byte) (net.Conn, 
 		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %s\r\n\r\n",
 		srv.Listener.Addr(), base64.StdEncoding.EncodeToString(key))
 	req.Write(after)
-	_ = nc.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = nc.SetDeadline(time.Now().Add(waitfor.Deadline))
 	if _, err := nc.Write(req.Bytes()); err != nil { // one write: the request and what follows
 		tb.Fatal(err)
 	}

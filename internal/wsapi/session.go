@@ -124,7 +124,6 @@ func (s *session) subscribe(ctx context.Context, req request) *protocolError {
 			return &protocolError{Code: CodeSubscriptionLimit, Message: "too many subscriptions on this connection"}
 		}
 		s.subs[ch] = true
-		ch := ch
 		s.h.hub.Subscribe(s.c, ch, sub, func(position int64) bool {
 			if !s.c.Send(msgSubscribed(ch, position)) {
 				return false
