@@ -120,11 +120,11 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 		return fmt.Errorf("%w (has `shopstream migrate` run?)", err)
 	}
 	s.sequencer = events.NewSequencer(func(ctx context.Context) (events.SequencerConn, error) {
-		return db.ConnectSequencer(ctx)
+		return db.ConnectSequencer(ctx, cfg.Tables)
 	}, events.SequencerConfig{Columns: columns(cfg), Retention: cfg.Retention, PruneEvery: cfg.PruneEvery}, log.With("component", "sequencer"))
 	s.sequencer.OnCommit(s.listener.Offer)
 	s.store = pgxstore.NewWithCleanupInterval(db.Pool, 30*time.Second)
-	authSvc := auth.NewService(db, s.store, auth.SessionConfig{
+	authSvc := auth.NewService(db, auth.NewHashedStore(s.store), auth.SessionConfig{
 		CookieName: cfg.CookieName, Secure: cfg.CookieSecure,
 		IdleTimeout: cfg.SessionIdleTimeout, Lifetime: cfg.SessionLifetime,
 	}, log)

@@ -18,6 +18,9 @@ type Change struct {
 	New    []byte // JSON object or nil
 	Actor  string
 	At     time.Time
+	// Refused, when set, says why the change is not accepted (it did not come
+	// from its entity's table): Build fails with it and the sequencer skips it.
+	Refused error
 }
 
 // Record is one row of the event log: a change with its position, secret columns
@@ -152,6 +155,9 @@ func writeObject(buf *bytes.Buffer, fields []field, secret map[string]bool, extr
 // emits no event: an update where nothing but ignored or secret columns changed.
 func Build(c Change, cols Columns) (rec Record, ok bool, err error) {
 	rec = Record{Entity: c.Entity, Action: c.Action, Actor: c.Actor, At: c.At}
+	if c.Refused != nil {
+		return rec, false, c.Refused
+	}
 	var buf bytes.Buffer
 	switch c.Action {
 	case "truncated":

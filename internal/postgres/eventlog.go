@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/shopstream/shopstream/internal/config"
 	"github.com/shopstream/shopstream/internal/events"
 )
 
@@ -34,14 +35,16 @@ type SequencerConn struct {
 	conn     *pgx.Conn
 	holding  bool  // the doorbell lock, at session level
 	reserved int64 // log_state.reserved_through, as of the current batch
+	tables   *tableCheck
 }
 
 // reserveAhead is how many positions one durable reservation covers: after a
 // crash of PostgreSQL or of the sequencer, positions jump by at most this much.
 const reserveAhead = 100_000
 
-// ConnectSequencer opens the sequencer's dedicated connection.
-func (db *DB) ConnectSequencer(ctx context.Context) (*SequencerConn, error) {
+// ConnectSequencer opens the sequencer's dedicated connection. tables are the
+// configured tables (TABLES): a change is accepted only from its entity's.
+func (db *DB) ConnectSequencer(ctx context.Context, tables []config.Table) (*SequencerConn, error) {
 	conn, err := db.connectDedicated(ctx)
 	if err != nil {
 		return nil, err
@@ -50,7 +53,7 @@ func (db *DB) ConnectSequencer(ctx context.Context) (*SequencerConn, error) {
 		_ = conn.Close(ctx)
 		return nil, fmt.Errorf("listening for the inbox: %w", err)
 	}
-	return &SequencerConn{conn: conn}, nil
+	return &SequencerConn{conn: conn, tables: newTableCheck(tables)}, nil
 }
 
 // TryLead tries to become the sequencer. The lock is held until the connection
@@ -176,7 +179,7 @@ func (s *SequencerConn) takeInbox(ctx context.Context, limit int) ([]events.Chan
 	b.Queue("SET LOCAL synchronous_commit = off") // see migrations/003_position_reservation.sql
 	b.Queue("SELECT last_position, reserved_through FROM shopstream.log_state FOR UPDATE")
 	b.Queue(`DELETE FROM shopstream.inbox WHERE id IN (SELECT id FROM shopstream.inbox ORDER BY id LIMIT $1)
-		RETURNING id, entity, action, old_row, new_row, coalesce(actor, ''), created_at`, limit)
+		RETURNING id, entity, action, old_row, new_row, coalesce(actor, ''), created_at, relid`, limit)
 	br := s.conn.SendBatch(ctx, b)
 	defer br.Close()
 	var last int64
@@ -197,16 +200,25 @@ func (s *SequencerConn) takeInbox(ctx context.Context, limit int) ([]events.Chan
 	if err != nil {
 		return nil, 0, fmt.Errorf("taking inbox rows: %w", err)
 	}
+	var relids []*uint32
 	changes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (events.Change, error) {
 		var c events.Change
-		err := r.Scan(&c.ID, &c.Entity, &c.Action, &c.Old, &c.New, &c.Actor, &c.At)
+		var relid *uint32
+		err := r.Scan(&c.ID, &c.Entity, &c.Action, &c.Old, &c.New, &c.Actor, &c.At, &relid)
+		relids = append(relids, relid)
 		return c, err
 	})
 	if err != nil {
 		return nil, 0, fmt.Errorf("taking inbox rows: %w", err)
 	}
+	if err := br.Close(); err != nil {
+		return nil, 0, fmt.Errorf("taking inbox rows: %w", err)
+	}
+	if err := s.tables.check(ctx, s.conn, changes, relids); err != nil {
+		return nil, 0, err
+	}
 	slices.SortFunc(changes, func(a, b events.Change) int { return cmp.Compare(a.ID, b.ID) })
-	return changes, last, br.Close()
+	return changes, last, nil
 }
 
 // writeLog appends the records after position last, advances the log state

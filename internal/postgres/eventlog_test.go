@@ -2,12 +2,15 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/shopstream/shopstream/internal/config"
 	"github.com/shopstream/shopstream/internal/events"
 	"github.com/shopstream/shopstream/internal/pgtest"
 	"github.com/shopstream/shopstream/internal/postgres"
@@ -62,7 +65,7 @@ func canRing(t *testing.T, conn *pgx.Conn) bool {
 func TestSequencerSilencesTheDoorbellWhileItWorks(t *testing.T) {
 	ctx := context.Background()
 	db, writer := openWithWriter(t)
-	seq, err := db.ConnectSequencer(ctx)
+	seq, err := db.ConnectSequencer(ctx, testTables(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +145,7 @@ func TestPositionsAreNeverHandedOutTwice(t *testing.T) {
 	// term runs one sequencer: it writes one row and orders it.
 	term := func(end bool) int64 {
 		t.Helper()
-		seq, err := db.ConnectSequencer(ctx)
+		seq, err := db.ConnectSequencer(ctx, testTables(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +215,7 @@ func TestListenerFollowsAPositionJump(t *testing.T) {
 	defer cancel()
 	db, writer := openWithWriter(t)
 	build := recordEach
-	seq, err := db.ConnectSequencer(ctx)
+	seq, err := db.ConnectSequencer(ctx, testTables(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +239,7 @@ func TestListenerFollowsAPositionJump(t *testing.T) {
 	if got := <-sink.pos; got != 1 {
 		t.Fatalf("listener started at %d, want 1", got)
 	}
-	seq2, err := db.ConnectSequencer(ctx)
+	seq2, err := db.ConnectSequencer(ctx, testTables(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,5 +259,62 @@ func TestListenerFollowsAPositionJump(t *testing.T) {
 		}
 	case <-ctx.Done():
 		t.Fatal("the listener did not follow the jump")
+	}
+}
+
+// testTables is the default configuration's TABLES.
+func testTables(t *testing.T) []config.Table {
+	t.Helper()
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg.Tables
+}
+
+// The sequencer accepts an inbox row only for the entity of the table that
+// wrote it: a row claiming another entity (a trigger attached by someone else
+// with another entity's name, or a row forged into the inbox) is refused, and
+// rows from the partitions of a configured partitioned table count as its own.
+func TestSequencerRefusesRowsFromAnotherEntitysTable(t *testing.T) {
+	ctx := context.Background()
+	db, writer := openWithWriter(t)
+	for _, sql := range []string{
+		`CREATE TABLE sales (id bigint, region text, PRIMARY KEY (id, region)) PARTITION BY LIST (region)`,
+		`CREATE TABLE sales_eu PARTITION OF sales FOR VALUES IN ('eu')`,
+		`CREATE TABLE sales_us PARTITION OF sales FOR VALUES IN ('us')`,
+		`CREATE TRIGGER shopstream_capture_iud AFTER INSERT OR DELETE ON sales FOR EACH ROW EXECUTE FUNCTION shopstream.capture('order')`,
+		// A table of nobody's entity whose trigger says "customer".
+		`CREATE TABLE imposter (id bigint PRIMARY KEY)`,
+		`CREATE TRIGGER t AFTER INSERT ON imposter FOR EACH ROW EXECUTE FUNCTION shopstream.capture('customer')`,
+		`INSERT INTO sales VALUES (1, 'eu'), (2, 'us')`,
+		`INSERT INTO imposter VALUES (1)`,
+		`INSERT INTO customers (email, name) VALUES ('real@example.com', 'Real')`,
+		// A row written straight into the inbox, claiming the customers table is an order's.
+		`INSERT INTO shopstream.inbox (entity, action, new_row, relid) VALUES ('order', 'created', '{}', 'public.customers'::regclass)`,
+	} {
+		if _, err := writer.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	tables := []config.Table{{Entity: "order", Name: "public.sales"}, {Entity: "customer", Name: "public.customers"}}
+	seq, err := db.ConnectSequencer(ctx, tables)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seq.Close(ctx)
+	var got []string
+	build := func(cs []events.Change) ([]events.Record, error) {
+		for _, c := range cs {
+			got = append(got, fmt.Sprintf("%s refused=%v", c.Entity, c.Refused != nil))
+		}
+		return nil, nil
+	}
+	if n, _, err := seq.Sequence(ctx, 100, false, build); err != nil || n != 5 {
+		t.Fatalf("sequence: %d rows, %v", n, err)
+	}
+	want := []string{"order refused=false", "order refused=false", "customer refused=true", "customer refused=false", "order refused=true"}
+	if strings.Join(got, "; ") != strings.Join(want, "; ") {
+		t.Fatalf("got %q\nwant %q", got, want)
 	}
 }
