@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/shopstream/shopstream/internal/pgcluster"
+	"github.com/shopstream/shopstream/internal/waitfor"
+)
+
+// A writer using two-phase commit never fails because of shopstream: on a
+// server where transactions can be prepared (max_prepared_transactions > 0)
+// the trigger does not ring the doorbell (a NOTIFY makes PREPARE fail), and
+// the change arrives through the sequencer's poll after COMMIT PREPARED.
+func TestTwoPhaseCommitWriters(t *testing.T) {
+	t.Parallel()
+	ctx := waitfor.Context(t)
+	_, url := ownCluster(ctx, t, pgcluster.Options{FastUnsafe: true, ExtraConf: []string{"max_prepared_transactions=5"}})
+	s, _, ws := setupOn(t, url, nil)
+	ws.subscribe("order_changes")
+	app := appConn(t, url, "xa-writer")
+	id := newOrder(t, app, ws, "ORD-2PC")
+	for v := 1; v <= 3; v++ {
+		gid := fmt.Sprintf("shop-%d", v)
+		exec(t, app, `BEGIN`)
+		exec(t, app, `UPDATE orders SET version = $2 WHERE id = $1`, id, v)
+		if _, err := app.Exec(ctx, `PREPARE TRANSACTION '`+gid+`'`); err != nil {
+			t.Fatalf("PREPARE TRANSACTION of change %d: %v\n%s", v, err, s.Log.String())
+		}
+		exec(t, app, `COMMIT PREPARED '`+gid+`'`)
+		committed := time.Now()
+		m := ws.read()
+		changed, _ := m["data"].(map[string]any)["changed_fields"].(map[string]any)
+		if m["event"] != "order:updated" || changed["version"] != float64(v) {
+			t.Fatalf("after COMMIT PREPARED %s: want version %d, got %v", gid, v, m)
+		}
+		t.Logf("change %d arrived %v after COMMIT PREPARED", v, time.Since(committed).Round(time.Millisecond))
+	}
+	// A prepared transaction that is rolled back emits nothing: the next event
+	// is the marker.
+	exec(t, app, `BEGIN`)
+	exec(t, app, `UPDATE orders SET version = 99 WHERE id = $1`, id)
+	exec(t, app, `PREPARE TRANSACTION 'shop-rollback'`)
+	exec(t, app, `ROLLBACK PREPARED 'shop-rollback'`)
+	expectQuiet(t, ws, url)
+}
+
+// The event's data does not depend on the writer's session settings: a writer
+// in Berlin with every output setting changed produces the same row JSON as
+// one with the defaults. Timestamps are UTC, floats round-trip, intervals are
+// ISO 8601, bytea is hex.
+func TestDataIndependentOfWriterSettings(t *testing.T) {
+	t.Parallel()
+	tables := "order=public.orders,product=public.products,customer=public.customers,shipment=public.probe,transaction=public.transactions"
+	s, _, ws := setup(t, map[string]string{"TABLES": tables})
+	admin := appConn(t, s.DBURL, "dba")
+	exec(t, admin, `CREATE TABLE public.probe (id int PRIMARY KEY, at timestamptz, day date, local timestamp, f8 float8, f4 float4,
+		span interval, raw bytea, amount numeric, t time, tz timetz, arr timestamptz[])`)
+	exec(t, admin, `CREATE TRIGGER shopstream_capture_iud AFTER INSERT OR DELETE ON public.probe FOR EACH ROW EXECUTE FUNCTION shopstream.capture('shipment')`)
+	ws.subscribe("shipment_changes")
+	const values = `'2026-01-25 10:30:00.123456+00', '2026-01-25', '2026-01-25 10:30:00', 0.30000000000000004, 0.1, '1 day 02:03:04.5',
+		'\xdeadbeef'::bytea, 12345678901234567.89, '10:30:00', '10:30:00+02', ARRAY['2026-01-25 10:30:00+00'::timestamptz]`
+	insert := func(settings string, id int) map[string]any {
+		t.Helper()
+		var data map[string]any
+		withAppConn(t, s.DBURL, "probe-writer", func(conn *pgx.Conn) {
+			if settings != "" {
+				exec(t, conn, settings)
+			}
+			exec(t, conn, fmt.Sprintf(`INSERT INTO public.probe VALUES (%d, %s)`, id, values))
+			raw := ws.readRaw()
+			dec := json.NewDecoder(bytes.NewReader(raw))
+			dec.UseNumber() // numbers as they were sent, not rounded to float64
+			var m map[string]any
+			if err := dec.Decode(&m); err != nil || m["event"] != "shipment:created" {
+				t.Fatalf("want shipment:created, got %s (%v)", raw, err)
+			}
+			data, _ = m["data"].(map[string]any)
+		})
+		delete(data, "id")
+		return data
+	}
+	plain := insert("", 1)
+	odd := insert(`SET TimeZone = 'Europe/Berlin'; SET DateStyle = 'SQL, DMY'; SET IntervalStyle = 'postgres_verbose';
+		SET extra_float_digits = 0; SET bytea_output = 'escape'`, 2)
+	a, _ := json.Marshal(plain)
+	b, _ := json.Marshal(odd)
+	if string(a) != string(b) {
+		t.Fatalf("data depends on the writer's settings:\ndefaults: %s\nBerlin:   %s", a, b)
+	}
+	want := map[string]any{
+		"at": "2026-01-25T10:30:00.123456+00:00", "day": "2026-01-25", "local": "2026-01-25T10:30:00",
+		"f8": json.Number("0.30000000000000004"), "f4": json.Number("0.1"), "amount": json.Number("12345678901234567.89"), "span": "P1DT2H3M4.5S", "raw": `\xdeadbeef`,
+		"t": "10:30:00", "tz": "10:30:00+02", "arr": []any{"2026-01-25T10:30:00+00:00"},
+	}
+	for k, v := range want {
+		g, _ := json.Marshal(plain[k])
+		w, _ := json.Marshal(v)
+		if string(g) != string(w) {
+			t.Errorf("%s rendered %s, want %s", k, g, w)
+		}
+	}
+}
