@@ -93,15 +93,24 @@ func ParseFilter(raw map[string]json.RawMessage) (Filter, error) {
 }
 
 // canonical renders a JSON scalar so that equal values compare equal as bytes:
-// numbers through float64 (45, 45.0 and 4.5e1 are one number), strings re-encoded.
+// numbers exactly (45, 45.0 and 4.5e1 are one number, 36028797018963969 and
+// ...968 are two: see canonicalNumber), strings re-encoded.
 func canonical(raw []byte) ([]byte, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && (raw[0] == '-' || isDigit(raw[0])) {
+		n, err := canonicalNumber(raw)
+		if err != nil {
+			return nil, fmt.Errorf("invalid value")
+		}
+		return n, nil // starts with - or a digit: never equal to a string's, a boolean's or null's
+	}
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("invalid value")
 	}
 	switch v.(type) {
-	case string, float64, bool, nil:
+	case string, bool, nil:
 		return json.Marshal(v)
 	}
 	return nil, fmt.Errorf("values must be strings, numbers, booleans or null")

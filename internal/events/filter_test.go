@@ -34,14 +34,16 @@ func TestParseFilter(t *testing.T) {
 		{in: `{}`},
 		{in: `null`},
 		{in: `{"status":"pending"}`, want: map[string][]string{"status": {`"pending"`}}},
-		{in: `{"customer_id":45}`, want: map[string][]string{"customer_id": {`45`}}},
-		{in: `{"customer_id":45.0}`, want: map[string][]string{"customer_id": {`45`}}},
-		{in: `{"customer_id":4.5e1}`, want: map[string][]string{"customer_id": {`45`}}},
-		{in: `{"total":22.50}`, want: map[string][]string{"total": {`22.5`}}},
+		{in: `{"customer_id":45}`, want: map[string][]string{"customer_id": {`45e0`}}},
+		{in: `{"customer_id":45.0}`, want: map[string][]string{"customer_id": {`45e0`}}},
+		{in: `{"customer_id":4.5e1}`, want: map[string][]string{"customer_id": {`45e0`}}},
+		{in: `{"total":22.50}`, want: map[string][]string{"total": {`225e-1`}}},
+		{in: `{"id":36028797018963969}`, want: map[string][]string{"id": {`36028797018963969e0`}}},
+		{in: `{"total":1e400}`, want: map[string][]string{"total": {`1e400`}}},
 		{in: `{"gift":true,"notes":null}`, want: map[string][]string{"gift": {`true`}, "notes": {`null`}}},
 		{in: `{"name":"\u0041<b>"}`, want: map[string][]string{"name": {`"A\u003cb\u003e"`}}},
 		{in: `{"status":["pending","paid"]}`, want: map[string][]string{"status": {`"pending"`, `"paid"`}}},
-		{in: `{"status": [ "pending" , 1 , false , null ] }`, want: map[string][]string{"status": {`"pending"`, `1`, `false`, `null`}}},
+		{in: `{"status": [ "pending" , 1 , false , null ] }`, want: map[string][]string{"status": {`"pending"`, `1e0`, `false`, `null`}}},
 		{in: `{"status":"pending","region":["eu","us"]}`, want: map[string][]string{"status": {`"pending"`}, "region": {`"eu"`, `"us"`}}},
 		{in: `{"status":[]}`, wantErr: true},
 		{in: `{"status":{"eq":"pending"}}`, wantErr: true},
@@ -49,7 +51,6 @@ func TestParseFilter(t *testing.T) {
 		{in: `{"status":[["pending"]]}`, wantErr: true},
 		{in: `{"status":["pending",["paid"]]}`, wantErr: true},
 		{in: `{"status":[{"a":1}]}`, wantErr: true},
-		{in: `{"total":1e400}`, wantErr: true},
 		{in: `{"ok":"fine","bad":[]}`, wantErr: true},
 	}
 	for _, tt := range tests {
@@ -94,6 +95,13 @@ func TestParseFilterRawValues(t *testing.T) {
 		{"a": json.RawMessage("[")},
 		{"a": json.RawMessage("[1,")},
 		{"a": json.RawMessage(`"unterminated`)},
+		{"a": json.RawMessage(`01`)},
+		{"a": json.RawMessage(`1.`)},
+		{"a": json.RawMessage(`-`)},
+		{"a": json.RawMessage(`1e`)},
+		{"a": json.RawMessage(`1e+`)},
+		{"a": json.RawMessage(`.5`)},
+		{"a": json.RawMessage(`1x`)},
 	} {
 		if f, err := ParseFilter(raw); err == nil {
 			t.Errorf("ParseFilter(%q) = %q, want error", raw, f)
