@@ -36,7 +36,16 @@ $$;
 -- The table whose trigger wrote the row: the sequencer accepts a row only for
 -- the entity configured for that table (or for the root of its partitions).
 -- Rows from before this migration have none and are accepted as they are.
-ALTER TABLE shopstream.inbox ADD COLUMN relid oid;
+-- And the writer's transaction: an UPDATE that moves a row to another
+-- partition reaches the triggers as a DELETE and an INSERT, which the
+-- sequencer pairs into one update; a TRUNCATE of a partitioned table fires on
+-- the parent and on every partition, which it counts once.
+ALTER TABLE shopstream.inbox ADD COLUMN relid oid, ADD COLUMN txid xid8;
+
+-- An update of a row that has a column named changed_fields keeps that
+-- column in data (data is the row) and shopstream's changed fields here; the
+-- event then carries them at its top level.
+ALTER TABLE shopstream.events ADD COLUMN changed_fields json;
 
 -- The row as JSON, the same whatever the writer's session settings: the SET
 -- clauses pin every setting row_to_json's output depends on for the call.
@@ -66,17 +75,17 @@ DECLARE
     bell text := coalesce(nullif(current_setting('shopstream.doorbell', true), ''), 'auto');
 BEGIN
     IF TG_OP = 'UPDATE' THEN
-        INSERT INTO shopstream.inbox (entity, action, old_row, new_row, actor, relid)
-        VALUES (TG_ARGV[0], 'updated', shopstream.row_json(OLD), shopstream.row_json(NEW), who, TG_RELID);
+        INSERT INTO shopstream.inbox (entity, action, old_row, new_row, actor, relid, txid)
+        VALUES (TG_ARGV[0], 'updated', shopstream.row_json(OLD), shopstream.row_json(NEW), who, TG_RELID, pg_current_xact_id());
     ELSIF TG_OP = 'INSERT' THEN
-        INSERT INTO shopstream.inbox (entity, action, new_row, actor, relid)
-        VALUES (TG_ARGV[0], 'created', shopstream.row_json(NEW), who, TG_RELID);
+        INSERT INTO shopstream.inbox (entity, action, new_row, actor, relid, txid)
+        VALUES (TG_ARGV[0], 'created', shopstream.row_json(NEW), who, TG_RELID, pg_current_xact_id());
     ELSIF TG_OP = 'DELETE' THEN
-        INSERT INTO shopstream.inbox (entity, action, old_row, actor, relid)
-        VALUES (TG_ARGV[0], 'deleted', shopstream.row_json(OLD), who, TG_RELID);
+        INSERT INTO shopstream.inbox (entity, action, old_row, actor, relid, txid)
+        VALUES (TG_ARGV[0], 'deleted', shopstream.row_json(OLD), who, TG_RELID, pg_current_xact_id());
     ELSE
-        INSERT INTO shopstream.inbox (entity, action, actor, relid)
-        VALUES (TG_ARGV[0], 'truncated', who, TG_RELID);
+        INSERT INTO shopstream.inbox (entity, action, actor, relid, txid)
+        VALUES (TG_ARGV[0], 'truncated', who, TG_RELID, pg_current_xact_id());
     END IF;
     IF (bell = 'on' OR (bell = 'auto' AND current_setting('max_prepared_transactions') = '0'))
        AND pg_try_advisory_xact_lock(7316042871525063) THEN

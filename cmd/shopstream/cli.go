@@ -39,7 +39,7 @@ func configAndDB(ctx context.Context, e env) (config.Config, *postgres.DB, error
 
 func migrate(ctx context.Context, e env, db *postgres.DB, cfg config.Config, demo bool) error {
 	rep, err := db.Migrate(ctx, cfg.Tables, demo)
-	if err != nil {
+	if err != nil && !errors.Is(err, postgres.ErrTablesRefused) {
 		return err
 	}
 	if rep.From == rep.To {
@@ -48,9 +48,13 @@ func migrate(ctx context.Context, e env, db *postgres.DB, cfg config.Config, dem
 		fmt.Fprintf(e.stdout, "schema: migrated from version %d to %d\n", rep.From, rep.To)
 	}
 	for _, a := range rep.Tables {
+		if a.Err != nil {
+			fmt.Fprintf(e.stdout, "table %s (%s): %s: %v\n", a.Table, a.Entity, a.Status, a.Err)
+			continue
+		}
 		fmt.Fprintf(e.stdout, "table %s (%s): %s\n", a.Table, a.Entity, a.Status)
 	}
-	return nil
+	return err
 }
 
 func cmdAdmin(ctx context.Context, e env, args []string) error {

@@ -588,6 +588,7 @@ type eventMessage struct {
 	Event     string          `json:"event"`
 	Data      json.RawMessage `json:"data"`
 	Previous  json.RawMessage `json:"previous"`
+	Changed   json.RawMessage `json:"changed_fields"` // only when the row has a column of that name
 	Actor     string          `json:"actor"`
 	Timestamp string          `json:"timestamp"`
 }
@@ -629,7 +630,7 @@ func eventDetail(action string, ev eventMessage) ([]string, error) {
 		out = append(out, "id="+renderValue(id))
 	}
 	if action == "updated" {
-		changes, err := describeChanges(data, ev.Previous)
+		changes, err := describeChanges(data, ev.Changed, ev.Previous)
 		if err != nil {
 			return nil, err
 		}
@@ -646,9 +647,14 @@ func eventDetail(action string, ev eventMessage) ([]string, error) {
 	return out, nil
 }
 
-// describeChanges renders changed_fields as "field: old → new, ...".
-func describeChanges(data []jsonField, previous json.RawMessage) (string, error) {
-	raw, _ := lookupField(data, "changed_fields")
+// describeChanges renders changed_fields as "field: old → new, ...": the
+// event's own, when it has them at its top level (the row has a column of
+// that name), else those in data.
+func describeChanges(data []jsonField, top, previous json.RawMessage) (string, error) {
+	raw := top
+	if raw == nil {
+		raw, _ = lookupField(data, "changed_fields")
+	}
 	changed, err := objectFields(raw)
 	if err != nil {
 		return "", fmt.Errorf("changed_fields: %w", err)

@@ -29,8 +29,13 @@ type Record struct {
 	Position int64
 	Entity   string
 	Action   string
-	Data     []byte // JSON object; for updates it holds "changed_fields"
+	Data     []byte // JSON object; for updates it holds "changed_fields" (but see Changed)
 	Previous []byte // JSON object of the old values of changed fields; updates only
+	// Changed holds the changed fields of an update whose row has a column
+	// named changed_fields itself: Data keeps the row's value under that key
+	// (data is the row), and the frame carries shopstream's at its top level.
+	// Nil otherwise: they are in Data.
+	Changed []byte
 	Actor    string
 	At       time.Time
 }
@@ -214,18 +219,35 @@ func buildUpdate(c Change, cols Columns, rec Record) (Record, bool, error) {
 		return rec, false, nil
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, len(c.New)+64))
-	writeObject(buf, newFields, cols.Secret, func(b *bytes.Buffer, empty bool) {
-		if !empty {
-			b.WriteByte(',')
-		}
-		b.WriteString(`"changed_fields":`)
-		writeObject(b, changed, nil, nil)
-	})
+	if hasKey(newFields, "changed_fields") {
+		writeObject(buf, newFields, cols.Secret, nil)
+		var cbuf bytes.Buffer
+		writeObject(&cbuf, changed, nil, nil)
+		rec.Changed = cbuf.Bytes()
+	} else {
+		writeObject(buf, newFields, cols.Secret, func(b *bytes.Buffer, empty bool) {
+			if !empty {
+				b.WriteByte(',')
+			}
+			b.WriteString(`"changed_fields":`)
+			writeObject(b, changed, nil, nil)
+		})
+	}
 	rec.Data = buf.Bytes()
 	var pbuf bytes.Buffer
 	writeObject(&pbuf, previous, nil, nil)
 	rec.Previous = pbuf.Bytes()
 	return rec, true, nil
+}
+
+// hasKey reports whether the row has a column named name (unescaped).
+func hasKey(fields []field, name string) bool {
+	for _, f := range fields {
+		if string(f.name()) == name {
+			return true
+		}
+	}
+	return false
 }
 
 // lookup finds key among the old row's fields, trying position i first: old and
@@ -262,6 +284,10 @@ func (r *Record) Frame() []byte {
 	if r.Previous != nil {
 		buf.WriteString(`,"previous":`)
 		buf.Write(r.Previous)
+	}
+	if r.Changed != nil {
+		buf.WriteString(`,"changed_fields":`)
+		buf.Write(r.Changed)
 	}
 	if r.Actor != "" {
 		buf.WriteString(`,"actor":`)

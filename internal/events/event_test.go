@@ -348,9 +348,18 @@ func FuzzBuild(f *testing.F) {
 		checkNoSecrets(t, "data", top)
 		if c.Action == "updated" {
 			var changed, prev map[string]json.RawMessage
-			// changed_fields is appended last, so it wins over a column of that name.
-			if err := json.Unmarshal(top["changed_fields"], &changed); err != nil {
-				t.Fatalf("changed_fields: %v: %q", err, rec.Data)
+			// shopstream's changed fields are in data, unless the row has a
+			// column of that name: data keeps the column, Changed holds them.
+			where := top["changed_fields"]
+			if rec.Changed != nil {
+				where = rec.Changed
+				var row map[string]json.RawMessage
+				if err := json.Unmarshal(c.New, &row); err == nil && string(row["changed_fields"]) != string(top["changed_fields"]) {
+					t.Fatalf("the row's changed_fields column %s became %s in data", row["changed_fields"], top["changed_fields"])
+				}
+			}
+			if err := json.Unmarshal(where, &changed); err != nil {
+				t.Fatalf("changed_fields: %v: %q / %q", err, rec.Data, rec.Changed)
 			}
 			if len(changed) == 0 {
 				t.Fatalf("update with no changed_fields: %q", rec.Data)

@@ -133,11 +133,24 @@ func Migrate(ctx context.Context, url string, demo bool) error {
 // URL; it is dropped when the test ends.
 func NewDB(t testing.TB) string {
 	t.Helper()
-	tmpl := ensureTemplate(t)
+	return newDB(t, "TEMPLATE "+ensureTemplate(t))
+}
+
+// NewEmptyDB creates an empty database for the test (nothing of shopstream's
+// in it: a shop's database before the first migrate) and returns its URL; it
+// is dropped when the test ends.
+func NewEmptyDB(t testing.TB) string {
+	t.Helper()
+	return newDB(t, "")
+}
+
+func newDB(t testing.TB, template string) string {
+	t.Helper()
+	BaseURL(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	name := randomName("shopstream_test_")
-	if err := adminExec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, tmpl)); err != nil {
+	if err := adminExec(ctx, fmt.Sprintf("CREATE DATABASE %s %s", name, template)); err != nil {
 		t.Fatalf("creating test database: %v", err)
 	}
 	t.Cleanup(func() {

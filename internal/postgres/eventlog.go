@@ -1,10 +1,8 @@
 package postgres
 
 import (
-	"cmp"
 	"context"
 	"fmt"
-	"slices"
 	"strconv"
 	"time"
 
@@ -178,8 +176,7 @@ func (s *SequencerConn) takeInbox(ctx context.Context, limit int) ([]events.Chan
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit = off") // see migrations/003_position_reservation.sql
 	b.Queue("SELECT last_position, reserved_through FROM shopstream.log_state FOR UPDATE")
-	b.Queue(`DELETE FROM shopstream.inbox WHERE id IN (SELECT id FROM shopstream.inbox ORDER BY id LIMIT $1)
-		RETURNING id, entity, action, old_row, new_row, coalesce(actor, ''), created_at, relid`, limit)
+	b.Queue(takeInboxSQL, limit)
 	br := s.conn.SendBatch(ctx, b)
 	defer br.Close()
 	var last int64
@@ -200,33 +197,48 @@ func (s *SequencerConn) takeInbox(ctx context.Context, limit int) ([]events.Chan
 	if err != nil {
 		return nil, 0, fmt.Errorf("taking inbox rows: %w", err)
 	}
-	var relids []*uint32
-	changes, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (events.Change, error) {
-		var c events.Change
-		var relid *uint32
-		err := r.Scan(&c.ID, &c.Entity, &c.Action, &c.Old, &c.New, &c.Actor, &c.At, &relid)
-		relids = append(relids, relid)
-		return c, err
-	})
-	if err != nil {
+	var taken []inboxRow
+	for rows.Next() {
+		var r inboxRow
+		c := &r.change
+		if err := rows.Scan(&c.ID, &c.Entity, &c.Action, &c.Old, &c.New, &c.Actor, &c.At, &r.relid, &r.txid); err != nil {
+			rows.Close()
+			return nil, 0, fmt.Errorf("taking inbox rows: %w", err)
+		}
+		taken = append(taken, r)
+	}
+	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("taking inbox rows: %w", err)
 	}
 	if err := br.Close(); err != nil {
 		return nil, 0, fmt.Errorf("taking inbox rows: %w", err)
 	}
-	if err := s.tables.check(ctx, s.conn, changes, relids); err != nil {
+	changes, err := s.tables.prepare(ctx, s.conn, taken)
+	if err != nil {
 		return nil, 0, err
 	}
-	slices.SortFunc(changes, func(a, b events.Change) int { return cmp.Compare(a.ID, b.ID) })
 	return changes, last, nil
 }
+
+// takeInboxSQL deletes (returning) the oldest $1 inbox rows, and one more
+// when the last of them is a DELETE whose transaction's INSERT comes next: an
+// UPDATE that moved a row between partitions, which the sequencer pairs (see
+// tableCheck.merge) and must not split across batches.
+const takeInboxSQL = `WITH head AS (
+		SELECT id, action, txid, row_number() OVER (ORDER BY id) AS n
+		FROM (SELECT id, action, txid FROM shopstream.inbox ORDER BY id LIMIT $1 + 1) s)
+	DELETE FROM shopstream.inbox WHERE id IN (
+		SELECT h.id FROM head h WHERE h.n <= $1
+		   OR (h.action = 'created' AND EXISTS (
+				SELECT 1 FROM head p WHERE p.n = $1 AND h.n = $1 + 1 AND p.action = 'deleted' AND p.txid = h.txid)))
+	RETURNING id, entity, action, old_row, new_row, coalesce(actor, ''), created_at, relid, coalesce(txid::text, '')`
 
 // writeLog appends the records after position last, advances the log state
 // and commits, in one round trip.
 func (s *SequencerConn) writeLog(ctx context.Context, recs []events.Record, last int64) (int64, error) {
 	n := len(recs)
 	pos, entity, action, data := make([]int64, n), make([]string, n), make([]string, n), make([]string, n)
-	prev, actor, at := make([]*string, n), make([]*string, n), make([]time.Time, n)
+	prev, changed, actor, at := make([]*string, n), make([]*string, n), make([]*string, n), make([]time.Time, n)
 	for i := range recs {
 		last++
 		r := &recs[i]
@@ -236,14 +248,18 @@ func (s *SequencerConn) writeLog(ctx context.Context, recs []events.Record, last
 			p := string(r.Previous)
 			prev[i] = &p
 		}
+		if r.Changed != nil {
+			c := string(r.Changed)
+			changed[i] = &c
+		}
 		if r.Actor != "" {
 			actor[i] = &r.Actor
 		}
 	}
 	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO shopstream.events (position, entity, action, data, previous, actor, created_at)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::json[], $5::json[], $6::text[], $7::timestamptz[])`,
-		pos, entity, action, data, prev, actor, at)
+	b.Queue(`INSERT INTO shopstream.events (position, entity, action, data, previous, actor, created_at, changed_fields)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::json[], $5::json[], $6::text[], $7::timestamptz[], $8::json[])`,
+		pos, entity, action, data, prev, actor, at, changed)
 	if last > s.reserved {
 		// Out of reserved positions: this batch raises the reservation and
 		// commits durably, so that a crash can never hand its positions out again.
@@ -354,7 +370,7 @@ func (l *ListenConn) LastPosition(ctx context.Context) (int64, error) {
 // back, no record lies between the last of them and that position (positions
 // jump when a sequencer takes over after a crash).
 func (l *ListenConn) ReadEvents(ctx context.Context, after int64, limit int) ([]events.Record, int64, error) {
-	rows, err := l.conn.Query(ctx, `SELECT s.last_position, e.position, e.entity, e.action, e.data, e.previous, coalesce(e.actor, ''), e.created_at
+	rows, err := l.conn.Query(ctx, `SELECT s.last_position, e.position, e.entity, e.action, e.data, e.previous, coalesce(e.actor, ''), e.created_at, e.changed_fields
 		FROM shopstream.log_state s LEFT JOIN LATERAL (
 			SELECT * FROM shopstream.events WHERE position > $1 ORDER BY position LIMIT $2) e ON true
 		ORDER BY e.position`, after, limit)
@@ -368,7 +384,7 @@ func (l *ListenConn) ReadEvents(ctx context.Context, after int64, limit int) ([]
 		var rec events.Record
 		var entity, action, actor *string
 		var at *time.Time
-		if err := rows.Scan(&head, &pos, &entity, &action, &rec.Data, &rec.Previous, &actor, &at); err != nil {
+		if err := rows.Scan(&head, &pos, &entity, &action, &rec.Data, &rec.Previous, &actor, &at, &rec.Changed); err != nil {
 			rows.Close()
 			return nil, 0, fmt.Errorf("reading events: %w", err)
 		}
@@ -398,7 +414,7 @@ func readEvents(ctx context.Context, q querier, sql string, args ...any) ([]even
 	}
 	recs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (events.Record, error) {
 		var rec events.Record
-		err := r.Scan(&rec.Position, &rec.Entity, &rec.Action, &rec.Data, &rec.Previous, &rec.Actor, &rec.At)
+		err := r.Scan(&rec.Position, &rec.Entity, &rec.Action, &rec.Data, &rec.Previous, &rec.Actor, &rec.At, &rec.Changed)
 		return rec, err
 	})
 	if err != nil {
@@ -410,7 +426,7 @@ func readEvents(ctx context.Context, q querier, sql string, args ...any) ([]even
 // ReplayEvents returns the records of one entity with after < position <= upto, in
 // order, at most limit of them, and the highest position pruned from the log.
 func (db *DB) ReplayEvents(ctx context.Context, entity string, after, upto int64, limit int) ([]events.Record, int64, error) {
-	recs, err := readEvents(ctx, db.Pool, `SELECT position, entity, action, data, previous, coalesce(actor, ''), created_at
+	recs, err := readEvents(ctx, db.Pool, `SELECT position, entity, action, data, previous, coalesce(actor, ''), created_at, changed_fields
 		FROM shopstream.events WHERE position > $2 AND position <= $3 AND entity = $1 ORDER BY position LIMIT $4`,
 		entity, after, upto, limit)
 	if err != nil {

@@ -1,8 +1,12 @@
 package postgres
 
 import (
+	"bytes"
+	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -11,11 +15,28 @@ import (
 	"github.com/shopstream/shopstream/internal/events"
 )
 
+// inboxRow is an inbox row as the sequencer takes it: the change, the table
+// whose trigger wrote it (nil for rows from before migration 4) and the
+// writer's transaction.
+type inboxRow struct {
+	change events.Change
+	relid  *uint32
+	txid   string
+}
+
+// relation is what the sequencer knows of a table that wrote inbox rows.
+type relation struct {
+	entity    string   // of the configured table at the root of its partition tree; "" for none
+	root      uint32   // that root (the table itself when not a partition)
+	identity  []string // of the root: primary-key columns outside the partition key
+	partition bool
+}
+
 // tableCheck holds the sequencer to the rule that an inbox row stands for the
-// entity configured for the table whose trigger wrote it. capture() is
-// executable by anyone, so the owner of any table could attach it with another
-// entity's name (or a cast function could try to forge rows, were it allowed
-// to insert): such a row is refused, whatever it says.
+// entity configured for the table whose trigger wrote it. capture() can be
+// attached only by shopstream's roles, and only they can insert into the
+// inbox, but a row is checked all the same: one that claims another entity is
+// refused, whatever it says.
 //
 // It maps the relid a row carries (a table, or a partition of one) to the
 // entity of the configured table at the root of its partition tree. The map
@@ -23,14 +44,14 @@ import (
 // as its entity's and one renamed in starts.
 type tableCheck struct {
 	entities, names []string
-	entityOf        map[uint32]string // relid → entity ("" for none)
+	rels            map[uint32]relation
 	since           time.Time
 }
 
 const tableCheckTTL = 5 * time.Second
 
 func newTableCheck(tables []config.Table) *tableCheck {
-	tc := &tableCheck{entityOf: map[uint32]string{}}
+	tc := &tableCheck{rels: map[uint32]relation{}}
 	for _, t := range tables {
 		tc.entities = append(tc.entities, t.Entity)
 		tc.names = append(tc.names, t.Name)
@@ -38,38 +59,84 @@ func newTableCheck(tables []config.Table) *tableCheck {
 	return tc
 }
 
-// check marks the changes that did not come from their entity's table. A nil
-// relid is a row from before relids were recorded: accepted.
-func (tc *tableCheck) check(ctx context.Context, conn *pgx.Conn, changes []events.Change, relids []*uint32) error {
-	if time.Since(tc.since) > tableCheckTTL {
-		clear(tc.entityOf)
-		tc.since = time.Now()
+// prepare turns the rows of a batch into the changes the sequencer orders:
+// in inbox order, refused rows marked (Change.Refused), the DELETE and INSERT
+// of a row moved between partitions paired into one update, and the TRUNCATE
+// of a partitioned table counted once.
+func (tc *tableCheck) prepare(ctx context.Context, conn *pgx.Conn, rows []inboxRow) ([]events.Change, error) {
+	slices.SortFunc(rows, func(a, b inboxRow) int { return cmp.Compare(a.change.ID, b.change.ID) })
+	if err := tc.learn(ctx, conn, rows); err != nil {
+		return nil, err
 	}
-	var unknown []uint32
-	for _, r := range relids {
-		if r == nil {
+	for i := range rows {
+		r := &rows[i]
+		if r.relid == nil {
 			continue
 		}
-		if _, ok := tc.entityOf[*r]; !ok {
-			unknown = append(unknown, *r)
-			tc.entityOf[*r] = "" // once per batch
+		if want := tc.rels[*r.relid].entity; want != r.change.Entity {
+			r.change.Refused = fmt.Errorf("an inbox row for entity %q came from the table with oid %d, which is %s",
+				r.change.Entity, *r.relid, describeEntity(want))
 		}
 	}
-	if len(unknown) > 0 {
-		if err := tc.resolve(ctx, conn, unknown); err != nil {
-			return err
-		}
-	}
-	for i, r := range relids {
-		if r == nil {
+	return tc.merge(rows), nil
+}
+
+// merge pairs moves and drops repeated truncations. A moved row's DELETE is
+// followed, among its transaction's rows, directly by its INSERT into another
+// partition of the same root, with the same identity (the primary key outside
+// the partition key, whose change is what moved the row).
+func (tc *tableCheck) merge(rows []inboxRow) []events.Change {
+	out := make([]events.Change, 0, len(rows))
+	from := make([]uint32, 0, len(rows)) // the relid of each change in out (0: none)
+	pendingDelete := map[string]int{}    // txid → index in out of its last row, when a partition's delete
+	truncated := map[string]bool{}       // txid + entity
+	for _, r := range rows {
+		c := r.change
+		if r.txid == "" || r.relid == nil || c.Refused != nil {
+			out, from = append(out, c), append(from, 0)
 			continue
 		}
-		if want := tc.entityOf[*r]; want != changes[i].Entity {
-			changes[i].Refused = fmt.Errorf("an inbox row for entity %q came from the table with oid %d, which is %s",
-				changes[i].Entity, *r, describeEntity(want))
+		rel := tc.rels[*r.relid]
+		j, pending := pendingDelete[r.txid]
+		delete(pendingDelete, r.txid)
+		switch {
+		case c.Action == "truncated":
+			key := r.txid + "\x00" + c.Entity
+			if truncated[key] {
+				continue
+			}
+			truncated[key] = true
+		case c.Action == "created" && pending && rel.partition:
+			del := out[j]
+			if tc.rels[from[j]].root == rel.root && from[j] != *r.relid && sameIdentity(rel.identity, del.Old, c.New) {
+				out[j] = events.Change{ID: c.ID, Entity: c.Entity, Action: "updated", Old: del.Old, New: c.New, Actor: c.Actor, At: c.At}
+				continue
+			}
+		case c.Action == "deleted" && rel.partition:
+			pendingDelete[r.txid] = len(out)
+		}
+		out, from = append(out, c), append(from, *r.relid)
+	}
+	return out
+}
+
+// sameIdentity reports whether the rows agree on the identity columns.
+func sameIdentity(cols []string, a, b []byte) bool {
+	if len(cols) == 0 {
+		return true
+	}
+	var ra, rb map[string]json.RawMessage
+	if json.Unmarshal(a, &ra) != nil || json.Unmarshal(b, &rb) != nil {
+		return false
+	}
+	for _, c := range cols {
+		va, ok1 := ra[c]
+		vb, ok2 := rb[c]
+		if !ok1 || !ok2 || !bytes.Equal(va, vb) {
+			return false
 		}
 	}
-	return nil
+	return true
 }
 
 func describeEntity(e string) string {
@@ -79,25 +146,50 @@ func describeEntity(e string) string {
 	return fmt.Sprintf("the table of entity %q", e)
 }
 
-func (tc *tableCheck) resolve(ctx context.Context, conn *pgx.Conn, relids []uint32) error {
-	rows, err := conn.Query(ctx, `SELECT u.relid, coalesce(t.entity, '')
+// learn looks up the relids of the batch that it does not know yet.
+func (tc *tableCheck) learn(ctx context.Context, conn *pgx.Conn, rows []inboxRow) error {
+	if time.Since(tc.since) > tableCheckTTL {
+		clear(tc.rels)
+		tc.since = time.Now()
+	}
+	var unknown []uint32
+	seen := map[uint32]bool{}
+	for _, r := range rows {
+		if r.relid == nil || seen[*r.relid] {
+			continue
+		}
+		seen[*r.relid] = true
+		if _, ok := tc.rels[*r.relid]; !ok {
+			unknown = append(unknown, *r.relid)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	res, err := conn.Query(ctx, `SELECT u.relid, coalesce(t.entity, ''), r.root::oid, coalesce((
+			SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_index i
+			JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+			WHERE i.indrelid = r.root AND i.indisprimary
+			  AND NOT a.attnum = ANY (coalesce((SELECT p.partattrs::int2[] FROM pg_partitioned_table p WHERE p.partrelid = r.root), '{}'))
+		), '{}')
 		FROM unnest($1::oid[]) u(relid)
-		LEFT JOIN unnest($2::text[], $3::text[]) t(entity, name)
-		  ON to_regclass(t.name) = coalesce(pg_partition_root(u.relid::regclass), u.relid::regclass)`,
-		relids, tc.entities, tc.names)
+		CROSS JOIN LATERAL (SELECT coalesce(pg_partition_root(u.relid::regclass), u.relid::regclass) AS root) r
+		LEFT JOIN unnest($2::text[], $3::text[]) t(entity, name) ON to_regclass(t.name) = r.root`,
+		unknown, tc.entities, tc.names)
 	if err != nil {
 		return fmt.Errorf("resolving the tables of inbox rows: %w", err)
 	}
-	defer rows.Close()
-	for rows.Next() {
+	defer res.Close()
+	for res.Next() {
 		var relid uint32
-		var entity string
-		if err := rows.Scan(&relid, &entity); err != nil {
+		var rel relation
+		if err := res.Scan(&relid, &rel.entity, &rel.root, &rel.identity); err != nil {
 			return fmt.Errorf("resolving the tables of inbox rows: %w", err)
 		}
-		tc.entityOf[relid] = entity
+		rel.partition = rel.root != relid
+		tc.rels[relid] = rel
 	}
-	if err := rows.Err(); err != nil {
+	if err := res.Err(); err != nil {
 		return fmt.Errorf("resolving the tables of inbox rows: %w", err)
 	}
 	return nil

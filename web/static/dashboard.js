@@ -337,9 +337,12 @@ function renderEvent(msg) {
   li.append(head);
 
   const body = el('ul', 'changes');
-  if (action === 'updated' && data.changed_fields) {
+  // shopstream's changed fields sit at the top level when the row has a column
+  // named changed_fields, in data otherwise.
+  const changed = msg.changed_fields || data.changed_fields;
+  if (action === 'updated' && changed) {
     const prev = msg.previous || {};
-    for (const [k, v] of Object.entries(data.changed_fields)) {
+    for (const [k, v] of Object.entries(changed)) {
       const row = el('li', 'change');
       row.append(el('code', 'field', k), el('span', 'old', fmt(prev[k])), el('span', 'arrow', '→'), el('span', 'new', fmt(v)));
       body.append(row);

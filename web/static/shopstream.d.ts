@@ -42,6 +42,12 @@ export interface EventMessage<Name extends string = EventName, Data extends Row 
   data: Data & { changed_fields?: Row };
   /** Old values of the changed fields (updates only). */
   previous?: Row;
+  /**
+   * The changed fields of an update whose row has a column named
+   * changed_fields (data.changed_fields is then that column's value).
+   * Absent otherwise: they are in data.changed_fields.
+   */
+  changed_fields?: Row;
   actor?: string;
   /** UTC ISO-8601 with milliseconds. */
   timestamp: string;
