@@ -36,8 +36,8 @@ type Record struct {
 	// (data is the row), and the frame carries shopstream's at its top level.
 	// Nil otherwise: they are in Data.
 	Changed []byte
-	Actor    string
-	At       time.Time
+	Actor   string
+	At      time.Time
 }
 
 // Channel is the socket channel of the record's entity.
