@@ -38,7 +38,7 @@ func configAndDB(ctx context.Context, e env) (config.Config, *postgres.DB, error
 }
 
 func migrate(ctx context.Context, e env, db *postgres.DB, cfg config.Config, demo bool) error {
-	rep, err := db.Migrate(ctx, cfg.Tables, demo)
+	rep, err := db.Migrate(ctx, cfg.Tables, demo, cfg.CaptureReplica)
 	if err != nil && !errors.Is(err, postgres.ErrTablesRefused) {
 		return err
 	}

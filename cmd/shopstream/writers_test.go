@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,4 +106,43 @@ func TestDataIndependentOfWriterSettings(t *testing.T) {
 			t.Errorf("%s rendered %s, want %s", k, g, w)
 		}
 	}
+}
+
+// Writes applied with session_replication_role = replica (logical replication
+// apply, pglogical, Bucardo) fire no ordinary trigger: they are captured only
+// with CAPTURE_REPLICA_WRITES, which migrate turns into ENABLE ALWAYS (and a
+// later run without it turns back).
+func TestReplicaWritesCapturedWhenAsked(t *testing.T) {
+	t.Parallel()
+	s, _, ws := setup(t, nil)
+	ws.subscribe("order_changes")
+	replica := appConn(t, s.DBURL, "logical-apply")
+	exec(t, replica, `SET session_replication_role = replica`)
+	app := appConn(t, s.DBURL, "storefront")
+	id := newOrder(t, app, ws, "ORD-REPL")
+	migrate := func(capture string) string {
+		t.Helper()
+		out, err := runCLIEnv(map[string]string{"DATABASE_URL": s.DBURL, "CAPTURE_REPLICA_WRITES": capture}, "", "migrate")
+		if err != nil {
+			t.Fatalf("migrate: %v", err)
+		}
+		return out
+	}
+
+	exec(t, replica, `UPDATE orders SET version = 1 WHERE id = $1`, id) // unseen by default
+	if out := migrate("true"); !strings.Contains(out, "table public.orders (order): attached") {
+		t.Fatalf("migrate with CAPTURE_REPLICA_WRITES did not change the triggers:\n%s", out)
+	}
+	exec(t, replica, `UPDATE orders SET version = 2 WHERE id = $1`, id)
+	m := ws.read()
+	changed, _ := m["data"].(map[string]any)["changed_fields"].(map[string]any)
+	if m["event"] != "order:updated" || changed["version"] != float64(2) || m["actor"] != "logical-apply" {
+		t.Fatalf("want the replicated update to version 2 (and not the one before the option), got %v", m)
+	}
+	if out := migrate("true"); !strings.Contains(out, "table public.orders (order): already attached") {
+		t.Fatalf("a second migrate changed something:\n%s", out)
+	}
+	migrate("false")
+	exec(t, replica, `UPDATE orders SET version = 3 WHERE id = $1`, id) // unseen again
+	expectQuiet(t, ws, s.DBURL)
 }

@@ -40,9 +40,10 @@ type Config struct {
 	AllowedOrigins     []string // extra Origin host patterns for the socket and POSTs
 	TrustProxy         bool     // client address from X-Forwarded-For
 
-	Tables     []Table
-	Retention  time.Duration
-	PruneEvery time.Duration
+	Tables         []Table
+	CaptureReplica bool // capture writes applied with session_replication_role = replica
+	Retention      time.Duration
+	PruneEvery     time.Duration
 
 	SendQueue       int           // messages buffered per socket before it is closed 1013
 	MaxMessageBytes int64         // largest client frame
@@ -77,6 +78,7 @@ var Vars = []Var{
 	{"ALLOWED_ORIGINS", "", "comma-separated extra Origin hosts (e.g. admin.example.com); the service's own host is always allowed"},
 	{"TRUST_PROXY_HEADERS", "false", "take the client address (login throttling, logs) from X-Forwarded-For; only behind a proxy that sets it"},
 	{"TABLES", "order=public.orders,product=public.products,customer=public.customers,shipment=public.shipments,transaction=public.transactions", "entity=table pairs to watch"},
+	{"CAPTURE_REPLICA_WRITES", "false", "migrate sets the capture triggers to fire also for writes applied with session_replication_role = replica (logical replication, pglogical, Bucardo)"},
 	{"SECRET_COLUMNS", DefaultSecretColumns, "columns never sent; SECRET_COLUMNS_<ENTITY> (e.g. SECRET_COLUMNS_CUSTOMER) replaces it for one table"},
 	{"IGNORED_COLUMNS", DefaultIgnoredColumns, "columns whose change alone emits no event; IGNORED_COLUMNS_<ENTITY> replaces it for one table"},
 	{"EVENT_RETENTION", "24h", "how long the event log keeps events for resuming clients"},
@@ -124,6 +126,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.MaxSockets = p.integer("WS_MAX_SOCKETS", 20000)
 	c.MaxUserSockets = p.integer("WS_MAX_SOCKETS_PER_USER", 50)
 	c.Tables = p.tables()
+	c.CaptureReplica = p.boolean("CAPTURE_REPLICA_WRITES", false)
 	if c.ListenDatabaseURL == "" {
 		c.ListenDatabaseURL = c.DatabaseURL
 	}

@@ -125,7 +125,7 @@ func Migrate(ctx context.Context, url string, demo bool) error {
 		return err
 	}
 	defer db.Close()
-	_, err = db.Migrate(ctx, cfg.Tables, demo)
+	_, err = db.Migrate(ctx, cfg.Tables, demo, false)
 	return err
 }
 

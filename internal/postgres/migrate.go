@@ -36,7 +36,11 @@ type MigrateReport struct {
 // configured table that exists. It tries every table, whatever happened to the
 // ones before, and reports each; when any was refused it returns the report
 // with an error wrapping ErrTablesRefused. Running it again changes nothing.
-func (db *DB) Migrate(ctx context.Context, tables []config.Table, demo bool) (MigrateReport, error) {
+//
+// With replica set the triggers fire also for writes applied with
+// session_replication_role = replica (ENABLE ALWAYS); without, they fire for
+// ordinary writes only (PostgreSQL's default), and a run sets them back.
+func (db *DB) Migrate(ctx context.Context, tables []config.Table, demo, replica bool) (MigrateReport, error) {
 	var rep MigrateReport
 	conn, err := db.Pool.Acquire(ctx)
 	if err != nil {
@@ -79,7 +83,7 @@ func (db *DB) Migrate(ctx context.Context, tables []config.Table, demo bool) (Mi
 	}
 	refused := 0
 	for _, t := range tables {
-		status, err := attach(ctx, c, t)
+		status, err := attach(ctx, c, t, replica)
 		a := Attachment{Entity: t.Entity, Table: t.Name, Status: status}
 		if err != nil {
 			a.Status, a.Err = "refused", err
@@ -113,7 +117,7 @@ var triggerDefs = []struct{ name, def string }{
 	{"shopstream_capture_trunc", "AFTER TRUNCATE ON %s FOR EACH STATEMENT EXECUTE FUNCTION shopstream.capture(%s)"},
 }
 
-func attach(ctx context.Context, c *pgx.Conn, t config.Table) (string, error) {
+func attach(ctx context.Context, c *pgx.Conn, t config.Table, replica bool) (string, error) {
 	var oid *uint32
 	if err := c.QueryRow(ctx, "SELECT to_regclass($1)::oid", t.Name).Scan(&oid); err != nil {
 		return "", fmt.Errorf("looking up table: %w", err)
@@ -125,7 +129,11 @@ func attach(ctx context.Context, c *pgx.Conn, t config.Table) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	missing, err := missingTriggers(ctx, c, *oid, parts)
+	enabled := "O" // fires in origin and local mode: PostgreSQL's default
+	if replica {
+		enabled = "A"
+	}
+	missing, err := missingTriggers(ctx, c, parts, enabled)
 	if err != nil {
 		return "", err
 	}
@@ -153,10 +161,50 @@ func attach(ctx context.Context, c *pgx.Conn, t config.Table) (string, error) {
 			return "", fmt.Errorf("creating %s on partition %s: %w", trunc.name, p.qualified, err)
 		}
 	}
+	if err := setEnabled(ctx, tx, parts, enabled); err != nil {
+		return "", err
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return "", fmt.Errorf("committing: %w", err)
 	}
 	return "attached", nil
+}
+
+// setEnabled puts every capture trigger of the tree in the enabled state
+// wanted: O (PostgreSQL's default, what CREATE TRIGGER makes) or A (ALWAYS:
+// also for writes in session_replication_role = replica). Changing it needs
+// the table's ownership, so only triggers in another state are altered.
+func setEnabled(ctx context.Context, tx pgx.Tx, parts []rel, enabled string) error {
+	oids := make([]uint32, len(parts))
+	for i, p := range parts {
+		oids[i] = p.oid
+	}
+	names := []string{triggerDefs[0].name, triggerDefs[1].name, triggerDefs[2].name}
+	rows, err := tx.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname), t.tgname FROM pg_trigger t
+		JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE t.tgrelid = ANY ($1::oid[]) AND t.tgname = ANY ($2) AND t.tgenabled <> $3`, oids, names, enabled)
+	if err != nil {
+		return fmt.Errorf("reading trigger states: %w", err)
+	}
+	type trig struct{ table, name string }
+	todo, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (trig, error) {
+		var t trig
+		err := r.Scan(&t.table, &t.name)
+		return t, err
+	})
+	if err != nil {
+		return fmt.Errorf("reading trigger states: %w", err)
+	}
+	enable := "ENABLE TRIGGER "
+	if enabled == "A" {
+		enable = "ENABLE ALWAYS TRIGGER "
+	}
+	for _, t := range todo {
+		if _, err := tx.Exec(ctx, "ALTER TABLE ONLY "+t.table+" "+enable+t.name); err != nil {
+			return fmt.Errorf("setting %s on %s to fire for replicated writes too (CAPTURE_REPLICA_WRITES) needs the table's owner: %w", t.name, t.table, err)
+		}
+	}
+	return nil
 }
 
 // rel is a table of a partition tree: the root first, then every partition.
@@ -206,21 +254,21 @@ func partitionsOf(ctx context.Context, c *pgx.Conn, oid uint32) ([]rel, error) {
 	return out, nil
 }
 
-// missingTriggers counts the triggers the tree lacks: the three on the table,
-// and the TRUNCATE trigger on every partition.
-func missingTriggers(ctx context.Context, c *pgx.Conn, oid uint32, parts []rel) (int, error) {
+// missingTriggers counts the triggers the tree lacks, or has in another
+// enabled state: the three on the table and on each of its partitions (row
+// triggers are cloned there, the TRUNCATE one is created there).
+func missingTriggers(ctx context.Context, c *pgx.Conn, parts []rel, enabled string) (int, error) {
 	oids := make([]uint32, len(parts))
 	for i, p := range parts {
 		oids[i] = p.oid
 	}
-	var have, haveTrunc int
+	var have int
 	names := []string{triggerDefs[0].name, triggerDefs[1].name, triggerDefs[2].name}
-	if err := c.QueryRow(ctx, `SELECT count(*) FILTER (WHERE tgrelid = $1 AND tgname = ANY ($2)),
-			count(*) FILTER (WHERE tgrelid <> $1 AND tgname = $3)
-		FROM pg_trigger WHERE tgrelid = ANY ($4::oid[])`, oid, names, triggerDefs[2].name, oids).Scan(&have, &haveTrunc); err != nil {
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgrelid = ANY ($1::oid[]) AND tgname = ANY ($2) AND tgenabled = $3`,
+		oids, names, enabled).Scan(&have); err != nil {
 		return 0, fmt.Errorf("reading triggers: %w", err)
 	}
-	return len(triggerDefs) - have + len(parts) - 1 - haveTrunc, nil
+	return len(triggerDefs)*len(parts) - have, nil
 }
 
 // quoteLiteral quotes an entity name for a trigger argument. Entities come from
