@@ -47,6 +47,10 @@ ALTER TABLE shopstream.inbox ADD COLUMN relid oid, ADD COLUMN txid xid8;
 -- event then carries them at its top level.
 ALTER TABLE shopstream.events ADD COLUMN changed_fields json;
 
+-- An event too large (MAX_EVENT_BYTES) or too deeply nested to carry keeps
+-- only the row's key in data, and says why here.
+ALTER TABLE shopstream.events ADD COLUMN too_large json;
+
 -- The row as JSON, the same whatever the writer's session settings: the SET
 -- clauses pin every setting row_to_json's output depends on for the call.
 CREATE FUNCTION shopstream.row_json(r anyelement) RETURNS json
@@ -70,8 +74,8 @@ AS 'SELECT pg_catalog.row_to_json(r)';
 CREATE OR REPLACE FUNCTION shopstream.capture() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    who text := coalesce(nullif(current_setting('shopstream.actor', true), ''),
-                         nullif(current_setting('application_name', true), ''));
+    who text := left(coalesce(nullif(current_setting('shopstream.actor', true), ''),
+                              nullif(current_setting('application_name', true), '')), 256);
     bell text := coalesce(nullif(current_setting('shopstream.doorbell', true), ''), 'auto');
 BEGIN
     IF TG_OP = 'UPDATE' THEN

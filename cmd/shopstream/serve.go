@@ -121,7 +121,8 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 	}
 	s.sequencer = events.NewSequencer(func(ctx context.Context) (events.SequencerConn, error) {
 		return db.ConnectSequencer(ctx, cfg.Tables)
-	}, events.SequencerConfig{Columns: columns(cfg), Retention: cfg.Retention, PruneEvery: cfg.PruneEvery}, log.With("component", "sequencer"))
+	}, events.SequencerConfig{Columns: columns(cfg), Retention: cfg.Retention, PruneEvery: cfg.PruneEvery,
+		Limits: events.Limits{MaxBytes: cfg.MaxEventBytes}}, log.With("component", "sequencer"))
 	s.sequencer.OnCommit(s.listener.Offer)
 	s.store = pgxstore.NewWithCleanupInterval(db.Pool, 30*time.Second)
 	authSvc := auth.NewService(db, auth.NewHashedStore(s.store), auth.SessionConfig{
@@ -142,7 +143,7 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 	defer cancelSockets()
 	s.sockets = wsapi.NewHandler(sockCtx, wsapi.Config{
 		CookieName: cfg.CookieName, OriginPatterns: cfg.AllowedOrigins, Channels: channels(cfg),
-		SendQueue: cfg.SendQueue, MaxMessageBytes: cfg.MaxMessageBytes,
+		SendQueue: cfg.SendQueue, SendQueueBytes: cfg.SendQueueBytes, MaxMessageBytes: cfg.MaxMessageBytes,
 		WriteTimeout: cfg.WriteTimeout, PingInterval: cfg.PingInterval, Observer: m,
 		MaxSockets: cfg.MaxSockets, MaxUserSockets: cfg.MaxUserSockets, Fields: filterFields(cfg, db),
 	}, s.hub, authSvc, db, db, s.keeper, log.With("component", "socket"))

@@ -146,3 +146,69 @@ func TestReplicaWritesCapturedWhenAsked(t *testing.T) {
 	exec(t, replica, `UPDATE orders SET version = 3 WHERE id = $1`, id) // unseen again
 	expectQuiet(t, ws, s.DBURL)
 }
+
+// Nothing a writer puts in a row or in shopstream.actor stops the log or
+// loses a change: a row beyond MAX_EVENT_BYTES arrives as a too_large marker
+// with its key, a huge actor is cut, a value nested deeper than the parser
+// reads arrives marked, and the changes around them arrive whole.
+func TestHugeRowsActorsAndDepthNeverStopTheLog(t *testing.T) {
+	t.Parallel()
+	s, _, ws := setup(t, map[string]string{"MAX_EVENT_BYTES": "65536"})
+	ws.subscribe("order_changes")
+	app := appConn(t, s.DBURL, "bulk-import")
+	dba := appConn(t, s.DBURL, "dba")
+	exec(t, dba, `ALTER TABLE orders ADD COLUMN doc jsonb`)
+	id := newOrder(t, app, ws, "ORD-HUGE")
+
+	// 1. A row of 1 MiB: a marker naming the row.
+	exec(t, app, `UPDATE orders SET notes = repeat('n', 1048576) WHERE id = $1`, id)
+	m := ws.read()
+	tl, _ := m["too_large"].(map[string]any)
+	data, _ := m["data"].(map[string]any)
+	if m["event"] != "order:updated" || tl["reason"] != "size" || tl["limit"] != float64(65536) || data["id"] != float64(id) || len(data) != 1 {
+		t.Fatalf("want a too_large order:updated naming id %d, got %.300v", id, m)
+	}
+
+	// 2. 300 rows written under a 560 KB actor, in one transaction: all arrive, the actor cut.
+	exec(t, app, `INSERT INTO orders (order_number) SELECT 'ORD-ACTOR-' || g FROM generate_series(1, 300) g`)
+	for i := 0; i < 300; i++ {
+		ws.read()
+	}
+	actor := strings.Repeat("a", 560*1024)
+	exec(t, app, `BEGIN`)
+	exec(t, app, `SELECT set_config('shopstream.actor', $1, true)`, actor)
+	exec(t, app, `UPDATE orders SET status = 'shipped' WHERE order_number LIKE 'ORD-ACTOR-%'`)
+	exec(t, app, `COMMIT`)
+	for i := 0; i < 300; i++ {
+		m := ws.read()
+		a, _ := m["actor"].(string)
+		if m["event"] != "order:updated" || len(a) != 256 || a != actor[:256] {
+			t.Fatalf("update %d under the long actor: got event %v, actor of %d bytes", i+1, m["event"], len(a))
+		}
+	}
+
+	// 3. jsonb nested 10,001 levels (PostgreSQL takes it, encoding/json does not): marked, not skipped.
+	exec(t, app, `UPDATE orders SET doc = (repeat('[', 10001) || repeat(']', 10001))::jsonb WHERE id = $1`, id)
+	raw := ws.readRaw()
+	if !bytes.Contains(raw, []byte(`"too_large":{"reason":"depth"`)) || !bytes.Contains(raw, []byte(fmt.Sprintf(`"data":{"id":%d}`, id))) {
+		t.Fatalf("want a too_large marker for the deep value, got %.300s", raw)
+	}
+
+	// 4. And the log goes on with whole events (replacing the deep value is
+	// marked too: its old value would be in previous).
+	exec(t, app, `UPDATE orders SET doc = '{"a":1}' WHERE id = $1`, id)
+	if m := ws.read(); m["too_large"] == nil {
+		t.Fatalf("want the replacement of the deep value marked, got %.300v", m)
+	}
+	exec(t, app, `UPDATE orders SET notes = 'small again' WHERE id = $1`, id)
+	if m := ws.read(); m["too_large"] == nil { // previous holds the 1 MiB notes
+		t.Fatalf("want the replacement of the big notes marked, got %.300v", m)
+	}
+	exec(t, app, `UPDATE orders SET status = 'paid' WHERE id = $1`, id)
+	m = ws.read()
+	data, _ = m["data"].(map[string]any)
+	if m["too_large"] != nil || data["notes"] != "small again" || data["status"] != "paid" {
+		t.Fatalf("want the whole small update, got %.300v", m)
+	}
+	expectQuiet(t, ws, s.DBURL)
+}

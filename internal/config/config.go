@@ -45,7 +45,9 @@ type Config struct {
 	Retention      time.Duration
 	PruneEvery     time.Duration
 
+	MaxEventBytes   int           // an event beyond it is replaced by a too_large marker
 	SendQueue       int           // messages buffered per socket before it is closed 1013
+	SendQueueBytes  int           // and their bytes
 	MaxMessageBytes int64         // largest client frame
 	WriteTimeout    time.Duration // deadline of every socket write
 	PingInterval    time.Duration // WebSocket ping period
@@ -84,7 +86,9 @@ var Vars = []Var{
 	{"EVENT_RETENTION", "24h", "how long the event log keeps events for resuming clients"},
 	{"EVENT_PRUNE_INTERVAL", "1m", "how often the instance ordering the log deletes events past retention (in batches of 5,000)"},
 	{"DEBUG_ADDR", "", "serve net/http/pprof on this separate address (operators only)"},
+	{"MAX_EVENT_BYTES", "1048576", "an event whose data, previous and changed fields pass this many bytes is sent as a too_large marker carrying the row's key"},
 	{"WS_SEND_QUEUE", "4096", "messages queued per socket before a slow client is closed with 1013"},
+	{"WS_SEND_QUEUE_BYTES", "67108864", "bytes of messages queued per socket before a slow client is closed with 1013"},
 	{"WS_MAX_MESSAGE_BYTES", "4096", "largest client message; bigger closes with 1009"},
 	{"WS_WRITE_TIMEOUT", "10s", "a socket whose write takes longer is closed (checked every second)"},
 	{"WS_PING_INTERVAL", "30s", "WebSocket ping period; a peer that does not answer is dropped"},
@@ -119,7 +123,9 @@ func Load(getenv func(string) string) (Config, error) {
 	c.TrustProxy = p.boolean("TRUST_PROXY_HEADERS", false)
 	c.Retention = p.duration("EVENT_RETENTION", 24*time.Hour)
 	c.PruneEvery = p.duration("EVENT_PRUNE_INTERVAL", time.Minute)
+	c.MaxEventBytes = p.integer("MAX_EVENT_BYTES", 1<<20)
 	c.SendQueue = p.integer("WS_SEND_QUEUE", 4096)
+	c.SendQueueBytes = p.integer("WS_SEND_QUEUE_BYTES", 64<<20)
 	c.MaxMessageBytes = int64(p.integer("WS_MAX_MESSAGE_BYTES", 4096))
 	c.WriteTimeout = p.duration("WS_WRITE_TIMEOUT", 10*time.Second)
 	c.PingInterval = p.duration("WS_PING_INTERVAL", 30*time.Second)
@@ -156,6 +162,12 @@ func (c Config) Validate() error {
 	}
 	if c.SendQueue < 16 {
 		errs = append(errs, errors.New("WS_SEND_QUEUE: must be at least 16"))
+	}
+	if c.MaxEventBytes < 1024 {
+		errs = append(errs, errors.New("MAX_EVENT_BYTES: must be at least 1024"))
+	}
+	if c.SendQueueBytes < c.MaxEventBytes {
+		errs = append(errs, errors.New("WS_SEND_QUEUE_BYTES: must be at least MAX_EVENT_BYTES"))
 	}
 	if c.MaxMessageBytes < 256 {
 		errs = append(errs, errors.New("WS_MAX_MESSAGE_BYTES: must be at least 256"))

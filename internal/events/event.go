@@ -3,9 +3,12 @@ package events
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
+	"unicode/utf8"
 )
 
 // Change is one row of the inbox: what a trigger appended in a writer's
@@ -21,6 +24,9 @@ type Change struct {
 	// Refused, when set, says why the change is not accepted (it did not come
 	// from its entity's table): Build fails with it and the sequencer skips it.
 	Refused error
+	// Key names the table's primary-key columns, when known: what a
+	// too_large marker keeps of the row.
+	Key []string
 }
 
 // Record is one row of the event log: a change with its position, secret columns
@@ -36,8 +42,12 @@ type Record struct {
 	// (data is the row), and the frame carries shopstream's at its top level.
 	// Nil otherwise: they are in Data.
 	Changed []byte
-	Actor   string
-	At      time.Time
+	// TooLarge, when set, marks an event that stands for a change too large
+	// (or too deeply nested) to carry: Data holds only the row's key, and
+	// this JSON object says why ({"reason":"size","bytes":N,"limit":M}).
+	TooLarge []byte
+	Actor    string
+	At       time.Time
 }
 
 // Channel is the socket channel of the record's entity.
@@ -67,10 +77,12 @@ func (f field) name() []byte {
 }
 
 // parseObject splits a JSON object into its members, keeping their order. It is
-// the sequencer's hot path, so it validates with json.Valid and then walks the
-// bytes once instead of decoding.
-func parseObject(b []byte) ([]field, error) {
-	if !json.Valid(b) {
+// the sequencer's hot path, so it validates with scanJSON and then walks the
+// bytes once instead of decoding. A row nested deeper than maxDepth still
+// comes back, with errTooDeep.
+func parseObject(b []byte, maxDepth int) ([]field, error) {
+	depth, ok := scanJSON(b)
+	if !ok {
 		return nil, fmt.Errorf("row is not valid JSON")
 	}
 	i := skipSpace(b, 0)
@@ -89,8 +101,16 @@ func parseObject(b []byte) ([]field, error) {
 			i = skipSpace(b, i+1)
 		}
 	}
+	if depth > maxDepth {
+		return out, errTooDeep{depth}
+	}
 	return out, nil
 }
+
+// errTooDeep is a row that nests deeper than an event may.
+type errTooDeep struct{ depth int }
+
+func (e errTooDeep) Error() string { return fmt.Sprintf("row nests %d levels deep", e.depth) }
 
 func skipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
@@ -156,9 +176,90 @@ func writeObject(buf *bytes.Buffer, fields []field, secret map[string]bool, extr
 	buf.WriteByte('}')
 }
 
-// Build turns an inbox change into a log record. ok is false when the change
-// emits no event: an update where nothing but ignored or secret columns changed.
+// Limits bound what one event carries. An event beyond them is replaced by
+// one marked too_large that names the row by its key (see marker).
+type Limits struct {
+	// MaxBytes bounds data, previous and changed fields together; 0: none.
+	MaxBytes int
+	// MaxDepth bounds how deeply the row's JSON nests; 0: DefaultMaxDepth.
+	MaxDepth int
+}
+
+// DefaultMaxDepth is the nesting encoding/json (and so shopstream tail) reads.
+const DefaultMaxDepth = 10000
+
+// MaxActorBytes bounds an event's actor; a longer one is cut (at a character).
+const MaxActorBytes = 256
+
+// Build turns an inbox change into a log record with no size limit. ok is
+// false when the change emits no event: an update where nothing but ignored
+// or secret columns changed.
 func Build(c Change, cols Columns) (rec Record, ok bool, err error) {
+	return BuildWithin(c, cols, Limits{})
+}
+
+// BuildWithin is Build under lim: a change whose event would exceed them
+// becomes a too_large marker (still an event, never skipped).
+func BuildWithin(c Change, cols Columns, lim Limits) (rec Record, ok bool, err error) {
+	if lim.MaxDepth <= 0 {
+		lim.MaxDepth = DefaultMaxDepth
+	}
+	c.Actor = cutActor(c.Actor)
+	rec, ok, err = build(c, cols, lim.MaxDepth)
+	var deep errTooDeep
+	switch {
+	case errors.As(err, &deep):
+		return marker(c, cols, fmt.Sprintf(`{"reason":"depth","depth":%d,"limit":%d}`, deep.depth, lim.MaxDepth), lim.MaxDepth), true, nil
+	case err != nil || !ok:
+		return rec, ok, err
+	}
+	if n := len(rec.Data) + len(rec.Previous) + len(rec.Changed); lim.MaxBytes > 0 && n > lim.MaxBytes {
+		return marker(c, cols, fmt.Sprintf(`{"reason":"size","bytes":%d,"limit":%d}`, n, lim.MaxBytes), lim.MaxDepth), true, nil
+	}
+	return rec, true, nil
+}
+
+// marker is the event of a change too large (or too deep) to carry: its
+// entity, action, actor and time, and in data only the row's key columns (the
+// table's primary key; "id" when it is not known), so that a dashboard can
+// fetch the row. TooLarge says why.
+func marker(c Change, cols Columns, why string, maxDepth int) Record {
+	rec := Record{Entity: c.Entity, Action: c.Action, Actor: c.Actor, At: c.At, TooLarge: []byte(why)}
+	row := c.New
+	if c.Action == "deleted" {
+		row = c.Old
+	}
+	key := c.Key
+	if len(key) == 0 {
+		key = []string{"id"}
+	}
+	var kept []field
+	if fields, err := parseObject(row, maxDepth); err == nil || errors.As(err, new(errTooDeep)) {
+		for _, f := range fields {
+			if name := string(f.name()); slices.Contains(key, name) && !cols.Secret[name] {
+				kept = append(kept, f)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	writeObject(&buf, kept, nil, nil)
+	rec.Data = buf.Bytes()
+	return rec
+}
+
+// cutActor bounds an actor to MaxActorBytes, cutting at a character boundary.
+func cutActor(a string) string {
+	if len(a) <= MaxActorBytes {
+		return a
+	}
+	cut := MaxActorBytes
+	for cut > 0 && !utf8.RuneStart(a[cut]) {
+		cut--
+	}
+	return a[:cut]
+}
+
+func build(c Change, cols Columns, maxDepth int) (rec Record, ok bool, err error) {
 	rec = Record{Entity: c.Entity, Action: c.Action, Actor: c.Actor, At: c.At}
 	if c.Refused != nil {
 		return rec, false, c.Refused
@@ -173,7 +274,7 @@ func Build(c Change, cols Columns) (rec Record, ok bool, err error) {
 		if c.Action == "deleted" {
 			row = c.Old
 		}
-		fields, err := parseObject(row)
+		fields, err := parseObject(row, maxDepth)
 		if err != nil {
 			return rec, false, err
 		}
@@ -181,17 +282,17 @@ func Build(c Change, cols Columns) (rec Record, ok bool, err error) {
 		rec.Data = buf.Bytes()
 		return rec, true, nil
 	case "updated":
-		return buildUpdate(c, cols, rec)
+		return buildUpdate(c, cols, rec, maxDepth)
 	}
 	return rec, false, fmt.Errorf("unknown action %q", c.Action)
 }
 
-func buildUpdate(c Change, cols Columns, rec Record) (Record, bool, error) {
-	oldFields, err := parseObject(c.Old)
+func buildUpdate(c Change, cols Columns, rec Record, maxDepth int) (Record, bool, error) {
+	oldFields, err := parseObject(c.Old, maxDepth)
 	if err != nil {
 		return rec, false, err
 	}
-	newFields, err := parseObject(c.New)
+	newFields, err := parseObject(c.New, maxDepth)
 	if err != nil {
 		return rec, false, err
 	}
@@ -288,6 +389,10 @@ func (r *Record) Frame() []byte {
 	if r.Changed != nil {
 		buf.WriteString(`,"changed_fields":`)
 		buf.Write(r.Changed)
+	}
+	if r.TooLarge != nil {
+		buf.WriteString(`,"too_large":`)
+		buf.Write(r.TooLarge)
 	}
 	if r.Actor != "" {
 		buf.WriteString(`,"actor":`)

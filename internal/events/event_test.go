@@ -2,8 +2,10 @@ package events
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 // testCols is the column policy the tests use for every entity.
@@ -410,4 +412,53 @@ func mustBuild(tb testing.TB, action, old, new string) Record {
 		tb.Fatalf("Build(%s): ok=%v err=%v", action, ok, err)
 	}
 	return rec
+}
+
+// An event beyond MaxBytes, or nested deeper than MaxDepth, becomes a
+// too_large marker with the row's key: never dropped.
+func TestBuildWithinLimits(t *testing.T) {
+	at := time.Date(2026, 1, 25, 10, 30, 0, 0, time.UTC)
+	big := `"` + strings.Repeat("x", 5000) + `"`
+	deep := strings.Repeat("[", DefaultMaxDepth+1) + strings.Repeat("]", DefaultMaxDepth+1)
+	for _, tt := range []struct {
+		name   string
+		c      Change
+		data   string
+		reason string
+	}{
+		{"size", Change{Action: "updated", Key: []string{"id", "region"},
+			Old: []byte(`{"id":7,"region":"eu","notes":"a","password_hash":"h"}`),
+			New: []byte(`{"id":7,"region":"eu","notes":` + big + `,"password_hash":"h"}`)},
+			`{"id":7,"region":"eu"}`, `{"reason":"size","bytes":10076,"limit":4096}`},
+		{"size, deleted, no key known", Change{Action: "deleted", Old: []byte(`{"id":8,"notes":` + big + `}`)},
+			`{"id":8}`, `{"reason":"size","bytes":5019,"limit":4096}`},
+		{"depth", Change{Action: "created", Key: []string{"id"}, New: []byte(`{"id":9,"doc":` + deep + `}`)},
+			`{"id":9}`, `{"reason":"depth","depth":10002,"limit":10000}`},
+		{"secret key column", Change{Action: "created", Key: []string{"token"}, New: []byte(`{"token":"t","notes":` + big + `}`)},
+			`{}`, `{"reason":"size","bytes":5012,"limit":4096}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.c
+			c.Entity, c.At, c.Actor = "orders", at, strings.Repeat("é", 200)
+			rec, ok, err := BuildWithin(c, Columns{Secret: map[string]bool{"password_hash": true, "token": true}}, Limits{MaxBytes: 4096})
+			if err != nil || !ok {
+				t.Fatalf("BuildWithin: ok %v, %v", ok, err)
+			}
+			if string(rec.Data) != tt.data || string(rec.TooLarge) != tt.reason || rec.Previous != nil || rec.Changed != nil {
+				t.Fatalf("got data %s too_large %s previous %s", rec.Data, rec.TooLarge, rec.Previous)
+			}
+			if len(rec.Actor) > MaxActorBytes || !utf8.ValidString(rec.Actor) {
+				t.Fatalf("actor of %d bytes (valid UTF-8: %v)", len(rec.Actor), utf8.ValidString(rec.Actor))
+			}
+			var fr map[string]json.RawMessage
+			if err := json.Unmarshal(rec.Frame(), &fr); err != nil || string(fr["too_large"]) != tt.reason {
+				t.Fatalf("frame %s: %v", rec.Frame(), err)
+			}
+		})
+	}
+	// Within the limits nothing changes.
+	rec, ok, err := BuildWithin(Change{Entity: "orders", Action: "created", New: []byte(`{"id":1,"notes":"short"}`)}, Columns{}, Limits{MaxBytes: 4096})
+	if err != nil || !ok || rec.TooLarge != nil || string(rec.Data) != `{"id":1,"notes":"short"}` {
+		t.Fatalf("small event: %s %s %v %v", rec.Data, rec.TooLarge, ok, err)
+	}
 }

@@ -128,6 +128,9 @@ func (s *Subscription) Matches(ev *Event) bool {
 	if ev.Action == "truncated" {
 		return true // every row of the table is gone: each filtered list must learn it
 	}
+	if ev.TooLarge != nil {
+		return true // the row is not here to test: every filtered list must refetch it
+	}
 	ev.parse()
 	if s.Filter.matchRow(ev.fields, nil) {
 		return true

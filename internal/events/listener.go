@@ -16,8 +16,9 @@ type ListenConn interface {
 	Wait(ctx context.Context, timeout time.Duration) (n Notification, ok bool, err error)
 	LastPosition(ctx context.Context) (int64, error)
 	// ReadEvents returns up to limit records after position after, and the
-	// log's last position as of the same read.
-	ReadEvents(ctx context.Context, after int64, limit int) (recs []Record, last int64, err error)
+	// log's last position as of the same read; more reports that the page
+	// was cut (by limit or by size): records may follow it.
+	ReadEvents(ctx context.Context, after int64, limit int) (recs []Record, last int64, more bool, err error)
 	Close(ctx context.Context) error
 }
 
@@ -146,12 +147,12 @@ func (l *Listener) session(ctx context.Context, conn ListenConn) error {
 // "since" a client may resume with, covers every position handed out.
 func (l *Listener) catchUp(ctx context.Context, conn ListenConn) error {
 	for {
-		recs, last, err := conn.ReadEvents(ctx, l.position(), l.batch)
+		recs, last, more, err := conn.ReadEvents(ctx, l.position(), l.batch)
 		if err != nil {
 			return err
 		}
 		l.publish(recs)
-		if len(recs) < l.batch {
+		if !more {
 			l.advance(last)
 			return nil
 		}

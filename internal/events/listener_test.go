@@ -15,8 +15,8 @@ func (c startConn) Wait(context.Context, time.Duration) (Notification, bool, err
 	return Notification{}, false, nil
 }
 func (c startConn) LastPosition(context.Context) (int64, error) { return c.last, nil }
-func (c startConn) ReadEvents(context.Context, int64, int) ([]Record, int64, error) {
-	return nil, c.last, nil
+func (c startConn) ReadEvents(context.Context, int64, int) ([]Record, int64, bool, error) {
+	return nil, c.last, false, nil
 }
 func (c startConn) Close(context.Context) error { return nil }
 

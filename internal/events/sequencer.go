@@ -17,7 +17,9 @@ type SequencerConn interface {
 	// EndTerm tells the successor that no position beyond the last was used.
 	EndTerm(ctx context.Context) error
 	Wait(ctx context.Context, timeout time.Duration) (rang bool, err error)
-	Sequence(ctx context.Context, limit int, peek bool, build func([]Change) ([]Record, error)) (consumed int, last int64, err error)
+	// Sequence orders up to limit inbox rows, fewer when they pass maxBytes
+	// together (but at least one).
+	Sequence(ctx context.Context, limit, maxBytes int, peek bool, build func([]Change) ([]Record, error)) (consumed int, last int64, err error)
 	Prune(ctx context.Context, cutoff time.Time, limit int) (int64, error)
 	VacuumInbox(ctx context.Context) error
 	// Release lets writers ring the doorbell again (Sequence silences it
@@ -35,6 +37,8 @@ type SequencerConfig struct {
 	Retention  time.Duration
 	PruneEvery time.Duration // default 1 minute
 	Batch      int           // inbox rows per transaction (default 2000)
+	BatchBytes int           // and their bytes at most (default 8 MiB; one row may pass it)
+	Limits     Limits        // what one event may carry (beyond: a too_large marker)
 	Gap        time.Duration // pause after a large batch, so that batches grow under load (default 3ms)
 	Busy       int           // a batch of at least this many rows counts as load (default 8)
 	MinPoll    time.Duration // first poll period once idle (default 1ms)
@@ -63,6 +67,9 @@ type Sequencer struct {
 func NewSequencer(dial func(context.Context) (SequencerConn, error), cfg SequencerConfig, log *slog.Logger) *Sequencer {
 	if cfg.Batch <= 0 {
 		cfg.Batch = 2000
+	}
+	if cfg.BatchBytes <= 0 {
+		cfg.BatchBytes = 8 << 20
 	}
 	if cfg.Gap <= 0 {
 		cfg.Gap = 3 * time.Millisecond
@@ -166,7 +173,7 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 			s.prune(ctx, conn)
 		}
 		built = nil
-		n, last, err := conn.Sequence(ctx, s.cfg.Batch, peek, build)
+		n, last, err := conn.Sequence(ctx, s.cfg.Batch, s.cfg.BatchBytes, peek, build)
 		if err != nil {
 			return err
 		}
@@ -244,7 +251,7 @@ func (s *Sequencer) prune(ctx context.Context, conn SequencerConn) {
 func (s *Sequencer) build(changes []Change) []Record {
 	recs := make([]Record, 0, len(changes))
 	for _, c := range changes {
-		rec, ok, err := Build(c, s.cfg.Columns[c.Entity])
+		rec, ok, err := BuildWithin(c, s.cfg.Columns[c.Entity], s.cfg.Limits)
 		if err != nil {
 			// A row that cannot be read would wedge the log forever; report and skip it.
 			s.log.Error("skipping unreadable change", "inbox_id", c.ID, "entity", c.Entity, "err", err)

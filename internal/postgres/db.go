@@ -35,6 +35,10 @@ func Open(ctx context.Context, databaseURL, listenURL, appName string) (*DB, err
 		return nil, fmt.Errorf("parsing LISTEN_DATABASE_URL: %w", err)
 	}
 	lcfg.RuntimeParams["application_name"] = appName + "-listener"
+	// The sequencer's and listener's queries are small and run thousands of
+	// times a second: a JIT compile (tens of ms) triggered by a cost estimate
+	// would cost more than any of them.
+	lcfg.RuntimeParams["jit"] = "off"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating pool: %w", err)

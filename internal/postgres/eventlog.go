@@ -116,7 +116,7 @@ func (s *SequencerConn) Wait(ctx context.Context, timeout time.Duration) (bool, 
 // it first checks cheaply that the inbox has rows, so an idle poll writes
 // nothing. It returns how many inbox rows it consumed and the last position.
 // After an error the connection must be closed.
-func (s *SequencerConn) Sequence(ctx context.Context, limit int, peek bool, build func([]events.Change) ([]events.Record, error)) (consumed int, last int64, err error) {
+func (s *SequencerConn) Sequence(ctx context.Context, limit, maxBytes int, peek bool, build func([]events.Change) ([]events.Record, error)) (consumed int, last int64, err error) {
 	if peek {
 		var pending bool
 		if err := s.conn.QueryRow(ctx, "SELECT "+inboxPending).Scan(&pending); err != nil {
@@ -126,7 +126,7 @@ func (s *SequencerConn) Sequence(ctx context.Context, limit int, peek bool, buil
 			return 0, 0, nil
 		}
 	}
-	changes, last, err := s.takeInbox(ctx, limit)
+	changes, last, err := s.takeInbox(ctx, limit, maxBytes)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -168,7 +168,7 @@ func (s *SequencerConn) Release(ctx context.Context) (pending bool, err error) {
 // the oldest inbox rows, in one round trip. Unless it holds it already, it
 // also tries to take the doorbell lock (never waiting: a writer's transaction,
 // however long, may hold it), so that busy writers stop ringing.
-func (s *SequencerConn) takeInbox(ctx context.Context, limit int) ([]events.Change, int64, error) {
+func (s *SequencerConn) takeInbox(ctx context.Context, limit, maxBytes int) ([]events.Change, int64, error) {
 	b := &pgx.Batch{}
 	if !s.holding {
 		b.Queue("SELECT pg_try_advisory_lock($1)", int64(doorbellLockKey))
@@ -176,7 +176,7 @@ func (s *SequencerConn) takeInbox(ctx context.Context, limit int) ([]events.Chan
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit = off") // see migrations/003_position_reservation.sql
 	b.Queue("SELECT last_position, reserved_through FROM shopstream.log_state FOR UPDATE")
-	b.Queue(takeInboxSQL, limit)
+	b.Queue(takeInboxSQL, limit, maxBytes)
 	br := s.conn.SendBatch(ctx, b)
 	defer br.Close()
 	var last int64
@@ -220,17 +220,29 @@ func (s *SequencerConn) takeInbox(ctx context.Context, limit int) ([]events.Chan
 	return changes, last, nil
 }
 
-// takeInboxSQL deletes (returning) the oldest $1 inbox rows, and one more
-// when the last of them is a DELETE whose transaction's INSERT comes next: an
-// UPDATE that moved a row between partitions, which the sequencer pairs (see
-// tableCheck.merge) and must not split across batches.
+// takeInboxSQL deletes (returning) the oldest inbox rows: $1 at most, fewer
+// when their sizes pass $2 bytes together (the row that passes it is the last
+// taken, so a batch has at least one), and one more when the last of them is
+// a DELETE whose transaction's INSERT comes next: an UPDATE that moved a row
+// between partitions, which the sequencer pairs (see tableCheck.merge) and
+// must not split across batches. Sizes are the rows' uncompressed lengths,
+// read from their headers (octet_length of a json value, which is text, does
+// not detoast it). The rows are deleted by = ANY of an array, never by a join
+// with take: a join planned on stale estimates (a nested loop over a
+// sequential scan) took 57 s for one batch of 2,000 rows behind 100,000 deleted
+// ones; an array lookup costs at worst one scan.
 const takeInboxSQL = `WITH head AS (
-		SELECT id, action, txid, row_number() OVER (ORDER BY id) AS n
-		FROM (SELECT id, action, txid FROM shopstream.inbox ORDER BY id LIMIT $1 + 1) s)
-	DELETE FROM shopstream.inbox WHERE id IN (
-		SELECT h.id FROM head h WHERE h.n <= $1
-		   OR (h.action = 'created' AND EXISTS (
-				SELECT 1 FROM head p WHERE p.n = $1 AND h.n = $1 + 1 AND p.action = 'deleted' AND p.txid = h.txid)))
+		SELECT id, action, txid, row_number() OVER (ORDER BY id) AS n,
+		       sum(coalesce(octet_length(old_row::text), 0) + coalesce(octet_length(new_row::text), 0) + coalesce(octet_length(actor), 0))
+		           OVER (ORDER BY id) - coalesce(octet_length(old_row::text), 0) - coalesce(octet_length(new_row::text), 0) - coalesce(octet_length(actor), 0) AS before
+		FROM (SELECT id, action, txid, old_row, new_row, actor FROM shopstream.inbox ORDER BY id LIMIT $1 + 1) s),
+	cut AS (SELECT coalesce(max(n), 1) AS n FROM head WHERE n <= $1 AND before < $2),
+	take AS (
+		SELECT h.id FROM head h, cut WHERE h.n <= cut.n
+		UNION ALL
+		SELECT h.id FROM head h JOIN cut ON h.n = cut.n + 1 JOIN head p ON p.n = cut.n
+		WHERE h.action = 'created' AND p.action = 'deleted' AND p.txid = h.txid)
+	DELETE FROM shopstream.inbox WHERE id = ANY (ARRAY(SELECT id FROM take))
 	RETURNING id, entity, action, old_row, new_row, coalesce(actor, ''), created_at, relid, coalesce(txid::text, '')`
 
 // writeLog appends the records after position last, advances the log state
@@ -239,6 +251,7 @@ func (s *SequencerConn) writeLog(ctx context.Context, recs []events.Record, last
 	n := len(recs)
 	pos, entity, action, data := make([]int64, n), make([]string, n), make([]string, n), make([]string, n)
 	prev, changed, actor, at := make([]*string, n), make([]*string, n), make([]*string, n), make([]time.Time, n)
+	tooLarge := make([]*string, n)
 	for i := range recs {
 		last++
 		r := &recs[i]
@@ -252,14 +265,18 @@ func (s *SequencerConn) writeLog(ctx context.Context, recs []events.Record, last
 			c := string(r.Changed)
 			changed[i] = &c
 		}
+		if r.TooLarge != nil {
+			tl := string(r.TooLarge)
+			tooLarge[i] = &tl
+		}
 		if r.Actor != "" {
 			actor[i] = &r.Actor
 		}
 	}
 	b := &pgx.Batch{}
-	b.Queue(`INSERT INTO shopstream.events (position, entity, action, data, previous, actor, created_at, changed_fields)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::json[], $5::json[], $6::text[], $7::timestamptz[], $8::json[])`,
-		pos, entity, action, data, prev, actor, at, changed)
+	b.Queue(`INSERT INTO shopstream.events (position, entity, action, data, previous, actor, created_at, changed_fields, too_large)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::json[], $5::json[], $6::text[], $7::timestamptz[], $8::json[], $9::json[])`,
+		pos, entity, action, data, prev, actor, at, changed, tooLarge)
 	if last > s.reserved {
 		// Out of reserved positions: this batch raises the reservation and
 		// commits durably, so that a crash can never hand its positions out again.
@@ -365,28 +382,44 @@ func (l *ListenConn) LastPosition(ctx context.Context) (int64, error) {
 	return last, nil
 }
 
-// ReadEvents returns up to limit log records after position, in order, and the
-// log's last position in the same snapshot: when fewer than limit records come
-// back, no record lies between the last of them and that position (positions
-// jump when a sequencer takes over after a crash).
-func (l *ListenConn) ReadEvents(ctx context.Context, after int64, limit int) ([]events.Record, int64, error) {
-	rows, err := l.conn.Query(ctx, `SELECT s.last_position, e.position, e.entity, e.action, e.data, e.previous, coalesce(e.actor, ''), e.created_at, e.changed_fields
+// pageBytes bounds a page of the log read by a listener or for a replay: at
+// most this many bytes of events, but at least one event.
+const pageBytes = 8 << 20
+
+// eventSize is an event row's size in SQL (uncompressed lengths, read from
+// the values' headers).
+const eventSize = `(octet_length(data::text) + coalesce(octet_length(previous::text), 0) +
+	coalesce(octet_length(changed_fields::text), 0) + coalesce(octet_length(actor), 0))`
+
+// ReadEvents returns up to limit log records after position, in order (fewer
+// when they pass pageBytes together), the log's last position in the same
+// snapshot, and whether more records may follow the page. When none may, no
+// record lies between the last of them and that position (positions jump
+// when a sequencer takes over after a crash).
+func (l *ListenConn) ReadEvents(ctx context.Context, after int64, limit int) ([]events.Record, int64, bool, error) {
+	rows, err := l.conn.Query(ctx, `SELECT s.last_position, e.position, e.entity, e.action, e.data, e.previous,
+			coalesce(e.actor, ''), e.created_at, e.changed_fields, e.too_large, coalesce(e.fetched, 0)
 		FROM shopstream.log_state s LEFT JOIN LATERAL (
-			SELECT * FROM shopstream.events WHERE position > $1 ORDER BY position LIMIT $2) e ON true
-		ORDER BY e.position`, after, limit)
+			SELECT w.*, count(*) OVER () AS fetched FROM (
+				SELECT p.*, sum(p.size) OVER (ORDER BY p.position) - p.size AS before FROM (
+					SELECT *, `+eventSize+` AS size FROM shopstream.events WHERE position > $1 ORDER BY position LIMIT $2) p) w
+			) e ON true
+		WHERE e.position IS NULL OR e.before < $3
+		ORDER BY e.position`, after, limit, pageBytes)
 	if err != nil {
-		return nil, 0, fmt.Errorf("reading events: %w", err)
+		return nil, 0, false, fmt.Errorf("reading events: %w", err)
 	}
 	var head int64
 	var recs []events.Record
+	fetched := 0
 	for rows.Next() {
 		var pos *int64
 		var rec events.Record
 		var entity, action, actor *string
 		var at *time.Time
-		if err := rows.Scan(&head, &pos, &entity, &action, &rec.Data, &rec.Previous, &actor, &at, &rec.Changed); err != nil {
+		if err := rows.Scan(&head, &pos, &entity, &action, &rec.Data, &rec.Previous, &actor, &at, &rec.Changed, &rec.TooLarge, &fetched); err != nil {
 			rows.Close()
-			return nil, 0, fmt.Errorf("reading events: %w", err)
+			return nil, 0, false, fmt.Errorf("reading events: %w", err)
 		}
 		if pos == nil { // no record after the cursor
 			continue
@@ -395,9 +428,9 @@ func (l *ListenConn) ReadEvents(ctx context.Context, after int64, limit int) ([]
 		recs = append(recs, rec)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, 0, fmt.Errorf("reading events: %w", err)
+		return nil, 0, false, fmt.Errorf("reading events: %w", err)
 	}
-	return recs, head, nil
+	return recs, head, fetched >= limit || len(recs) < fetched, nil
 }
 
 // Close closes the connection.
@@ -414,7 +447,7 @@ func readEvents(ctx context.Context, q querier, sql string, args ...any) ([]even
 	}
 	recs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (events.Record, error) {
 		var rec events.Record
-		err := r.Scan(&rec.Position, &rec.Entity, &rec.Action, &rec.Data, &rec.Previous, &rec.Actor, &rec.At, &rec.Changed)
+		err := r.Scan(&rec.Position, &rec.Entity, &rec.Action, &rec.Data, &rec.Previous, &rec.Actor, &rec.At, &rec.Changed, &rec.TooLarge)
 		return rec, err
 	})
 	if err != nil {
@@ -424,11 +457,15 @@ func readEvents(ctx context.Context, q querier, sql string, args ...any) ([]even
 }
 
 // ReplayEvents returns the records of one entity with after < position <= upto, in
-// order, at most limit of them, and the highest position pruned from the log.
+// order, at most limit of them (fewer when they pass pageBytes together, but
+// at least one), and the highest position pruned from the log.
 func (db *DB) ReplayEvents(ctx context.Context, entity string, after, upto int64, limit int) ([]events.Record, int64, error) {
-	recs, err := readEvents(ctx, db.Pool, `SELECT position, entity, action, data, previous, coalesce(actor, ''), created_at, changed_fields
-		FROM shopstream.events WHERE position > $2 AND position <= $3 AND entity = $1 ORDER BY position LIMIT $4`,
-		entity, after, upto, limit)
+	recs, err := readEvents(ctx, db.Pool, `SELECT position, entity, action, data, previous, coalesce(actor, ''), created_at, changed_fields, too_large
+		FROM (SELECT p.*, sum(p.size) OVER (ORDER BY p.position) - p.size AS before FROM (
+			SELECT *, `+eventSize+` AS size FROM shopstream.events
+			WHERE position > $2 AND position <= $3 AND entity = $1 ORDER BY position LIMIT $4) p) w
+		WHERE before < $5 ORDER BY position`,
+		entity, after, upto, limit, pageBytes)
 	if err != nil {
 		return nil, 0, err
 	}

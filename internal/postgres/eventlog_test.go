@@ -86,7 +86,7 @@ func TestSequencerSilencesTheDoorbellWhileItWorks(t *testing.T) {
 	if !canRing(t, writer) {
 		t.Fatal("doorbell held before the sequencer worked")
 	}
-	if n, _, err := seq.Sequence(ctx, 100, false, build); err != nil || n != 1 {
+	if n, _, err := seq.Sequence(ctx, 100, 8<<20, false, build); err != nil || n != 1 {
 		t.Fatalf("sequence: %d rows, %v", n, err)
 	}
 	if canRing(t, writer) {
@@ -113,7 +113,7 @@ func TestSequencerSilencesTheDoorbellWhileItWorks(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(doorbell)); err != nil {
 		t.Fatal(err)
 	}
-	if n, _, err := seq.Sequence(ctx, 100, false, build); err != nil || n != 1 {
+	if n, _, err := seq.Sequence(ctx, 100, 8<<20, false, build); err != nil || n != 1 {
 		t.Fatalf("sequence with the doorbell held by a writer: %d rows, %v", n, err)
 	}
 	if pending, err := seq.Release(ctx); err != nil || pending {
@@ -156,7 +156,7 @@ func TestPositionsAreNeverHandedOutTwice(t *testing.T) {
 		if _, err := writer.Exec(ctx, `INSERT INTO orders (order_number) VALUES ('ORD-TERM')`); err != nil {
 			t.Fatal(err)
 		}
-		n, last, err := seq.Sequence(ctx, 100, false, build)
+		n, last, err := seq.Sequence(ctx, 100, 8<<20, false, build)
 		if err != nil || n != 1 {
 			t.Fatalf("sequence: %d rows, %v", n, err)
 		}
@@ -225,7 +225,7 @@ func TestListenerFollowsAPositionJump(t *testing.T) {
 	if _, err := writer.Exec(ctx, `INSERT INTO orders (order_number) VALUES ('ORD-JUMP')`); err != nil {
 		t.Fatal(err)
 	}
-	if n, _, err := seq.Sequence(ctx, 100, false, build); err != nil || n != 1 {
+	if n, _, err := seq.Sequence(ctx, 100, 8<<20, false, build); err != nil || n != 1 {
 		t.Fatalf("sequence: %d, %v", n, err)
 	}
 	_ = seq.Close(ctx) // no EndTerm: as if it had crashed
@@ -310,11 +310,75 @@ func TestSequencerRefusesRowsFromAnotherEntitysTable(t *testing.T) {
 		}
 		return nil, nil
 	}
-	if n, _, err := seq.Sequence(ctx, 100, false, build); err != nil || n != 5 {
+	if n, _, err := seq.Sequence(ctx, 100, 8<<20, false, build); err != nil || n != 5 {
 		t.Fatalf("sequence: %d rows, %v", n, err)
 	}
 	want := []string{"order refused=false", "order refused=false", "customer refused=true", "customer refused=false", "order refused=true"}
 	if strings.Join(got, "; ") != strings.Join(want, "; ") {
 		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}
+
+// Batches and log pages are bounded by bytes as well as rows: rows of 3 MiB
+// go three to an 8 MiB batch (the row that passes the bound is the last), and
+// a listener's page of them is cut and says more may follow.
+func TestBatchesAndPagesBoundedByBytes(t *testing.T) {
+	ctx := context.Background()
+	db, writer := openWithWriter(t)
+	if _, err := writer.Exec(ctx, `ALTER TABLE orders ADD COLUMN blob text`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := writer.Exec(ctx, `INSERT INTO orders (order_number, blob) SELECT 'ORD-BIG-' || g, repeat(md5(g::text), 3 * 1024 * 1024 / 32) FROM generate_series(1, 7) g`); err != nil {
+		t.Fatal(err)
+	}
+	seq, err := db.ConnectSequencer(ctx, testTables(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seq.Close(ctx)
+	if _, err := seq.BeginTerm(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	build := func(cs []events.Change) ([]events.Record, error) {
+		recs := make([]events.Record, len(cs))
+		for i, c := range cs {
+			recs[i] = events.Record{Entity: c.Entity, Action: c.Action, Data: c.New, At: c.At}
+		}
+		return recs, nil
+	}
+	for total := 0; total < 7; {
+		n, _, err := seq.Sequence(ctx, 100, 8<<20, false, build)
+		if err != nil || n == 0 {
+			t.Fatalf("sequence: %d rows, %v", n, err)
+		}
+		sizes, total = append(sizes, n), total+n
+	}
+	if fmt.Sprint(sizes) != "[3 3 1]" {
+		t.Fatalf("batches of %v rows, want [3 3 1]", sizes)
+	}
+	lc, err := db.ConnectListener(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close(ctx)
+	var pages []int
+	for after := int64(0); ; {
+		recs, last, more, err := lc.ReadEvents(ctx, after, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages = append(pages, len(recs))
+		if !more {
+			if last != 7 {
+				t.Fatalf("log ends at %d, want 7", last)
+			}
+			break
+		}
+		after = recs[len(recs)-1].Position
+	}
+	// 8 MiB pages: three events of 3 MiB each fit before the bound is passed.
+	if fmt.Sprint(pages) != "[3 3 1]" {
+		t.Fatalf("pages of %v events, want [3 3 1]", pages)
 	}
 }

@@ -28,7 +28,8 @@ type inboxRow struct {
 type relation struct {
 	entity    string   // of the configured table at the root of its partition tree; "" for none
 	root      uint32   // that root (the table itself when not a partition)
-	identity  []string // of the root: primary-key columns outside the partition key
+	key       []string // of the root: its primary-key columns
+	identity  []string // the key's columns outside the partition key
 	partition bool
 }
 
@@ -73,6 +74,7 @@ func (tc *tableCheck) prepare(ctx context.Context, conn *pgx.Conn, rows []inboxR
 		if r.relid == nil {
 			continue
 		}
+		r.change.Key = tc.rels[*r.relid].key
 		if want := tc.rels[*r.relid].entity; want != r.change.Entity {
 			r.change.Refused = fmt.Errorf("an inbox row for entity %q came from the table with oid %d, which is %s",
 				r.change.Entity, *r.relid, describeEntity(want))
@@ -109,7 +111,7 @@ func (tc *tableCheck) merge(rows []inboxRow) []events.Change {
 		case c.Action == "created" && pending && rel.partition:
 			del := out[j]
 			if tc.rels[from[j]].root == rel.root && from[j] != *r.relid && sameIdentity(rel.identity, del.Old, c.New) {
-				out[j] = events.Change{ID: c.ID, Entity: c.Entity, Action: "updated", Old: del.Old, New: c.New, Actor: c.Actor, At: c.At}
+				out[j] = events.Change{ID: c.ID, Entity: c.Entity, Action: "updated", Old: del.Old, New: c.New, Actor: c.Actor, At: c.At, Key: c.Key}
 				continue
 			}
 		case c.Action == "deleted" && rel.partition:
@@ -169,6 +171,9 @@ func (tc *tableCheck) learn(ctx context.Context, conn *pgx.Conn, rows []inboxRow
 	res, err := conn.Query(ctx, `SELECT u.relid, coalesce(t.entity, ''), r.root::oid, coalesce((
 			SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_index i
 			JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+			WHERE i.indrelid = r.root AND i.indisprimary), '{}'), coalesce((
+			SELECT array_agg(a.attname::text ORDER BY a.attnum) FROM pg_index i
+			JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
 			WHERE i.indrelid = r.root AND i.indisprimary
 			  AND NOT a.attnum = ANY (coalesce((SELECT p.partattrs::int2[] FROM pg_partitioned_table p WHERE p.partrelid = r.root), '{}'))
 		), '{}')
@@ -183,7 +188,7 @@ func (tc *tableCheck) learn(ctx context.Context, conn *pgx.Conn, rows []inboxRow
 	for res.Next() {
 		var relid uint32
 		var rel relation
-		if err := res.Scan(&relid, &rel.entity, &rel.root, &rel.identity); err != nil {
+		if err := res.Scan(&relid, &rel.entity, &rel.root, &rel.key, &rel.identity); err != nil {
 			return fmt.Errorf("resolving the tables of inbox rows: %w", err)
 		}
 		rel.partition = rel.root != relid

@@ -25,13 +25,15 @@ type item struct {
 // client is one socket. The hub and the read loop put messages in its queue
 // without waiting; its write loop alone writes to the connection.
 type client struct {
-	conn  *websocket.Conn
-	fw    *frameWriter // under conn; nil when the socket was not accepted through smallBuffers
-	batch bool
-	limit int
+	conn       *websocket.Conn
+	fw         *frameWriter // under conn; nil when the socket was not accepted through smallBuffers
+	batch      bool
+	limit      int
+	limitBytes int
 
 	mu          sync.Mutex
 	queue       []item
+	queued      int // bytes of the messages in queue
 	spare       []item
 	closing     bool
 	closeCode   websocket.StatusCode
@@ -56,12 +58,13 @@ type client struct {
 
 func newClient(ctx context.Context, cancel context.CancelFunc, h *Handler, conn *websocket.Conn, fw *frameWriter) *client {
 	c := &client{
-		conn:   conn,
-		fw:     fw,
-		batch:  conn.Subprotocol() == BatchSubprotocol,
-		limit:  h.cfg.SendQueue,
-		ctx:    ctx,
-		cancel: cancel,
+		conn:       conn,
+		fw:         fw,
+		batch:      conn.Subprotocol() == BatchSubprotocol,
+		limit:      h.cfg.SendQueue,
+		limitBytes: h.cfg.SendQueueBytes,
+		ctx:        ctx,
+		cancel:     cancel,
 	}
 	c.w = &writer{h: h, c: c}
 	context.AfterFunc(ctx, func() {
@@ -143,12 +146,13 @@ func (c *client) enqueueLocked(it item) bool {
 	if c.closing {
 		return false
 	}
-	if len(c.queue) >= c.limit {
+	if len(c.queue) >= c.limit || (c.limitBytes > 0 && len(c.queue) > 0 && c.queued+len(it.msg) > c.limitBytes) {
 		c.closing, c.closeCode, c.closeReason, c.closeLabel = true, websocket.StatusTryAgainLater, "send queue full: resume with since", "slow"
-		c.queue = nil
+		c.queue, c.queued = nil, 0
 		return false
 	}
 	c.queue = append(c.queue, it)
+	c.queued += len(it.msg)
 	return true
 }
 
@@ -165,7 +169,7 @@ func (c *client) close(code int, reason string, flush bool) {
 		c.closing, c.closeCode, c.closeReason = true, websocket.StatusCode(code), reason
 		c.closeLabel = labelFor(code, reason)
 		if !flush {
-			c.queue = nil
+			c.queue, c.queued = nil, 0
 		}
 	}
 	c.mu.Unlock()
@@ -215,7 +219,7 @@ func (c *client) next() (items []item, closing bool, code websocket.StatusCode, 
 		return nil, false, 0, "", false
 	}
 	items, c.queue = c.queue, c.spare[:0]
-	c.spare = nil
+	c.spare, c.queued = nil, 0
 	if len(items) > smallQueue && c.queue == nil {
 		if q, ok := queuePool.Get().(*[]item); ok {
 			c.queue = *q

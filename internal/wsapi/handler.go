@@ -54,6 +54,7 @@ type Config struct {
 	OriginPatterns   []string
 	Channels         []string // the channels that exist
 	SendQueue        int
+	SendQueueBytes   int // bytes queued per socket (0: no bound)
 	MaxMessageBytes  int64
 	WriteTimeout     time.Duration
 	PingInterval     time.Duration
