@@ -94,6 +94,7 @@ type server struct {
 	sockets   *wsapi.Handler
 	keeper    *wsapi.Keeper
 	store     *pgxstore.PostgresStore
+	tables    *tableWatch
 	draining  atomic.Bool
 }
 
@@ -104,6 +105,9 @@ func (s *server) Draining() bool { return s.draining.Load() }
 func (s *server) Stats() httpapi.Stats {
 	return httpapi.Stats{Stats: s.hub.Stats(), SequencerLeader: s.sequencer.Leading(), ListenerUp: s.listener.Connected()}
 }
+
+// Warnings is part of httpapi.Health.
+func (s *server) Warnings() []string { return s.tables.Problems() }
 
 // ListenerConnected is part of httpapi.Health.
 func (s *server) ListenerConnected() bool { return s.listener.Connected() }
@@ -124,6 +128,7 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 	}, events.SequencerConfig{Columns: columns(cfg), Retention: cfg.Retention, PruneEvery: cfg.PruneEvery,
 		Limits: events.Limits{MaxBytes: cfg.MaxEventBytes}}, log.With("component", "sequencer"))
 	s.sequencer.OnCommit(s.listener.Offer)
+	s.tables = &tableWatch{db: db, tables: cfg.Tables, interval: cfg.TableCheck, log: log.With("component", "tables")}
 	s.store = pgxstore.NewWithCleanupInterval(db.Pool, 30*time.Second)
 	authSvc := auth.NewService(db, auth.NewHashedStore(s.store), auth.SessionConfig{
 		CookieName: cfg.CookieName, Secure: cfg.CookieSecure,
@@ -134,6 +139,7 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 		Subscriptions:  func() map[string]int { return s.hub.Stats().Subscriptions },
 		EventsRead:     func() float64 { return float64(s.hub.Published()) },
 		Reconnects:     func() float64 { return float64(s.listener.Reconnects()) },
+		Unattached:     func() float64 { return float64(len(s.tables.Problems())) },
 		Leader:         s.sequencer.Leading,
 		DB:             db,
 		DBQueryTimeout: 2 * time.Second,
@@ -168,7 +174,7 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 func (s *server) run(ctx context.Context, e env, srv *http.Server, ln net.Listener) error {
 	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){s.listener.Run, s.sequencer.Run, s.keeper.Run, s.sockets.Run} {
+	for _, loop := range []func(context.Context){s.listener.Run, s.sequencer.Run, s.keeper.Run, s.sockets.Run, s.tables.Run} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(bg) }()
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -211,4 +212,88 @@ func TestHugeRowsActorsAndDepthNeverStopTheLog(t *testing.T) {
 		t.Fatalf("want the whole small update, got %.300v", m)
 	}
 	expectQuiet(t, ws, s.DBURL)
+}
+
+// readyz returns /readyz's status and body.
+func readyzBody(t *testing.T, s *testServer) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}
+
+// Schema changes while serving: a filter may name a column added a moment
+// ago; a table swapped in by rename (as online schema-change tools do) is
+// reported (/readyz warning, metric, log) until migrate attaches it, and the
+// table renamed away stops emitting at once.
+func TestSchemaChangesWhileServing(t *testing.T) {
+	t.Parallel()
+	s, c, ws := setup(t, map[string]string{"TABLE_CHECK_INTERVAL": "100ms"})
+	dba := appConn(t, s.DBURL, "dba")
+	app := appConn(t, s.DBURL, "storefront")
+
+	// A filter naming a column that exists caches the table's columns; one
+	// naming a column added right after is accepted all the same.
+	ws.send(map[string]any{"type": "subscribe", "channel": "order_changes", "filter": map[string]any{"status": "pending"}})
+	if m := ws.read(); m["type"] != "subscribed" {
+		t.Fatalf("want subscribed, got %v", m)
+	}
+	exec(t, dba, `ALTER TABLE orders ADD COLUMN region text`)
+	ws2 := dial(t, s, c)
+	ws2.send(map[string]any{"type": "subscribe", "channel": "order_changes", "filter": map[string]any{"region": "eu"}})
+	if m := ws2.read(); m["type"] != "subscribed" {
+		t.Fatalf("a filter on a column added a moment ago: want subscribed, got %v", m)
+	}
+	ws2.send(map[string]any{"type": "subscribe", "channel": "customer_changes", "filter": map[string]any{"no_such_column": 1}})
+	if m := ws2.read(); m["type"] != "error" || m["code"] != "invalid_request" {
+		t.Fatalf("a filter on a column that does not exist: want invalid_request, got %v", m)
+	}
+	exec(t, app, `INSERT INTO orders (order_number, region) VALUES ('ORD-EU', 'eu')`)
+	for _, w := range []*wsClient{ws2, ws} { // ws's filter (pending) takes it too
+		if m := w.read(); m["event"] != "order:created" {
+			t.Fatalf("want the eu order, got %v", m)
+		}
+	}
+
+	// The swap.
+	if code, body := readyzBody(t, s); code != 200 || body["warnings"] != nil {
+		t.Fatalf("/readyz before the swap: %d %v", code, body)
+	}
+	exec(t, dba, `CREATE TABLE orders_new (LIKE orders INCLUDING ALL)`)
+	exec(t, dba, `ALTER TABLE orders RENAME TO orders_old`)
+	exec(t, dba, `ALTER TABLE orders_new RENAME TO orders`)
+	want := "table public.orders (order) has no capture trigger: run shopstream migrate"
+	waitfor.Until(t, "/readyz to warn about the swapped table", func() bool {
+		code, body := readyzBody(t, s)
+		w, _ := body["warnings"].([]any)
+		return code == 200 && len(w) == 1 && w[0] == want
+	})
+	if got := scrape(t, s)["shopstream_tables_unattached"]; got != 1 {
+		t.Errorf("shopstream_tables_unattached = %v, want 1", got)
+	}
+	if !strings.Contains(s.Log.String(), want) {
+		t.Errorf("the log does not say %q", want)
+	}
+	// The table renamed away no longer stands for orders; the new one is not
+	// attached yet.
+	exec(t, app, `UPDATE orders_old SET status = 'cancelled'`)
+	exec(t, app, `INSERT INTO orders (order_number) VALUES ('ORD-UNSEEN')`)
+	if out := runCLI(t, s.DBURL, "", "migrate"); !strings.Contains(out, "table public.orders (order): attached") {
+		t.Fatalf("migrate did not attach the swapped-in table:\n%s", out)
+	}
+	waitfor.Until(t, "/readyz to stop warning", func() bool {
+		_, body := readyzBody(t, s)
+		return body["warnings"] == nil
+	})
+	exec(t, app, `INSERT INTO orders (order_number, status) VALUES ('ORD-AFTER', 'pending')`)
+	m := ws.read()
+	data, _ := m["data"].(map[string]any)
+	if m["event"] != "order:created" || data["order_number"] != "ORD-AFTER" {
+		t.Fatalf("want the first change of the attached table next (nothing of orders_old, nothing from before migrate), got %v", m)
+	}
 }

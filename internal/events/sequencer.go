@@ -251,6 +251,11 @@ func (s *Sequencer) prune(ctx context.Context, conn SequencerConn) {
 func (s *Sequencer) build(changes []Change) []Record {
 	recs := make([]Record, 0, len(changes))
 	for _, c := range changes {
+		if c.Refused != nil {
+			// Not from its entity's table: a table renamed away, or a row forged.
+			s.log.Warn("refusing a change", "inbox_id", c.ID, "entity", c.Entity, "err", c.Refused)
+			continue
+		}
 		rec, ok, err := BuildWithin(c, s.cfg.Columns[c.Entity], s.cfg.Limits)
 		if err != nil {
 			// A row that cannot be read would wedge the log forever; report and skip it.

@@ -115,5 +115,9 @@ func (h *handlers) readyz(c echo.Context) error {
 	if !h.d.Health.ListenerConnected() {
 		return newError(http.StatusServiceUnavailable, "not_ready", "listener disconnected")
 	}
-	return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
+	body := map[string]any{"status": "ready"}
+	if w := h.d.Health.Warnings(); len(w) > 0 {
+		body["warnings"] = w
+	}
+	return c.JSON(http.StatusOK, body)
 }

@@ -18,6 +18,9 @@ type Health interface {
 	Ping(ctx context.Context) error // the database answers
 	ListenerConnected() bool
 	Draining() bool // shutting down: the load balancer should stop sending
+	// Warnings are problems that do not stop this instance from serving
+	// (a configured table without capture triggers): /readyz lists them.
+	Warnings() []string
 }
 
 // StatsSource reports the socket statistics.

@@ -21,6 +21,7 @@ type Sources struct {
 	EventsRead     func() float64
 	Reconnects     func() float64
 	Leader         func() bool
+	Unattached     func() float64 // configured tables without capture triggers
 	DB             DBStats
 	DBQueryTimeout time.Duration
 }
@@ -69,6 +70,8 @@ func New(src Sources, log *slog.Logger) *Metrics {
 			}
 			return 0
 		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shopstream_tables_unattached",
+			Help: "Configured tables that do not exist or lack the capture triggers (their changes go unseen): run shopstream migrate."}, src.Unattached),
 		&scrapeCollector{src: src, log: log},
 	)
 	for _, r := range []string{"auth", "slow", "rate", "limit", "shutdown", "client", "error"} {

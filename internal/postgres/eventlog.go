@@ -175,7 +175,11 @@ func (s *SequencerConn) takeInbox(ctx context.Context, limit, maxBytes int) ([]e
 	}
 	b.Queue("BEGIN")
 	b.Queue("SET LOCAL synchronous_commit = off") // see migrations/003_position_reservation.sql
-	b.Queue("SELECT last_position, reserved_through FROM shopstream.log_state FOR UPDATE")
+	// With the log state, the configured tables as they are named now: a
+	// table renamed away or in shows at once (tableCheck.observe).
+	b.Queue(`SELECT last_position, reserved_through,
+		ARRAY(SELECT coalesce(to_regclass(n)::oid, 0) FROM unnest($1::text[]) WITH ORDINALITY u(n, i) ORDER BY i)
+		FROM shopstream.log_state FOR UPDATE`, s.tables.names)
 	b.Queue(takeInboxSQL, limit, maxBytes)
 	br := s.conn.SendBatch(ctx, b)
 	defer br.Close()
@@ -190,9 +194,11 @@ func (s *SequencerConn) takeInbox(ctx context.Context, limit, maxBytes int) ([]e
 			return nil, 0, fmt.Errorf("beginning batch: %w", err)
 		}
 	}
-	if err := br.QueryRow().Scan(&last, &s.reserved); err != nil {
+	var named []uint32
+	if err := br.QueryRow().Scan(&last, &s.reserved, &named); err != nil {
 		return nil, 0, fmt.Errorf("locking log state: %w", err)
 	}
+	s.tables.observe(named)
 	rows, err := br.Query()
 	if err != nil {
 		return nil, 0, fmt.Errorf("taking inbox rows: %w", err)

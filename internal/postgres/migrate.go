@@ -283,3 +283,39 @@ func quoteLiteral(s string) string {
 	}
 	return string(append(out, '\''))
 }
+
+// Unattached describes the configured tables that would not emit events
+// today: a table that does not exist, or one without shopstream's three
+// capture triggers (a table swapped in by rename, as online schema-change
+// tools do, has none). Empty when all are in place.
+func (db *DB) Unattached(ctx context.Context, tables []config.Table) ([]string, error) {
+	entities, names := make([]string, len(tables)), make([]string, len(tables))
+	for i, t := range tables {
+		entities[i], names[i] = t.Entity, t.Name
+	}
+	rows, err := db.Pool.Query(ctx, `SELECT t.entity, t.name, c.oid IS NOT NULL, (
+			SELECT count(*) FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = ANY ($3) AND g.tgenabled <> 'D')
+		FROM unnest($1::text[], $2::text[]) WITH ORDINALITY t(entity, name, i)
+		LEFT JOIN pg_class c ON c.oid = to_regclass(t.name)
+		ORDER BY t.i`, entities, names, []string{triggerDefs[0].name, triggerDefs[1].name, triggerDefs[2].name})
+	if err != nil {
+		return nil, fmt.Errorf("checking the capture triggers: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var entity, name string
+		var exists bool
+		var triggers int
+		if err := rows.Scan(&entity, &name, &exists, &triggers); err != nil {
+			return nil, fmt.Errorf("checking the capture triggers: %w", err)
+		}
+		switch {
+		case !exists:
+			out = append(out, fmt.Sprintf("table %s (%s) does not exist", name, entity))
+		case triggers < len(triggerDefs):
+			out = append(out, fmt.Sprintf("table %s (%s) has no capture trigger: run shopstream migrate", name, entity))
+		}
+	}
+	return out, rows.Err()
+}

@@ -40,11 +40,14 @@ type relation struct {
 // refused, whatever it says.
 //
 // It maps the relid a row carries (a table, or a partition of one) to the
-// entity of the configured table at the root of its partition tree. The map
-// is rebuilt every tableCheckTTL, so that a table renamed away stops counting
-// as its entity's and one renamed in starts.
+// entity of the configured table at the root of its partition tree. Every
+// batch reads what the configured names resolve to (observe): when a table
+// was renamed away or in, the map starts afresh, so that the one renamed away
+// stops counting as its entity's at once. It is also rebuilt every
+// tableCheckTTL, for partitions attached or detached meanwhile.
 type tableCheck struct {
 	entities, names []string
+	named           []uint32 // the oids the names resolved to when rels was filled
 	rels            map[uint32]relation
 	since           time.Time
 }
@@ -146,6 +149,15 @@ func describeEntity(e string) string {
 		return "no configured table (TABLES)"
 	}
 	return fmt.Sprintf("the table of entity %q", e)
+}
+
+// observe takes what the configured names resolve to now (0: no such
+// table); a change forgets everything learned.
+func (tc *tableCheck) observe(named []uint32) {
+	if !slices.Equal(named, tc.named) {
+		clear(tc.rels)
+		tc.named = named
+	}
 }
 
 // learn looks up the relids of the batch that it does not know yet.

@@ -2,6 +2,7 @@ package wsapi
 
 import (
 	"context"
+	"sort"
 	"strings"
 	"time"
 
@@ -169,15 +170,18 @@ func (s *session) checkFilter(ctx context.Context, channel string, f events.Filt
 	if len(f) == 0 || s.h.cfg.Fields == nil {
 		return nil
 	}
-	fields, err := s.h.fields.get(ctx, entityOf(channel))
+	names := make([]string, 0, len(f))
+	for k := range f {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	missing, err := s.h.fields.has(ctx, entityOf(channel), names)
 	if err != nil {
 		s.h.log.Error("reading table columns", "err", err)
 		return &protocolError{Code: CodeInternal, Message: "could not check the filter: try again"}
 	}
-	for k := range f {
-		if !fields[k] {
-			return invalid("filter names %s, which %s rows do not have", quote(k), entityOf(channel))
-		}
+	if missing != "" {
+		return invalid("filter names %s, which %s rows do not have", quote(missing), entityOf(channel))
 	}
 	return nil
 }
