@@ -56,7 +56,7 @@ func main() {
 	flag.StringVar(&o.out, "out", "docs/benchmarks.md", "report file")
 	flag.StringVar(&o.svg, "svg", "docs/latency.svg", "latency plot")
 	flag.StringVar(&o.gobench, "gobench", "", "file with the output of the Go benchmarks to include")
-	flag.StringVar(&o.scenarios, "scenarios", "write,fanout,idle,bulk", "comma-separated scenarios to run")
+	flag.StringVar(&o.scenarios, "scenarios", "write,fanout,idle,bulk,bigrows", "comma-separated scenarios to run")
 	flag.StringVar(&sockets, "sockets", "", "socket counts for fan-out (default 100,1000,10000; -quick 100,1000)")
 	flag.StringVar(&rates, "rates", "100,1000,5000,0", "offered events/s per fan-out level; 0 is unthrottled (saturation)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this load generator to the file")
@@ -197,6 +197,14 @@ func run(o options) error {
 			logf("bulk: %v", err)
 		}
 	}
+	if want["bigrows"] {
+		logf("scenario 5: big rows (fresh server)")
+		rep.bigrows, err = bigRows(ctx, o, dbURL, db)
+		if err != nil {
+			rep.errs = append(rep.errs, "big rows: "+err.Error())
+			logf("big rows: %v", err)
+		}
+	}
 	rep.finished = time.Now()
 	if o.gobench != "" {
 		if b, err := os.ReadFile(o.gobench); err == nil {
@@ -272,7 +280,7 @@ func freePort() (string, error) {
 	return ln.Addr().String(), nil
 }
 
-func startServer(bin, dbURL string) (*server, error) {
+func startServer(bin, dbURL string, extraEnv ...string) (*server, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -287,6 +295,7 @@ func startServer(bin, dbURL string) (*server, error) {
 		"LOG_LEVEL=warn", "DEBUG_ADDR="+dbg, "WS_SEND_QUEUE=65536",
 		// one session for every socket (the brief): lift the per-user and per-instance caps
 		"WS_MAX_SOCKETS_PER_USER=1000000", "WS_MAX_SOCKETS=1000000")
+	cmd.Env = append(cmd.Env, extraEnv...)
 	cmd.Stdout = io.Discard
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {
