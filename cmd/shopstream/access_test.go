@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -235,16 +234,9 @@ func TestWriterNeedsNoPrivilegesOnShopstream(t *testing.T) {
 	s, _, ws := setup(t, nil)
 	ws.subscribe("order_changes")
 	admin := appConn(t, s.DBURL, "dba")
-	role := "shop_app_" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	exec(t, admin, `CREATE ROLE `+role+` LOGIN`)
-	t.Cleanup(func() {
-		_, _ = admin.Exec(context.Background(), `DROP OWNED BY `+role)
-		_, _ = admin.Exec(context.Background(), `DROP ROLE `+role)
-	})
+	role, roleURL := shopRole(t, admin, s.DBURL, "shop_app_")
 	exec(t, admin, `GRANT SELECT, INSERT, UPDATE, DELETE ON public.orders TO `+role)
-	u, _ := url.Parse(s.DBURL)
-	u.User = url.User(role)
-	app := appConn(t, u.String(), "storefront")
+	app := appConn(t, roleURL, "storefront")
 	exec(t, app, `UPDATE orders SET status = 'paid' WHERE order_number = 'ORD-1000000001'`)
 	if m := ws.read(); m["event"] != "order:updated" || m["actor"] != "storefront" {
 		t.Fatalf("want the unprivileged writer's update, got %v", m)

@@ -6,29 +6,20 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
-	"net/url"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// shopRole creates a LOGIN role of the shop's (roles are per cluster, so the
-// name is unique) and returns a URL of db that connects as it. The role and
-// what it owns are dropped when the test ends.
+// shopRole creates a LOGIN role of the shop's and returns it with a URL of db
+// that connects as it. When the test ends, what the role owns in db is
+// dropped, and the role.
 func shopRole(t *testing.T, admin *pgx.Conn, dbURL, prefix string) (string, string) {
 	t.Helper()
-	role := prefix + strconv.FormatInt(time.Now().UnixNano(), 36)
-	exec(t, admin, `CREATE ROLE `+role+` LOGIN`)
-	t.Cleanup(func() {
-		_, _ = admin.Exec(context.Background(), `DROP OWNED BY `+role)
-		_, _ = admin.Exec(context.Background(), `DROP ROLE `+role)
-	})
-	u, _ := url.Parse(dbURL)
-	u.User = url.User(role)
-	return role, u.String()
+	role := loginRole(t, admin, prefix, "")
+	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), `DROP OWNED BY `+role) })
+	return role, asRole(dbURL, role)
 }
 
 // The owner of a watched table makes row_to_json call a function of its own

@@ -48,8 +48,9 @@ func runCLIEnv(env map[string]string, stdin string, args ...string) (string, err
 	return out.String(), err
 }
 
-// loginRole creates a LOGIN role with attrs on the cluster; it is dropped
-// after every database of the test (register it before them).
+// loginRole creates a LOGIN role with attrs on the cluster (roles are per
+// cluster, so the name is unique); it is dropped when the test ends, after
+// the cleanups registered later (a database it owns objects in, for one).
 func loginRole(t *testing.T, admin *pgx.Conn, prefix, attrs string) string {
 	t.Helper()
 	role := prefix + strconv.FormatInt(time.Now().UnixNano(), 36)
