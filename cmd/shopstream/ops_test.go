@@ -8,6 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/shopstream/shopstream/internal/pgcluster"
+	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
 // scrape reads /metrics into name{labels} → value.
@@ -40,7 +43,10 @@ func scrape(t *testing.T, s *testServer) map[string]float64 {
 
 func TestMetricsAfterKnownWorkload(t *testing.T) {
 	t.Parallel()
-	s, c, ws := setup(t, nil)
+	// A cluster of its own: pg_notification_queue_usage() is the whole
+	// cluster's, and another test's stopped listener holds the shared queue.
+	_, url := ownCluster(waitfor.Context(t), t, pgcluster.Options{FastUnsafe: true})
+	s, c, ws := setupOn(t, url, nil)
 	resp := postJSON(t, http.DefaultClient, s.URL+"/api/auth/login", map[string]string{"email": "admin@example.com", "password": "not it at all"})
 	resp.Body.Close()
 	before := scrape(t, s)
