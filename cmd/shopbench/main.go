@@ -199,6 +199,7 @@ func run(o options) error {
 	}
 	if want["bigrows"] {
 		logf("scenario 5: big rows (fresh server)")
+		srv.stop() // the instance that orders the log applies its own MAX_EVENT_BYTES
 		rep.bigrows, err = bigRows(ctx, o, dbURL, db)
 		if err != nil {
 			rep.errs = append(rep.errs, "big rows: "+err.Error())
