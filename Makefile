@@ -54,6 +54,7 @@ fuzz: build ## run each fuzz target for FUZZTIME (default 20s)
 	$(GO) test -run '^$$' -fuzz FuzzFilter -fuzztime $${FUZZTIME:-20s} ./internal/events
 	$(GO) test -run '^$$' -fuzz FuzzBuild -fuzztime $${FUZZTIME:-20s} ./internal/events
 	$(GO) test -run '^$$' -fuzz FuzzCanonicalNumber -fuzztime $${FUZZTIME:-20s} ./internal/events
+	$(GO) test -run '^$$' -fuzz FuzzScanJSON -fuzztime $${FUZZTIME:-20s} ./internal/events
 
 bench: build ## benchmarks (BENCHFLAGS=-quick for a short pass): writes docs/benchmarks.md and docs/latency.svg
 	$(GO) build -o .bin/shopbench ./cmd/shopbench
