@@ -8,19 +8,18 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
 func testContext(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	t.Cleanup(cancel)
-	return ctx
+	return waitfor.Context(t)
 }
 
 func checkServer(t *testing.T, ctx context.Context, c *Cluster) {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)), 5*time.Second)
+	conn, err := net.DialTimeout("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)), waitfor.Deadline)
 	if err != nil {
 		t.Fatalf("tcp connect: %v", err)
 	}
