@@ -476,7 +476,7 @@ func latencySVG(levels []levelResult) string {
 func (r *report) bigRowsSection(b *strings.Builder) {
 	p := func(f string, a ...any) { fmt.Fprintf(b, f, a...) }
 	g := r.bigrows
-	p("## 5. Big rows: memory bounded whatever the rows\n\n")
+	p("## 6. Big rows: memory bounded whatever the rows\n\n")
 	if g.Updates == 0 {
 		p("Not run.\n\n")
 		return
