@@ -32,11 +32,6 @@ func newFieldCache(src FieldSource) *fieldCache {
 	return &fieldCache{src: src, ttl: time.Minute, m: map[string]cachedFields{}}
 }
 
-func (c *fieldCache) get(ctx context.Context, entity string) (map[string]bool, error) {
-	fields, _, err := c.load(ctx, entity, time.Time{})
-	return fields, err
-}
-
 // has reports whether entity has every field of names. When one is missing it
 // reads the table again at once (a column added a moment ago is accepted),
 // one read at a time: callers that missed meanwhile take that read's answer.
