@@ -51,6 +51,7 @@ deps: ## install what the tests need and the machine lacks (Debian: chromium for
 
 fuzz: build ## run each fuzz target for FUZZTIME (default 20s)
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $${FUZZTIME:-20s} ./internal/wsapi
+	$(GO) test -run '^$$' -fuzz FuzzSignal -fuzztime $${FUZZTIME:-20s} ./internal/wsapi
 	$(GO) test -run '^$$' -fuzz FuzzFilter -fuzztime $${FUZZTIME:-20s} ./internal/events
 	$(GO) test -run '^$$' -fuzz FuzzBuild -fuzztime $${FUZZTIME:-20s} ./internal/events
 	$(GO) test -run '^$$' -fuzz FuzzCanonicalNumber -fuzztime $${FUZZTIME:-20s} ./internal/events

@@ -101,9 +101,19 @@ type server struct {
 // Draining is part of httpapi.Health.
 func (s *server) Draining() bool { return s.draining.Load() }
 
-// Stats is what the stats endpoint shows.
-func (s *server) Stats() httpapi.Stats {
-	return httpapi.Stats{Stats: s.hub.Stats(), SequencerLeader: s.sequencer.Leading(), ListenerUp: s.listener.Connected()}
+// Stats is what the stats endpoint shows a user who may read allowed: the
+// channels, subscriptions and traffic of those channels alone, unless they are
+// every channel.
+func (s *server) Stats(allowed []string) httpapi.Stats {
+	mine := set(allowed)
+	var visible func(string) bool
+	for _, ch := range channels(s.cfg) {
+		if !mine[ch] {
+			visible = func(ch string) bool { return mine[ch] }
+			break
+		}
+	}
+	return httpapi.Stats{Stats: s.hub.StatsOf(visible), SequencerLeader: s.sequencer.Leading(), ListenerUp: s.listener.Connected()}
 }
 
 // Warnings is part of httpapi.Health.
@@ -153,8 +163,9 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 		WriteTimeout: cfg.WriteTimeout, PingInterval: cfg.PingInterval, Observer: m,
 		MaxSockets: cfg.MaxSockets, MaxUserSockets: cfg.MaxUserSockets, Fields: filterFields(cfg, db),
 	}, s.hub, authSvc, db, db, s.keeper, log.With("component", "socket"))
+	s.listener.OnSessionSignal(s.sockets.Signal)
 	handler := httpapi.New(httpapi.Deps{
-		Auth: authSvc, Socket: s.sockets, Health: s, Stats: s, Static: web.Static(),
+		Auth: authSvc, Socket: s.sockets, Health: s, Stats: s, Roles: db, Static: web.Static(),
 		Metrics: m.Handler(), Logins: m.Login,
 		OriginPatterns: cfg.AllowedOrigins, TrustProxy: cfg.TrustProxy, Log: log,
 	})

@@ -53,13 +53,21 @@ type Hub struct {
 	touched   []Subscriber // scratch: subscribers to wake after a publish
 	members   map[Subscriber]*member
 	channels  map[string]map[Subscriber]*Subscription
+	traffic   map[string]*traffic // per channel, for the stats of a role that reads only some
 	closed    bool
 	moved     chan struct{} // closed when the position advances; made only while someone waits
 }
 
 // NewHub returns an empty hub.
 func NewHub() *Hub {
-	return &Hub{members: map[Subscriber]*member{}, channels: map[string]map[Subscriber]*Subscription{}}
+	return &Hub{members: map[Subscriber]*member{}, channels: map[string]map[Subscriber]*Subscription{}, traffic: map[string]*traffic{}}
+}
+
+// traffic is what the hub has fanned out on one channel.
+type traffic struct {
+	published, delivered int64
+	position             int64
+	at                   time.Time
 }
 
 // Register adds a subscriber opened with the session whose token hashes to
@@ -199,8 +207,18 @@ func (h *Hub) Publish(recs []Record) {
 	defer h.mu.Unlock()
 	h.published.Add(int64(len(evs)))
 	delivered := 0
+	var tr *traffic
+	trChannel := ""
 	for i := range evs {
 		ev := &evs[i]
+		if ch := ev.Channel(); tr == nil || ch != trChannel {
+			if tr = h.traffic[ch]; tr == nil {
+				tr = &traffic{}
+				h.traffic[ch] = tr
+			}
+			trChannel = ch
+		}
+		before := delivered
 		for s, sub := range h.channels[ev.Channel()] {
 			if !sub.Matches(ev) {
 				continue
@@ -216,6 +234,9 @@ func (h *Hub) Publish(recs []Record) {
 			}
 		}
 		h.position, h.lastAt = ev.Position, ev.At
+		tr.published++
+		tr.delivered += int64(delivered - before)
+		tr.position, tr.at = ev.Position, ev.At
 	}
 	h.delivered.Add(int64(delivered))
 	if len(evs) > 0 {
@@ -297,17 +318,43 @@ type Stats struct {
 }
 
 // Stats returns a snapshot of the hub.
-func (h *Hub) Stats() Stats {
+func (h *Hub) Stats() Stats { return h.StatsOf(nil) }
+
+// StatsOf returns a snapshot of the hub as a reader of the channels for which
+// visible holds sees it: the channels, subscriptions, counts and last event of
+// those channels alone (a role that may not read transactions learns nothing
+// of their traffic). A nil visible sees everything, including the log's
+// position where it moved past the last event.
+func (h *Hub) StatsOf(visible func(channel string) bool) Stats {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	st := Stats{ConnectedClients: len(h.members), ActiveChannels: []string{}, Subscriptions: map[string]int{},
-		LastEventID: strconv.FormatInt(h.position, 10), EventsPublished: h.published.Load(), EventsDelivered: h.delivered.Load()}
-	if !h.lastAt.IsZero() {
-		at := h.lastAt.UTC()
+	st := Stats{ConnectedClients: len(h.members), ActiveChannels: []string{}, Subscriptions: map[string]int{}}
+	position, lastAt := h.position, h.lastAt
+	if visible == nil {
+		st.EventsPublished, st.EventsDelivered = h.published.Load(), h.delivered.Load()
+	} else {
+		position, lastAt = 0, time.Time{}
+		for ch, tr := range h.traffic {
+			if !visible(ch) {
+				continue
+			}
+			st.EventsPublished += tr.published
+			st.EventsDelivered += tr.delivered
+			if tr.position > position {
+				position, lastAt = tr.position, tr.at
+			}
+		}
+	}
+	st.LastEventID = strconv.FormatInt(position, 10)
+	if !lastAt.IsZero() {
+		at := lastAt.UTC()
 		age := time.Since(at).Seconds()
 		st.LastEventAt, st.LastEventAgeSecs = &at, &age
 	}
 	for ch, subs := range h.channels {
+		if visible != nil && !visible(ch) {
+			continue
+		}
 		st.ActiveChannels = append(st.ActiveChannels, ch)
 		st.Subscriptions[ch] = len(subs)
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,8 +24,6 @@ type ListenConn interface {
 // Sink receives what the listener reads, in order.
 type Sink interface {
 	Publish(recs []Record)
-	SessionEnded(tokenHash string)
-	UserSessionsEnded(userID int64)
 	SetPosition(pos int64)
 }
 
@@ -40,6 +37,7 @@ type Listener struct {
 	connected atomic.Bool
 	reconnect atomic.Int64
 	conn      ListenConn
+	signal    func(payload string)
 
 	// mu orders publishing: the listener's reads and the local sequencer's
 	// batches (Offer) both go through it, and cursor is the last position
@@ -52,6 +50,12 @@ type Listener struct {
 func NewListener(dial func(context.Context) (ListenConn, error), sink Sink, log *slog.Logger) *Listener {
 	return &Listener{dial: dial, sink: sink, log: log, idle: 2 * time.Second, batch: 2000}
 }
+
+// OnSessionSignal sets fn to receive each shopstream_sessions payload. A
+// payload is a claim, not a fact: any database role may NOTIFY that channel,
+// so fn must check the database before it acts. fn must return at once. Call
+// before Run.
+func (l *Listener) OnSessionSignal(fn func(payload string)) { l.signal = fn }
 
 // Connected reports whether the listener's connection is up.
 func (l *Listener) Connected() bool { return l.connected.Load() }
@@ -128,7 +132,9 @@ func (l *Listener) session(ctx context.Context, conn ListenConn) error {
 		case !ok: // idle: read anyway, which also proves the connection alive
 			err = l.catchUp(ctx, conn)
 		case n.Kind == NotifySessionEnded:
-			l.sessionEnded(n.Payload)
+			if l.signal != nil {
+				l.signal(n.Payload)
+			}
 		case n.Kind == NotifyEvents:
 			if pos, perr := strconv.ParseInt(n.Payload, 10, 64); perr == nil && pos <= l.position() {
 				continue
@@ -210,16 +216,4 @@ func (l *Listener) position() int64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.cursor
-}
-
-// sessionEnded handles the payload of shopstream_sessions: a token hash, or
-// "user:ID" when a user was disabled.
-func (l *Listener) sessionEnded(payload string) {
-	if id, ok := strings.CutPrefix(payload, "user:"); ok {
-		if n, err := strconv.ParseInt(id, 10, 64); err == nil {
-			l.sink.UserSessionsEnded(n)
-		}
-		return
-	}
-	l.sink.SessionEnded(payload)
 }

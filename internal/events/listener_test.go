@@ -27,9 +27,7 @@ func (s *positionSink) Publish(recs []Record) {
 		s.got = append(s.got, r.Position)
 	}
 }
-func (s *positionSink) SessionEnded(string)     {}
-func (s *positionSink) UserSessionsEnded(int64) {}
-func (s *positionSink) SetPosition(int64)       {}
+func (s *positionSink) SetPosition(int64) {}
 
 func positions(from, to int64) []Record {
 	var recs []Record

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -75,21 +76,22 @@ func (h *handlers) me(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"user": u.Public()})
 }
 
-func (h *handlers) requireUser(next echo.HandlerFunc) echo.HandlerFunc {
-	return func(c echo.Context) error {
-		_, ok, err := h.d.Auth.Current(c.Request().Context())
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return newError(http.StatusUnauthorized, "unauthorized", "log in first")
-		}
-		return next(c)
-	}
-}
-
+// stats shows the user the channels of their role alone: a role that may not
+// read transactions does not see their traffic either.
 func (h *handlers) stats(c echo.Context) error {
-	return c.JSON(http.StatusOK, map[string]any{"success": true, "data": h.d.Stats.Stats()})
+	ctx := c.Request().Context()
+	u, ok, err := h.d.Auth.Current(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return newError(http.StatusUnauthorized, "unauthorized", "log in first")
+	}
+	allowed, err := h.d.Roles.RoleChannels(ctx, u.Role)
+	if err != nil && !errors.Is(err, auth.ErrNotFound) {
+		return fmt.Errorf("reading role: %w", err)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"success": true, "data": h.d.Stats.Stats(allowed)})
 }
 
 // Stats is what GET /api/v1/ws/stats reports.

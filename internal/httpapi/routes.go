@@ -23,9 +23,15 @@ type Health interface {
 	Warnings() []string
 }
 
-// StatsSource reports the socket statistics.
+// StatsSource reports the socket statistics as seen by a user who may read
+// the channels allowed.
 type StatsSource interface {
-	Stats() Stats
+	Stats(allowed []string) Stats
+}
+
+// Roles says which channels a role may read.
+type Roles interface {
+	RoleChannels(ctx context.Context, role string) ([]string, error)
 }
 
 // Deps are the server's collaborators, wired in cmd/shopstream.
@@ -34,6 +40,7 @@ type Deps struct {
 	Socket         http.Handler
 	Health         Health
 	Stats          StatsSource
+	Roles          Roles
 	Metrics        http.Handler         // nil: no /metrics
 	Logins         func(outcome string) // counts logins: success, invalid, throttled
 	Static         fs.FS                // the dashboard
@@ -65,7 +72,7 @@ func New(d Deps) *echo.Echo {
 	api.POST("/auth/login", h.login, sameSite(d.OriginPatterns), requireJSON)
 	api.POST("/auth/logout", h.logout, sameSite(d.OriginPatterns), requireJSON)
 	api.GET("/auth/me", h.me)
-	api.GET("/v1/ws/stats", h.stats, h.requireUser)
+	api.GET("/v1/ws/stats", h.stats)
 
 	e.GET("/*", echo.WrapHandler(http.FileServer(http.FS(d.Static))))
 	return e

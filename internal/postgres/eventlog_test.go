@@ -202,9 +202,7 @@ func (s headSink) Publish(recs []events.Record) {
 		s.pos <- r.Position
 	}
 }
-func (headSink) SessionEnded(string)     {}
-func (headSink) UserSessionsEnded(int64) {}
-func (s headSink) SetPosition(p int64)   { s.pos <- p }
+func (s headSink) SetPosition(p int64) { s.pos <- p }
 
 // After a crash a new sequencer's positions jump past the reservation before
 // any event fills them. Listeners must follow the jump, even with no event

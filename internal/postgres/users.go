@@ -116,6 +116,31 @@ func (db *DB) RoleChannels(ctx context.Context, role string) ([]string, error) {
 	return channels, err
 }
 
+// UserChannels returns the channels each of the users may read now, by their
+// current role: a user or role that is gone reads none.
+func (db *DB) UserChannels(ctx context.Context, ids []int64) (map[int64][]string, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT u.id, coalesce(r.channels, '{}')
+		FROM shopstream.admin_users u LEFT JOIN shopstream.roles r ON r.name = u.role
+		WHERE u.id = ANY($1)`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("reading users' channels: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[int64][]string, len(ids))
+	for rows.Next() {
+		var id int64
+		var channels []string
+		if err := rows.Scan(&id, &channels); err != nil {
+			return nil, fmt.Errorf("reading users' channels: %w", err)
+		}
+		out[id] = channels
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading users' channels: %w", err)
+	}
+	return out, nil
+}
+
 // TableColumns returns the column names of a table.
 func (db *DB) TableColumns(ctx context.Context, table string) ([]string, error) {
 	rows, err := db.Pool.Query(ctx, `SELECT attname FROM pg_attribute

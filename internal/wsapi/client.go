@@ -383,11 +383,15 @@ type replay struct {
 	channel, entity string
 	since, upto     int64
 	sub             *events.Subscription
+	reading         func(channel string) bool // false once the subscription ended or was revoked
 }
 
 func (w *writer) runReplay(ctx context.Context, r *replay) error {
 	after := r.since
 	for after < r.upto {
+		if r.reading != nil && !r.reading(r.channel) {
+			return nil
+		}
 		recs, pruned, err := w.h.replayer.ReplayEvents(ctx, r.entity, after, r.upto, 1000)
 		if err != nil {
 			w.h.log.Error("replaying events failed", "err", err)

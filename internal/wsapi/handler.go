@@ -27,6 +27,9 @@ type Sessions interface {
 // Roles says which channels a role may read.
 type Roles interface {
 	RoleChannels(ctx context.Context, role string) ([]string, error)
+	// UserChannels returns the channels each user may read now, by the
+	// user's current role (none for a user or role that is gone).
+	UserChannels(ctx context.Context, ids []int64) (map[int64][]string, error)
 }
 
 // Replayer reads past events of one entity for resuming clients.
@@ -80,22 +83,28 @@ type Handler struct {
 	log      *slog.Logger
 	base     context.Context // the server's lifetime: sockets outlive their request
 	open     sync.WaitGroup
+	guard    *guard
 
 	mu      sync.Mutex
 	total   int
 	perUser map[int64]int
-	clients map[*client]struct{} // open sockets, for the pinger
+	clients map[*client]*session // open sockets, for the pinger and the guard
 }
 
 // Run pings every open socket each PingInterval until ctx ends; a peer that does
 // not answer is dropped. It also closes, every second, the sockets whose
-// running write has outlasted WriteTimeout (a peer that stopped reading).
+// running write has outlasted WriteTimeout (a peer that stopped reading), and
+// checks the session signals (Signal) against the database.
 func (h *Handler) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	wg.Add(1)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		every(ctx, min(time.Second, h.cfg.WriteTimeout), h.expireWrites)
+	}()
+	go func() {
+		defer wg.Done()
+		h.guard.run(ctx)
 	}()
 	every(ctx, h.cfg.PingInterval, func() {
 		for _, c := range h.openClients() {
@@ -111,6 +120,16 @@ func (h *Handler) openClients() []*client {
 	open := make([]*client, 0, len(h.clients))
 	for c := range h.clients {
 		open = append(open, c)
+	}
+	return open
+}
+
+func (h *Handler) openSessions() []*session {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	open := make([]*session, 0, len(h.clients))
+	for _, s := range h.clients {
+		open = append(open, s)
 	}
 	return open
 }
@@ -170,25 +189,42 @@ func NewHandler(base context.Context, cfg Config, hub *events.Hub, sessions Sess
 	if obs == nil {
 		obs = noObserver{}
 	}
-	return &Handler{cfg: cfg, hub: hub, sessions: sessions, roles: roles, replayer: replayer, keeper: keeper, obs: obs,
-		fields: newFieldCache(cfg.Fields), log: log, base: base, perUser: map[int64]int{}, clients: map[*client]struct{}{}}
+	h := &Handler{cfg: cfg, hub: hub, sessions: sessions, roles: roles, replayer: replayer, keeper: keeper, obs: obs,
+		fields: newFieldCache(cfg.Fields), log: log, base: base, perUser: map[int64]int{}, clients: map[*client]*session{}}
+	h.guard = newGuard(h)
+	return h
 }
 
 // ServeHTTP checks the session, accepts the socket (Accept refuses a foreign
 // Origin with 403), and serves it. Without a valid session the socket is closed
-// at once with 1008, so that a browser can tell "log in again" from "network down".
+// at once with 1008, so that a browser can tell "log in again" from "network
+// down". Every socket, logged in or not, holds a place under MaxSockets from
+// its handshake on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.open.Add(1)
 	defer h.open.Done()
-	var token string
-	if ck, err := r.Cookie(h.cfg.CookieName); err == nil {
-		token = ck.Value
-	}
-	user, ok, err := h.sessions.Resolve(r.Context(), token)
-	if err != nil {
-		h.log.Error("resolving socket session", "err", err)
-		http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
-		return
+	held := h.admitAny() // the place under MaxSockets, until serve takes it over
+	defer func() {
+		if held {
+			h.releaseAny()
+		}
+	}()
+	var (
+		user  auth.User
+		ok    bool
+		token string
+	)
+	if held {
+		if ck, err := r.Cookie(h.cfg.CookieName); err == nil {
+			token = ck.Value
+		}
+		var err error
+		user, ok, err = h.sessions.Resolve(r.Context(), token)
+		if err != nil {
+			h.log.Error("resolving socket session", "err", err)
+			http.Error(w, "session store unavailable", http.StatusServiceUnavailable)
+			return
+		}
 	}
 	sw := smallBuffers(w)
 	conn, err := websocket.Accept(sw, r, &websocket.AcceptOptions{
@@ -199,20 +235,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.log.Info("socket handshake refused", "origin", r.Header.Get("Origin"), "err", err)
 		return
 	}
-	if !ok {
-		h.obs.SocketClosed("auth")
-		_ = conn.Close(websocket.StatusPolicyViolation, "authentication required")
+	if !held {
+		h.obs.SocketClosed("limit")
+		closeSoon(conn, frameWriterOf(sw), websocket.StatusTryAgainLater, "server at socket capacity: try again later")
 		return
 	}
-	if reason := h.admit(user.ID); reason != "" {
+	if !ok {
+		h.obs.SocketClosed("auth")
+		closeSoon(conn, frameWriterOf(sw), websocket.StatusPolicyViolation, "authentication required")
+		return
+	}
+	if reason := h.admitUser(user.ID); reason != "" {
 		h.obs.SocketClosed("limit")
-		_ = conn.Close(websocket.StatusTryAgainLater, reason)
+		closeSoon(conn, frameWriterOf(sw), websocket.StatusTryAgainLater, reason)
 		return
 	}
 	// The role query runs here: a goroutine's stack never shrinks below four
 	// times what it uses, so the socket's own goroutine must not grow it.
 	allowed, err := h.roleChannels(user.Role)
 	if err != nil {
+		held = false
 		h.release(user.ID)
 		h.log.Error("reading role", "err", err)
 		_ = conn.Close(websocket.StatusInternalError, "internal error")
@@ -221,6 +263,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Serve on a fresh goroutine and let the request's goroutine return: its deep
 	// stack, the request and echo's context are not kept for the socket's life.
 	origin := r.Header.Get("Origin")
+	held = false
 	h.open.Add(1)
 	go func() {
 		defer h.open.Done()
@@ -239,21 +282,65 @@ func (h *Handler) roleChannels(role string) ([]string, error) {
 	return allowed, nil
 }
 
-// admit counts a socket against the caps; it returns why not when one is full.
-func (h *Handler) admit(userID int64) string {
+// closeGrace is how long a socket refused after its handshake (no session,
+// a cap) waits for the peer to answer the close frame before its connection
+// is dropped: a peer that never answers holds nothing for longer.
+const closeGrace = time.Second
+
+// closeSoon sends the close frame and drops the connection once the peer
+// answers it or closeGrace has passed. fw is the frame writer under conn
+// (nil: the library's CloseNow, which waits for a close in progress).
+func closeSoon(conn *websocket.Conn, fw *frameWriter, code websocket.StatusCode, reason string) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = conn.Close(code, reason)
+	}()
+	t := time.NewTimer(closeGrace)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		if fw != nil {
+			fw.drop()
+		} else {
+			_ = conn.CloseNow()
+		}
+		<-done
+	}
+}
+
+// admitAny counts a socket against MaxSockets from its handshake on; false
+// when the instance is full.
+func (h *Handler) admitAny() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.total >= h.cfg.MaxSockets {
-		return "server at socket capacity: try again later"
+		return false
 	}
+	h.total++
+	return true
+}
+
+func (h *Handler) releaseAny() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.total--
+}
+
+// admitUser counts an admitted socket against its user's cap; it returns why
+// not when the cap is full.
+func (h *Handler) admitUser(userID int64) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.perUser[userID] >= h.cfg.MaxUserSockets {
 		return "too many sockets for this user: close some"
 	}
-	h.total++
 	h.perUser[userID]++
 	return ""
 }
 
+// release gives back both places of a served socket.
 func (h *Handler) release(userID int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -288,10 +375,10 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 	defer h.keeper.Remove(token)
 	start := time.Now()
 	h.log.Info("socket opened", "user_id", user.ID, "origin", origin, "session", hash[:12], "batch", c.batch)
-	h.track(c, true)
-	defer h.track(c, false)
-	s := &session{h: h, c: c, user: user, allowed: toSet(allowed),
+	s := &session{h: h, c: c, user: user, token: token, hash: hash, allowed: toSet(allowed), subs: map[string]bool{},
 		limiter: rate.NewLimiter(rate.Limit(h.cfg.MessageRate), h.cfg.MessageBurst)}
+	h.track(c, s)
+	defer h.track(c, nil)
 	err := s.readLoop(ctx)
 	cancel()
 	c.finish()
@@ -307,11 +394,12 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 		"duration", time.Since(start).Round(time.Millisecond).String())
 }
 
-func (h *Handler) track(c *client, open bool) {
+// track registers the open socket c with its session s; a nil s forgets c.
+func (h *Handler) track(c *client, s *session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if open {
-		h.clients[c] = struct{}{}
+	if s != nil {
+		h.clients[c] = s
 	} else {
 		delete(h.clients, c)
 	}

@@ -139,6 +139,15 @@ func newFrameWriter(conn net.Conn) *frameWriter {
 	return f
 }
 
+// drop closes the connection under the frame writer at once, whatever the
+// library is doing on it (waiting for a close handshake, which CloseNow does
+// not interrupt).
+func (f *frameWriter) drop() {
+	if c, ok := f.conn.(io.Closer); ok {
+		_ = c.Close()
+	}
+}
+
 func writeBuffers(w io.Writer, b *net.Buffers) error {
 	_, err := b.WriteTo(w)
 	return err

@@ -168,6 +168,18 @@ func msgPong(now time.Time) []byte {
 	return []byte(`{"type":"pong","timestamp":"` + now.UTC().Format(events.TimestampFormat) + `"}`)
 }
 
+// msgChannelError is an error about one channel the client subscribed to:
+// forbidden when its rights to it were revoked.
+func msgChannelError(code, channel, message string) []byte {
+	b, _ := json.Marshal(struct {
+		Type    string `json:"type"`
+		Code    string `json:"code"`
+		Channel string `json:"channel"`
+		Message string `json:"message"`
+	}{"error", code, channel, message})
+	return b
+}
+
 func msgError(code, message string) []byte {
 	b, _ := json.Marshal(struct {
 		Type    string `json:"type"`

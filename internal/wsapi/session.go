@@ -4,7 +4,9 @@ import (
 	"context"
 	"sort"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
@@ -23,19 +25,36 @@ type session struct {
 	h       *Handler
 	c       *client
 	user    auth.User
-	allowed map[string]bool
-	subs    map[string]bool
+	token   string // the session's token, to check it again (the guard)
+	hash    string // its SHA-256, as signals and logs name it
 	limiter *rate.Limiter
 	strikes int
+	failed  bool // the client broke the protocol: the socket is closing
+
+	// mu guards the rights and subscriptions: the read loop subscribes, the
+	// guard revokes. It is held across the hub calls that put a change in
+	// effect (the hub never takes it), so a revocation cannot slip between a
+	// subscribe's check and its hub.Subscribe.
+	mu      sync.Mutex
+	allowed map[string]bool
+	subs    map[string]bool
 }
 
 // readLoop reads client messages until the socket closes.
 func (s *session) readLoop(ctx context.Context) error {
-	s.subs = map[string]bool{}
 	for {
 		typ, b, err := s.c.conn.Read(ctx)
 		if err != nil {
 			return err
+		}
+		if s.failed {
+			continue // closing: read on until the close handshake ends the socket
+		}
+		if typ == websocket.MessageText && !utf8.Valid(b) {
+			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the connection.
+			s.failed = true
+			s.c.Close(int(websocket.StatusInvalidFramePayloadData), "text frames must be UTF-8")
+			continue
 		}
 		if !s.limiter.Allow() {
 			if s.strikes++; s.strikes > strikesBeforeClose {
@@ -88,10 +107,49 @@ func (s *session) checkChannel(ch string) *protocolError {
 	if !s.h.channelExists(ch) {
 		return &protocolError{Code: CodeUnknownChannel, Message: "unknown channel " + quote(ch)}
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.checkAllowedLocked(ch)
+}
+
+func (s *session) checkAllowedLocked(ch string) *protocolError {
 	if !s.allowed[ch] {
 		return &protocolError{Code: CodeForbidden, Message: "your role may not read " + ch}
 	}
 	return nil
+}
+
+// restrict puts the user's current rights in effect: the subscriptions to
+// channels no longer allowed end, each with an error forbidden naming its
+// channel (the socket stays open; a new subscribe to the channel is refused),
+// and newly granted channels may be subscribed.
+func (s *session) restrict(allowed map[string]bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.allowed = allowed
+	var revoked []string
+	for ch := range s.subs {
+		if !allowed[ch] {
+			revoked = append(revoked, ch)
+		}
+	}
+	sort.Strings(revoked)
+	for _, ch := range revoked {
+		delete(s.subs, ch)
+		s.h.hub.Unsubscribe(s.c, ch)
+		s.c.Send(msgChannelError(CodeForbidden, ch, "your role may no longer read "+ch))
+	}
+	if len(revoked) > 0 {
+		s.h.log.Info("subscriptions revoked", "user_id", s.user.ID, "channels", revoked)
+	}
+}
+
+// reading reports whether the socket still subscribes to ch (a replay stops
+// when the subscription was revoked or ended).
+func (s *session) reading(ch string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.subs[ch]
 }
 
 func (s *session) subscribe(ctx context.Context, req request) *protocolError {
@@ -120,7 +178,12 @@ func (s *session) subscribe(ctx context.Context, req request) *protocolError {
 			return perr
 		}
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, ch := range channels {
+		if perr := s.checkAllowedLocked(ch); perr != nil { // revoked while the filter was checked
+			return perr
+		}
 		if !s.subs[ch] && len(s.subs) >= s.h.cfg.MaxSubscriptions {
 			return &protocolError{Code: CodeSubscriptionLimit, Message: "too many subscriptions on this connection"}
 		}
@@ -130,7 +193,7 @@ func (s *session) subscribe(ctx context.Context, req request) *protocolError {
 				return false
 			}
 			if resume && since < position {
-				return s.c.push(item{replay: &replay{channel: ch, entity: entityOf(ch), since: since, upto: position, sub: sub}})
+				return s.c.push(item{replay: &replay{channel: ch, entity: entityOf(ch), since: since, upto: position, sub: sub, reading: s.reading}})
 			}
 			return true
 		})
@@ -198,6 +261,8 @@ func (s *session) unsubscribe(req request) *protocolError {
 			return &protocolError{Code: CodeUnknownChannel, Message: "unknown channel " + quote(ch)}
 		}
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, ch := range channels {
 		s.h.hub.Unsubscribe(s.c, ch)
 		delete(s.subs, ch)

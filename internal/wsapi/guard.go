@@ -1,0 +1,205 @@
+package wsapi
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// What the guard does, and why it trusts no payload.
+//
+// shopstream_sessions rings when a session row is deleted (its token's hash),
+// when a user's sessions end (user:ID: disabled, new password, new role via the
+// CLI) and when rights change (roles: a role's channels, a user's role). Any
+// database role may NOTIFY any channel, so a payload only says where to look:
+//
+//   - a socket is closed (1008) only when its session no longer resolves;
+//   - a subscription ends (an error forbidden naming the channel; the socket
+//     stays open) only when its user's current role no longer grants it.
+//
+// Signals are gathered and checked in passes on one goroutine, at most one
+// pass per guardGap: a flood of forged NOTIFYs costs each instance a bounded
+// number of queries (two per pass plus one per session named), and a real
+// change reaches every socket within a pass or two. Every guardPeriod a pass
+// re-reads the rights of every open socket anyway, in case a signal was lost
+// while the listener reconnected (the keeper does the same for sessions).
+const (
+	guardGap    = 100 * time.Millisecond
+	guardPeriod = 30 * time.Second
+)
+
+// guard re-checks open sockets against the database on session signals.
+type guard struct {
+	h    *Handler
+	wake chan struct{}
+
+	mu      sync.Mutex
+	hashes  map[string]bool // sessions named by their token's hash
+	users   map[int64]bool  // users whose sessions may have ended
+	rights  bool            // roles or a user's role may have changed
+	ignored int             // forged signals since the last warning
+	warned  time.Time
+}
+
+func newGuard(h *Handler) *guard {
+	return &guard{h: h, wake: make(chan struct{}, 1), hashes: map[string]bool{}, users: map[int64]bool{}}
+}
+
+// Signal takes one shopstream_sessions payload; it returns at once.
+func (h *Handler) Signal(payload string) { h.guard.signal(payload) }
+
+func (g *guard) signal(payload string) {
+	g.mu.Lock()
+	switch {
+	case payload == "roles":
+		g.rights = true
+	case strings.HasPrefix(payload, "user:"):
+		id, err := strconv.ParseInt(payload[len("user:"):], 10, 64)
+		if err != nil || id <= 0 {
+			g.mu.Unlock()
+			return
+		}
+		if len(g.users) < maxPending {
+			g.users[id] = true
+		} else {
+			g.rights = true // too many to name: check everyone's rights, sessions come next period
+		}
+	case isTokenHash(payload):
+		if len(g.hashes) < maxPending {
+			g.hashes[payload] = true
+		}
+	default:
+		g.mu.Unlock()
+		return
+	}
+	g.mu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
+}
+
+// maxPending bounds the sessions and users a pass checks by name: what a
+// flood of forged signals can make the guard hold.
+const maxPending = 10000
+
+func isTokenHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// run checks on every signal, at most once per guardGap, and re-reads
+// everyone's rights every guardPeriod, until ctx ends.
+func (g *guard) run(ctx context.Context) {
+	period := time.NewTicker(guardPeriod)
+	defer period.Stop()
+	gap := time.NewTimer(0)
+	defer gap.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-period.C:
+			g.mu.Lock()
+			g.rights = true
+			g.mu.Unlock()
+		case <-g.wake:
+		}
+		select { // the least time between passes
+		case <-ctx.Done():
+			return
+		case <-gap.C:
+		}
+		g.pass(ctx)
+		gap.Reset(guardGap)
+	}
+}
+
+// pass checks what the signals since the last pass named.
+func (g *guard) pass(ctx context.Context) {
+	g.mu.Lock()
+	hashes, users, rights := g.hashes, g.users, g.rights
+	g.hashes, g.users, g.rights = map[string]bool{}, map[int64]bool{}, false
+	g.mu.Unlock()
+
+	open := g.h.openSessions()
+	named := map[string]*session{} // one socket per session named
+	for _, s := range open {
+		if hashes[s.hash] || users[s.user.ID] {
+			named[s.token] = s
+		}
+	}
+	forged := 0
+	for token, s := range named {
+		u, ok, err := g.h.sessions.Resolve(ctx, token)
+		switch {
+		case err != nil:
+			g.h.log.Warn("checking a session signal failed; retrying", "err", err)
+			g.signal(s.hash)
+		case !ok:
+			g.h.hub.SessionEnded(s.hash)
+		case u.Role != s.user.Role:
+			rights = true // the role changed without ending the session
+		default:
+			forged++ // a live session was named: a NOTIFY shopstream did not send
+		}
+	}
+	if rights {
+		if err := g.checkRights(ctx, open); err != nil {
+			g.h.log.Warn("checking socket rights failed; retrying", "err", err)
+			g.signal("roles")
+		}
+	}
+	g.noteForged(forged)
+}
+
+// checkRights re-reads the channels every open socket's user may read now and
+// ends the subscriptions they no longer may.
+func (g *guard) checkRights(ctx context.Context, open []*session) error {
+	if len(open) == 0 {
+		return nil
+	}
+	seen := map[int64]bool{}
+	ids := make([]int64, 0, len(open))
+	for _, s := range open {
+		if !seen[s.user.ID] {
+			seen[s.user.ID] = true
+			ids = append(ids, s.user.ID)
+		}
+	}
+	qctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	channels, err := g.h.roles.UserChannels(qctx, ids)
+	if err != nil {
+		return err
+	}
+	for _, s := range open {
+		s.restrict(toSet(channels[s.user.ID]))
+	}
+	return nil
+}
+
+// noteForged counts signals that named a session the database says is alive
+// and warns at most once a minute.
+func (g *guard) noteForged(n int) {
+	if n == 0 {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.ignored += n
+	if time.Since(g.warned) < time.Minute {
+		return
+	}
+	g.h.log.Warn("ignored session-end signals for live sessions: some database role sends NOTIFY shopstream_sessions", "count", g.ignored)
+	g.ignored, g.warned = 0, time.Now()
+}
