@@ -634,3 +634,38 @@ func TestHubWaitPosition(t *testing.T) {
 		t.Fatal("WaitPosition(8) did not see the jump to 8")
 	}
 }
+
+// A reader of some channels sees their subscriptions, counts and last event
+// alone: nothing of the traffic of the others.
+func TestHubStatsOfSomeChannels(t *testing.T) {
+	h := NewHub()
+	a, b := newFakeSub("a", 0), newFakeSub("b", 0)
+	mustRegister(t, h, a, "s", 1)
+	mustRegister(t, h, b, "t", 2)
+	mustSubscribe(t, h, a, "orders_changes", nil)
+	mustSubscribe(t, h, a, "payments_changes", nil)
+	mustSubscribe(t, h, b, "orders_changes", nil)
+	h.Publish([]Record{rec("orders", 5, `{}`), rec("payments", 6, `{}`), rec("payments", 7, `{}`)})
+	h.SetPosition(9) // positions jumped: only a reader of everything sees it
+
+	orders := func(ch string) bool { return ch == "orders_changes" }
+	st := timeless(h.StatsOf(orders))
+	want := Stats{ConnectedClients: 2, ActiveChannels: []string{"orders_changes"}, Subscriptions: map[string]int{"orders_changes": 2},
+		EventsPublished: 1, EventsDelivered: 2, LastEventID: "5"}
+	if !reflect.DeepEqual(st, want) {
+		t.Errorf("StatsOf(orders) = %+v, want %+v", st, want)
+	}
+	if at := h.StatsOf(orders).LastEventAt; at == nil || !at.Equal(hubTime) {
+		t.Errorf("StatsOf(orders).LastEventAt = %v, want %v", at, hubTime)
+	}
+	all := timeless(h.Stats())
+	want = Stats{ConnectedClients: 2, ActiveChannels: []string{"orders_changes", "payments_changes"},
+		Subscriptions: map[string]int{"orders_changes": 2, "payments_changes": 1}, EventsPublished: 3, EventsDelivered: 4, LastEventID: "9"}
+	if !reflect.DeepEqual(all, want) {
+		t.Errorf("Stats = %+v, want %+v", all, want)
+	}
+	none := timeless(h.StatsOf(func(string) bool { return false }))
+	if none.EventsPublished != 0 || none.LastEventID != "0" || len(none.ActiveChannels) != 0 {
+		t.Errorf("StatsOf(nothing) = %+v", none)
+	}
+}
