@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -34,9 +35,13 @@ const (
 type guard struct {
 	h    *Handler
 	wake chan struct{}
+	// passes counts the passes begun. A socket whose rights were read before
+	// a pass began, and that was not yet open for that pass to see, asks for
+	// another (recheckSince).
+	passes atomic.Int64
 
 	mu      sync.Mutex
-	hashes  map[string]bool // sessions named by their token's hash
+	hashes  map[string]bool // sessions to check, by their token's hash: true when a signal named it
 	users   map[int64]bool  // users whose sessions may have ended
 	rights  bool            // roles or a user's role may have changed
 	ignored int             // forged signals since the last warning
@@ -124,17 +129,32 @@ func (g *guard) run(ctx context.Context) {
 	}
 }
 
+// recheckSince asks for another look at a socket whose session and rights
+// were read when n passes had begun, if one began since: that pass may have
+// run before the socket was open to be seen.
+func (g *guard) recheckSince(n int64, hash string) {
+	if g.passes.Load() != n {
+		g.mu.Lock()
+		if _, ok := g.hashes[hash]; !ok && len(g.hashes) < maxPending {
+			g.hashes[hash] = false
+		}
+		g.mu.Unlock()
+		g.signal("roles")
+	}
+}
+
 // pass checks what the signals since the last pass named.
 func (g *guard) pass(ctx context.Context) {
+	g.passes.Add(1)
 	g.mu.Lock()
 	hashes, users, rights := g.hashes, g.users, g.rights
 	g.hashes, g.users, g.rights = map[string]bool{}, map[int64]bool{}, false
 	g.mu.Unlock()
 
 	open := g.h.openSessions()
-	named := map[string]*session{} // one socket per session named
+	named := map[string]*session{} // one socket per session to check
 	for _, s := range open {
-		if hashes[s.hash] || users[s.user.ID] {
+		if _, ok := hashes[s.hash]; ok || users[s.user.ID] {
 			named[s.token] = s
 		}
 	}
@@ -149,8 +169,8 @@ func (g *guard) pass(ctx context.Context) {
 			g.h.hub.SessionEnded(s.hash)
 		case u.Role != s.user.Role:
 			rights = true // the role changed without ending the session
-		default:
-			forged++ // a live session was named: a NOTIFY shopstream did not send
+		case hashes[s.hash] || users[s.user.ID]:
+			forged++ // a signal named a live session: a NOTIFY shopstream did not send
 		}
 	}
 	if rights {
@@ -182,8 +202,14 @@ func (g *guard) checkRights(ctx context.Context, open []*session) error {
 	if err != nil {
 		return err
 	}
+	sets := make(map[int64]map[string]bool, len(ids)) // one read-only set per user
 	for _, s := range open {
-		s.restrict(toSet(channels[s.user.ID]))
+		set, ok := sets[s.user.ID]
+		if !ok {
+			set = toSet(channels[s.user.ID])
+			sets[s.user.ID] = set
+		}
+		s.restrict(set)
 	}
 	return nil
 }

@@ -203,7 +203,8 @@ func NewHandler(base context.Context, cfg Config, hub *events.Hub, sessions Sess
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.open.Add(1)
 	defer h.open.Done()
-	held := h.admitAny() // the place under MaxSockets, until serve takes it over
+	passes := h.guard.passes.Load() // before the session and rights are read: see recheckSince
+	held := h.admitAny()            // the place under MaxSockets, until serve takes it over
 	defer func() {
 		if held {
 			h.releaseAny()
@@ -267,7 +268,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.open.Add(1)
 	go func() {
 		defer h.open.Done()
-		h.serve(conn, frameWriterOf(sw), user, allowed, token, origin)
+		h.serve(conn, frameWriterOf(sw), user, allowed, passes, token, origin)
 	}()
 }
 
@@ -350,7 +351,9 @@ func (h *Handler) release(userID int64) {
 	}
 }
 
-func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, allowed []string, token string, origin string) {
+// serve runs one admitted socket. allowed are its user's channels as read
+// when the guard had begun passes passes.
+func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, allowed []string, passes int64, token string, origin string) {
 	// Whatever ended the socket (a close handshake, a peer that vanished, an
 	// error), release the hijacked TCP connection: nothing else will.
 	defer func() { _ = conn.CloseNow() }()
@@ -379,6 +382,7 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 		limiter: rate.NewLimiter(rate.Limit(h.cfg.MessageRate), h.cfg.MessageBurst)}
 	h.track(c, s)
 	defer h.track(c, nil)
+	h.guard.recheckSince(passes, hash)
 	err := s.readLoop(ctx)
 	cancel()
 	c.finish()
