@@ -46,6 +46,7 @@ type options struct {
 	idleSocks  int
 	msgBudget  int
 	cpuProfile string
+	logins     int
 }
 
 func main() {
@@ -56,7 +57,8 @@ func main() {
 	flag.StringVar(&o.out, "out", "docs/benchmarks.md", "report file")
 	flag.StringVar(&o.svg, "svg", "docs/latency.svg", "latency plot")
 	flag.StringVar(&o.gobench, "gobench", "", "file with the output of the Go benchmarks to include")
-	flag.StringVar(&o.scenarios, "scenarios", "write,fanout,idle,bulk,bigrows", "comma-separated scenarios to run")
+	flag.StringVar(&o.scenarios, "scenarios", "write,fanout,idle,bulk,bigrows,logins", "comma-separated scenarios to run")
+	flag.IntVar(&o.logins, "logins", 1000, "concurrent logins of the login flood")
 	flag.StringVar(&sockets, "sockets", "", "socket counts for fan-out (default 100,1000,10000; -quick 100,1000)")
 	flag.StringVar(&rates, "rates", "100,1000,5000,0", "offered events/s per fan-out level; 0 is unthrottled (saturation)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this load generator to the file")
@@ -204,6 +206,15 @@ func run(o options) error {
 		if err != nil {
 			rep.errs = append(rep.errs, "big rows: "+err.Error())
 			logf("big rows: %v", err)
+		}
+	}
+	if want["logins"] {
+		logf("scenario 7: login flood (fresh server)")
+		srv.stop()
+		rep.logins, err = logins(ctx, o, dbURL)
+		if err != nil {
+			rep.errs = append(rep.errs, "login flood: "+err.Error())
+			logf("login flood: %v", err)
 		}
 	}
 	rep.finished = time.Now()

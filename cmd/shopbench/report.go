@@ -24,6 +24,7 @@ type report struct {
 	idle              idleResult
 	bulk              bulkResult
 	bigrows           bigRowsResult
+	logins            loginsResult
 	gobench           string
 	errs              []string
 }
@@ -119,6 +120,7 @@ func (r *report) markdown() string {
 	r.bulkSection(&b)
 	r.profileSection(&b)
 	r.bigRowsSection(&b)
+	r.loginsSection(&b)
 	p("## Go benchmarks of the hot paths\n\n`go test -run '^$' -bench . -benchmem ./internal/events ./internal/wsapi` (hub fan-out to 1 / 100 / 10,000 subscribers, event encoding and building, filter matching; a frame written to a real loopback socket, and the frame writer's own CPU):\n\n```\n%s\n```\n", strings.TrimSpace(r.gobench))
 	return b.String()
 }
@@ -180,6 +182,11 @@ func (r *report) targets() [][3]string {
 		out = append(out, [3]string{fmt.Sprintf("server peak RSS < 256 MiB, %d updates of 1 MiB rows streamed whole to %d sockets", g.Updates, g.Sockets),
 			fmt.Sprintf("%.1f MiB (%d of %d events)", float64(g.PeakKiB)/1024, g.Received, g.Updates*g.Sockets),
 			yesNo(g.PeakKiB < 256<<10 && g.Received == int64(g.Updates*g.Sockets))})
+	}
+	if g := r.logins; g.Concurrency > 0 {
+		out = append(out, [3]string{fmt.Sprintf("server peak RSS < 250 MiB during %d concurrent logins (logged-in `GET /api/auth/me` p99 alongside)", g.Concurrency),
+			fmt.Sprintf("%.1f MiB (me p99 %s ms, %d not 200)", float64(g.PeakKiB)/1024, ms(g.MeFlood.P99), g.MeErrors),
+			yesNo(g.PeakKiB < 250<<10 && g.MeErrors == 0)})
 	}
 	if l := r.findLevel(1000, true, 100); l != nil {
 		out = append(out, [3]string{"p99 ≤ 15 ms at 1,000 sockets × 100 events/s (batch)", ms(l.Lat.P99) + " ms", yesNo(l.Lat.P99 <= 15*time.Millisecond)})

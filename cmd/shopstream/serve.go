@@ -143,6 +143,11 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 	authSvc := auth.NewService(db, auth.NewHashedStore(s.store), auth.SessionConfig{
 		CookieName: cfg.CookieName, Secure: cfg.CookieSecure,
 		IdleTimeout: cfg.SessionIdleTimeout, Lifetime: cfg.SessionLifetime,
+	}, auth.LoginLimits{
+		Pair:    auth.Limit(cfg.LoginPair),
+		Address: auth.Limit(cfg.LoginAddress),
+		Account: auth.Limit(cfg.LoginAccount),
+		Hashes:  cfg.LoginHashes, HashQueue: cfg.LoginHashQueue,
 	}, log)
 	m := metrics.New(metrics.Sources{
 		Sockets:        func() float64 { return float64(s.hub.Connected()) },

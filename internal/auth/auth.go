@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/alexedwards/scs/v2"
 )
@@ -27,6 +29,7 @@ type Users interface {
 var (
 	ErrInvalidCredentials = errors.New("invalid email or password")
 	ErrThrottled          = errors.New("too many failed attempts")
+	ErrBadEmail           = errors.New("the email is not a valid address")
 )
 
 // ThrottledError says how long to wait.
@@ -50,17 +53,30 @@ type SessionConfig struct {
 	Lifetime    time.Duration
 }
 
+// LoginLimits are the login throttle's limits, after OWASP's Authentication
+// Cheat Sheet: failures of one account from one address (Pair) are limited
+// tightly, so that a stranger elsewhere cannot lock a user out; failures from
+// one address over all accounts (Address), and a much higher ceiling on the
+// failures of one account from everywhere (Account), bound distributed guessing.
+// Hashes password checks run at once, HashQueue more may wait for one; beyond
+// that a login is refused at once with ErrBusy.
+type LoginLimits struct {
+	Pair, Address, Account Limit
+	Hashes, HashQueue      int
+}
+
 // Service logs admins in and out and resolves sessions.
 type Service struct {
-	Sessions  *scs.SessionManager
-	users     Users
-	log       *slog.Logger
-	byAccount *Throttle
-	byAddress *Throttle
+	Sessions *scs.SessionManager
+	users    Users
+	log      *slog.Logger
+	limits   LoginLimits
+	throttle *Throttle
+	hashes   *gate
 }
 
 // NewService returns the auth service on store (a scs store, e.g. pgxstore).
-func NewService(users Users, store scs.Store, cfg SessionConfig, log *slog.Logger) *Service {
+func NewService(users Users, store scs.Store, cfg SessionConfig, limits LoginLimits, log *slog.Logger) *Service {
 	sm := scs.New()
 	sm.Store = store
 	sm.IdleTimeout = cfg.IdleTimeout
@@ -72,46 +88,95 @@ func NewService(users Users, store scs.Store, cfg SessionConfig, log *slog.Logge
 	sm.Cookie.Path = "/"
 	sm.Cookie.Persist = false // a browser-session cookie: the server alone decides when it ends (an open socket extends it)
 	return &Service{
-		Sessions:  sm,
-		users:     users,
-		log:       log,
-		byAccount: NewThrottle(5, 30*time.Second),
-		byAddress: NewThrottle(20, 5*time.Second),
+		Sessions: sm,
+		users:    users,
+		log:      log,
+		limits:   limits,
+		throttle: NewThrottle(),
+		hashes:   newGate(limits.Hashes, limits.HashQueue),
 	}
 }
 
 // Login checks the credentials and, when they hold, renews the session token
 // and stores the user in the session of ctx. An unknown email and a wrong
 // password give the same error after the same work.
+//
+// The guess is reserved from the throttle before anything is checked (a
+// *ThrottledError when one of its limits is spent: even the right password is
+// refused then), and the check waits for one of the limited password-check
+// slots (ErrBusy when they and their queue are full). A wrong guess keeps its
+// reservation; a right one resets the failures of its account at its address
+// and gives back what it took of the others.
 func (s *Service) Login(ctx context.Context, email, password, clientAddr string) (User, error) {
-	account := "account:" + strings.ToLower(strings.TrimSpace(email))
-	address := "address:" + clientAddr
-	if d := max(s.byAccount.Wait(account), s.byAddress.Wait(address)); d > 0 {
-		return User{}, &ThrottledError{RetryAfter: d}
+	email = strings.TrimSpace(email)
+	if !validEmail(email) {
+		return User{}, ErrBadEmail
 	}
-	u, err := s.users.UserByEmail(ctx, strings.TrimSpace(email))
-	hash := u.PasswordHash
-	if errors.Is(err, ErrNotFound) {
-		hash = dummyHash
-	} else if err != nil {
-		return User{}, fmt.Errorf("looking up user: %w", err)
+	account := strings.ToLower(email)
+	guess, wait := s.throttle.Reserve(
+		Key{Name: "pair:" + clientAddr + " " + account, Limit: s.limits.Pair, ResetOnSuccess: true},
+		Key{Name: "address:" + clientAddr, Limit: s.limits.Address},
+		Key{Name: "account:" + account, Limit: s.limits.Account},
+	)
+	if wait > 0 {
+		return User{}, &ThrottledError{RetryAfter: wait}
 	}
-	ok, err := checkPassword(password, hash)
+	release, err := s.hashes.enter(ctx)
 	if err != nil {
-		return User{}, fmt.Errorf("checking password: %w", err)
+		guess.Cancel()
+		return User{}, err
 	}
-	if !ok || u.ID == 0 || u.Disabled {
-		s.byAccount.Fail(account)
-		s.byAddress.Fail(address)
+	u, ok, err := s.check(ctx, email, password)
+	release()
+	if err != nil {
+		guess.Cancel()
+		return User{}, err
+	}
+	if !ok {
+		guess.Failed()
 		return User{}, ErrInvalidCredentials
 	}
-	s.byAccount.Succeed(account)
+	guess.Succeeded()
 	if err := s.Sessions.RenewToken(ctx); err != nil {
 		return User{}, fmt.Errorf("renewing session token: %w", err)
 	}
 	s.Sessions.Put(ctx, userIDKey, u.ID)
 	s.Sessions.Put(ctx, epochKey, u.SessionEpoch)
 	return u, nil
+}
+
+// check looks the user up and compares the password, against a dummy hash for
+// an unknown email. ok is false for a wrong password, an unknown or a disabled user.
+func (s *Service) check(ctx context.Context, email, password string) (User, bool, error) {
+	u, err := s.users.UserByEmail(ctx, email)
+	hash := u.PasswordHash
+	if errors.Is(err, ErrNotFound) {
+		hash = dummyHash
+	} else if err != nil {
+		return User{}, false, fmt.Errorf("looking up user: %w", err)
+	}
+	ok, err := checkPassword(password, hash)
+	if err != nil {
+		return User{}, false, fmt.Errorf("checking password: %w", err)
+	}
+	return u, ok && u.ID != 0 && !u.Disabled, nil
+}
+
+// maxEmailLength is the longest address SMTP carries (RFC 5321's path limit).
+const maxEmailLength = 254
+
+// validEmail says whether email can be an account's address: not empty, not too
+// long, valid UTF-8 without control characters (PostgreSQL refuses a NUL).
+func validEmail(email string) bool {
+	if email == "" || len(email) > maxEmailLength || !utf8.ValidString(email) {
+		return false
+	}
+	for _, r := range email {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // Logout destroys the session of ctx. Deleting its row makes every instance

@@ -40,6 +40,12 @@ type Config struct {
 	AllowedOrigins     []string // extra Origin host patterns for the socket and POSTs
 	TrustProxy         bool     // client address from X-Forwarded-For
 
+	LoginPair      RateLimit // failed logins of one account from one address
+	LoginAddress   RateLimit // failed logins from one address, all accounts
+	LoginAccount   RateLimit // failed logins of one account, all addresses
+	LoginHashes    int       // password checks running at once
+	LoginHashQueue int       // password checks waiting beyond them
+
 	Tables         []Table
 	CaptureReplica bool // capture writes applied with session_replication_role = replica
 	Retention      time.Duration
@@ -57,6 +63,13 @@ type Config struct {
 
 	LogFormat string // text or json
 	LogLevel  string // debug, info, warn, error
+}
+
+// RateLimit is a token bucket: Burst events, then one per Every. It is written
+// "5/30s" in the environment.
+type RateLimit struct {
+	Burst int
+	Every time.Duration
 }
 
 // Defaults of the column lists.
@@ -80,6 +93,11 @@ var Vars = []Var{
 	{"SESSION_LIFETIME", "12h", "absolute session lifetime"},
 	{"ALLOWED_ORIGINS", "", "comma-separated extra Origin hosts (e.g. admin.example.com); the service's own host is always allowed"},
 	{"TRUST_PROXY_HEADERS", "false", "take the client address (login throttling, logs) from X-Forwarded-For; only behind a proxy that sets it"},
+	{"LOGIN_LIMIT_PAIR", "5/30s", "failed logins of one account from one client address: 5, then one per 30 s; then 429, even for the right password"},
+	{"LOGIN_LIMIT_ADDRESS", "20/5s", "failed logins from one client address over all accounts"},
+	{"LOGIN_LIMIT_ACCOUNT", "100/10s", "failed logins of one account from all addresses: the ceiling on distributed guessing"},
+	{"LOGIN_HASH_CONCURRENCY", "2", "password checks (19 MiB of argon2id each) running at once"},
+	{"LOGIN_HASH_QUEUE", "16", "logins waiting for a password check; beyond, 503 with Retry-After at once"},
 	{"TABLES", "order=public.orders,product=public.products,customer=public.customers,shipment=public.shipments,transaction=public.transactions", "entity=table pairs to watch"},
 	{"CAPTURE_REPLICA_WRITES", "false", "migrate sets the capture triggers to fire also for writes applied with session_replication_role = replica (logical replication, pglogical, Bucardo)"},
 	{"SECRET_COLUMNS", DefaultSecretColumns, "columns never sent; SECRET_COLUMNS_<ENTITY> (e.g. SECRET_COLUMNS_CUSTOMER) replaces it for one table"},
@@ -123,6 +141,11 @@ func Load(getenv func(string) string) (Config, error) {
 	c.SessionLifetime = p.duration("SESSION_LIFETIME", 12*time.Hour)
 	c.AllowedOrigins = splitList(p.str("ALLOWED_ORIGINS", ""))
 	c.TrustProxy = p.boolean("TRUST_PROXY_HEADERS", false)
+	c.LoginPair = p.rateLimit("LOGIN_LIMIT_PAIR", RateLimit{5, 30 * time.Second})
+	c.LoginAddress = p.rateLimit("LOGIN_LIMIT_ADDRESS", RateLimit{20, 5 * time.Second})
+	c.LoginAccount = p.rateLimit("LOGIN_LIMIT_ACCOUNT", RateLimit{100, 10 * time.Second})
+	c.LoginHashes = p.integer("LOGIN_HASH_CONCURRENCY", 2)
+	c.LoginHashQueue = p.integer("LOGIN_HASH_QUEUE", 16)
 	c.Retention = p.duration("EVENT_RETENTION", 24*time.Hour)
 	c.PruneEvery = p.duration("EVENT_PRUNE_INTERVAL", time.Minute)
 	c.TableCheck = p.duration("TABLE_CHECK_INTERVAL", 10*time.Second)
@@ -162,6 +185,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxSockets < 1 || c.MaxUserSockets < 1 {
 		errs = append(errs, errors.New("WS_MAX_SOCKETS and WS_MAX_SOCKETS_PER_USER: must be at least 1"))
+	}
+	for name, l := range map[string]RateLimit{"LOGIN_LIMIT_PAIR": c.LoginPair, "LOGIN_LIMIT_ADDRESS": c.LoginAddress, "LOGIN_LIMIT_ACCOUNT": c.LoginAccount} {
+		if l.Burst < 1 || l.Every <= 0 {
+			errs = append(errs, fmt.Errorf("%s: want at least 1 per a positive period, got %d/%v", name, l.Burst, l.Every))
+		}
+	}
+	if c.LoginHashes < 1 || c.LoginHashQueue < 0 {
+		errs = append(errs, errors.New("LOGIN_HASH_CONCURRENCY and LOGIN_HASH_QUEUE: must be at least 1 and 0"))
 	}
 	if c.SendQueue < 16 {
 		errs = append(errs, errors.New("WS_SEND_QUEUE: must be at least 16"))
@@ -232,6 +263,26 @@ func (p *parser) integer(name string, def int) int {
 		p.fail(name, err)
 	}
 	return n
+}
+
+// rateLimit parses "burst/period", e.g. "5/30s".
+func (p *parser) rateLimit(name string, def RateLimit) RateLimit {
+	v := p.str(name, "")
+	if v == "" {
+		return def
+	}
+	b, e, ok := strings.Cut(v, "/")
+	n, err := strconv.Atoi(strings.TrimSpace(b))
+	if !ok || err != nil {
+		p.fail(name, fmt.Errorf("want burst/period such as 5/30s, got %q", v))
+		return def
+	}
+	d, err := time.ParseDuration(strings.TrimSpace(e))
+	if err != nil {
+		p.fail(name, fmt.Errorf("want burst/period such as 5/30s: %w", err))
+		return def
+	}
+	return RateLimit{Burst: n, Every: d}
 }
 
 func (p *parser) boolean(name string, def bool) bool {

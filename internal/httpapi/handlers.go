@@ -42,6 +42,13 @@ func (h *handlers) login(c echo.Context) error {
 		e := newError(http.StatusTooManyRequests, "too_many_attempts", "too many failed logins: try again later")
 		e.RetryAfter = te.RetryAfter
 		return e
+	case errors.Is(err, auth.ErrBusy):
+		h.count("busy")
+		e := newError(http.StatusServiceUnavailable, "busy", "too many logins in progress: try again in a second")
+		e.RetryAfter = time.Second
+		return e
+	case errors.Is(err, auth.ErrBadEmail):
+		return newError(http.StatusBadRequest, "bad_request", "the email is not a valid address")
 	case errors.Is(err, auth.ErrInvalidCredentials):
 		h.count("invalid")
 		return newError(http.StatusUnauthorized, "invalid_credentials", "wrong email or password")

@@ -42,7 +42,7 @@ type Deps struct {
 	Stats          StatsSource
 	Roles          Roles
 	Metrics        http.Handler         // nil: no /metrics
-	Logins         func(outcome string) // counts logins: success, invalid, throttled
+	Logins         func(outcome string) // counts logins: success, invalid, throttled, busy
 	Static         fs.FS                // the dashboard
 	OriginPatterns []string
 	TrustProxy     bool // take the client address from X-Forwarded-For (set by a proxy on a private network)

@@ -54,7 +54,7 @@ func New(src Sources, log *slog.Logger) *Metrics {
 		socketsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopstream_sockets_closed_total",
 			Help: "Sockets closed, by reason: auth, slow, rate, limit, shutdown, client, error."}, []string{"reason"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopstream_logins_total",
-			Help: "Login attempts by outcome: success, invalid, throttled."}, []string{"outcome"}),
+			Help: "Login attempts by outcome: success, invalid, throttled, busy."}, []string{"outcome"}),
 	}
 	reg.MustRegister(m.framesSent,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shopstream_events_read_total",
@@ -77,7 +77,7 @@ func New(src Sources, log *slog.Logger) *Metrics {
 	for _, r := range []string{"auth", "slow", "rate", "limit", "shutdown", "client", "error"} {
 		m.socketsClosed.WithLabelValues(r)
 	}
-	for _, o := range []string{"success", "invalid", "throttled"} {
+	for _, o := range []string{"success", "invalid", "throttled", "busy"} {
 		m.logins.WithLabelValues(o)
 	}
 	return m
