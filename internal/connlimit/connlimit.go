@@ -15,6 +15,7 @@
 package connlimit
 
 import (
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -37,6 +38,7 @@ type Listener struct {
 	idle map[*conn]time.Time // keep-alive connections between requests, since when
 
 	reaped, refused atomic.Int64
+	refusers        atomic.Int64 // refused connections being drained
 	lastLog         atomic.Int64 // unix nanoseconds of the last refusal logged
 }
 
@@ -104,18 +106,39 @@ const refusalBody = `{"error":"unavailable","message":"too many connections: try
 var refusal = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n" +
 	"Connection: close\r\nContent-Length: " + strconv.Itoa(len(refusalBody)) + "\r\n\r\n" + refusalBody
 
-// refuse answers 503 and closes. The write goes to an empty socket buffer and
-// does not block; the deadline only bounds a pathological one.
+// refuse answers 503 and closes. The answer goes to an empty socket buffer:
+// the write does not block. Then, so that the client reads the answer rather
+// than a reset (closing a socket with unread input resets it), the write side
+// is shut and what the client sent is read and dropped for up to a second, by
+// at most maxRefusers goroutines; beyond them a connection is closed at once.
 func (l *Listener) refuse(nc net.Conn) {
 	n := l.refused.Add(1)
-	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = nc.Write([]byte(refusal))
-	_ = nc.Close()
+	_ = nc.SetDeadline(time.Now().Add(time.Second))
+	_, err := nc.Write([]byte(refusal))
 	now := time.Now().UnixNano()
 	if last := l.lastLog.Load(); now-last > int64(10*time.Second) && l.lastLog.CompareAndSwap(last, now) {
 		l.log.Warn("connection cap reached: refusing new connections with 503", "max", l.max, "refused_total", n)
 	}
+	cw, ok := nc.(interface{ CloseWrite() error })
+	if err != nil || !ok {
+		_ = nc.Close()
+		return
+	}
+	if l.refusers.Add(1) > maxRefusers {
+		l.refusers.Add(-1)
+		_ = nc.Close()
+		return
+	}
+	go func() {
+		defer l.refusers.Add(-1)
+		_ = cw.CloseWrite()
+		_, _ = io.Copy(io.Discard, io.LimitReader(nc, 64<<10))
+		_ = nc.Close()
+	}()
 }
+
+// maxRefusers bounds the refused connections being drained at once.
+const maxRefusers = 64
 
 // ConnState tracks which connections are idle; set it as http.Server.ConnState.
 func (l *Listener) ConnState(nc net.Conn, state http.ConnState) {
