@@ -150,7 +150,7 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 		DBQueryTimeout: 2 * time.Second,
 	}, log)
 	s.metrics = m
-	origins, err := origin.New(cfg.PublicURLs, cfg.AllowedOrigins, cfg.Development)
+	origins, err := origin.New(cfg.PublicURLs, cfg.AllowedOrigins, cfg.OriginOptions())
 	if err != nil {
 		return err
 	}

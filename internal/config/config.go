@@ -90,7 +90,7 @@ var Vars = []Var{
 	{"COOKIE_SECURE", "true (false in development)", "mark the session cookie Secure"},
 	{"SESSION_IDLE_TIMEOUT", "30m", "a session ends after this long without activity (an open socket is activity)"},
 	{"SESSION_LIFETIME", "12h", "absolute session lifetime"},
-	{"ALLOWED_ORIGINS", "", "comma-separated extra Origin hosts (e.g. admin.example.com); the service's own host is always allowed"},
+	{"ALLOWED_ORIGINS", "", "comma-separated extra origins, [scheme://]host[:port] (no scheme: https, and http in development or with COOKIE_SECURE=false); *.example.com matches one label; the service's own origin is always allowed"},
 	{"TRUST_PROXY_HEADERS", "false", "take the client address (login throttling, logs) from X-Forwarded-For; only behind a proxy that sets it"},
 	{"TABLES", "order=public.orders,product=public.products,customer=public.customers,shipment=public.shipments,transaction=public.transactions", "entity=table pairs to watch"},
 	{"CAPTURE_REPLICA_WRITES", "false", "migrate sets the capture triggers to fire also for writes applied with session_replication_role = replica (logical replication, pglogical, Bucardo)"},
@@ -233,10 +233,17 @@ func (c Config) validateEdge() []error {
 			errs = append(errs, fmt.Errorf("METRICS_ADDR: %w", err))
 		}
 	}
-	if _, err := origin.New(c.PublicURLs, c.AllowedOrigins, c.Development); err != nil {
+	if _, err := origin.New(c.PublicURLs, c.AllowedOrigins, c.OriginOptions()); err != nil {
 		errs = append(errs, err)
 	}
 	return errs
+}
+
+// OriginOptions says how clients reach the service: over plain HTTP in
+// development or with COOKIE_SECURE=false (then http origins are allowed),
+// and under any loopback name in development.
+func (c Config) OriginOptions() origin.Options {
+	return origin.Options{PlainHTTP: c.Development || !c.CookieSecure, LoopbackAliases: c.Development}
 }
 
 // TableFor returns the watched table of an entity.

@@ -6,14 +6,14 @@
 //
 //   - one of the public origins (PUBLIC_URL), compared whole: scheme, host, port;
 //   - or, when no public origin is configured, the request's own Host with the
-//     scheme https (http too in development);
+//     scheme https (http too when clients use plain HTTP: Options.PlainHTTP);
 //   - or matched by a pattern of ALLOWED_ORIGINS: [scheme://]host[:port], where a
 //     host may start with "*." to match exactly one label ("*.example.com"
 //     matches "a.example.com", not "example.com" nor "a.b.example.com"); a
-//     pattern without a scheme means https (http too in development).
+//     pattern without a scheme means https (http too with Options.PlainHTTP).
 //
-// In development the loopback names localhost, 127.0.0.1 and [::1] stand for
-// one another, so the printed http://127.0.0.1:3000 page may open a socket to
+// With Options.LoopbackAliases (development) the loopback names localhost,
+// 127.0.0.1 and [::1] stand for one another, so the printed http://127.0.0.1:3000 page may open a socket to
 // localhost:3000 and back.
 package origin
 
@@ -28,9 +28,18 @@ import (
 // Policy is the parsed configuration. The zero Policy allows only the request's
 // own host over https.
 type Policy struct {
-	public      []site    // PUBLIC_URL origins
-	patterns    []pattern // ALLOWED_ORIGINS
-	development bool
+	public   []site    // PUBLIC_URL origins
+	patterns []pattern // ALLOWED_ORIGINS
+	opts     Options
+}
+
+// Options are how clients reach the service.
+type Options struct {
+	// PlainHTTP: clients may use http:// (development, or COOKIE_SECURE=false
+	// on an internal network), so http origins are the service's own too.
+	PlainHTTP bool
+	// LoopbackAliases: localhost, 127.0.0.1 and [::1] are one host (development).
+	LoopbackAliases bool
 }
 
 // site is a parsed origin: lower-case scheme, host and port ("" for none).
@@ -43,10 +52,9 @@ type pattern struct {
 }
 
 // New parses the public URLs (PUBLIC_URL) and the allowed origin patterns
-// (ALLOWED_ORIGINS). development allows http where no scheme is named and
-// makes the loopback names equivalent.
-func New(publicURLs, patterns []string, development bool) (*Policy, error) {
-	p := &Policy{development: development}
+// (ALLOWED_ORIGINS).
+func New(publicURLs, patterns []string, opts Options) (*Policy, error) {
+	p := &Policy{opts: opts}
 	var errs []error
 	for _, s := range publicURLs {
 		o, err := parseOrigin(s, true)
@@ -119,13 +127,13 @@ func (p *Policy) Allowed(origin, requestHost string) bool {
 	return false
 }
 
-// schemeOK: https, and http in development.
+// schemeOK: https, and http when clients use plain HTTP.
 func (p *Policy) schemeOK(scheme string) bool {
-	return scheme == "https" || (p.development && scheme == "http")
+	return scheme == "https" || (p.opts.PlainHTTP && scheme == "http")
 }
 
 func (p *Policy) sameHost(a, b string) bool {
-	return a == b || (p.development && isLoopback(a) && isLoopback(b))
+	return a == b || (p.opts.LoopbackAliases && isLoopback(a) && isLoopback(b))
 }
 
 func isLoopback(h string) bool {
@@ -153,7 +161,7 @@ func (pt pattern) match(o site) bool {
 func (p *Policy) parsePattern(s string) (pattern, error) {
 	s = strings.ToLower(strings.TrimSpace(s))
 	schemes := []string{"https"}
-	if p.development {
+	if p.opts.PlainHTTP {
 		schemes = append(schemes, "http")
 	}
 	if scheme, rest, ok := strings.Cut(s, "://"); ok {

@@ -8,10 +8,11 @@ import (
 func TestAllowed(t *testing.T) {
 	type policy struct {
 		public, patterns []string
-		dev              bool
+		dev, plain       bool
 	}
 	prod := policy{patterns: []string{"admin.example.com", "*.shop.example", "http://legacy.example", "https://ports.example:8443"}}
 	dev := policy{patterns: []string{"admin.example.com"}, dev: true}
+	plain := policy{plain: true}
 	pub := policy{public: []string{"https://shop.example.com", "https://alt.example.com:8443/"}, patterns: []string{"*.example.org"}}
 	tests := []struct {
 		p            policy
@@ -31,6 +32,9 @@ func TestAllowed(t *testing.T) {
 		{dev, "http://[::1]:3000", "localhost:3000", true},
 		{dev, "http://localhost:3001", "127.0.0.1:3000", false},
 		{prod, "https://localhost:3000", "127.0.0.1:3000", false},
+		// Plain HTTP in production (COOKIE_SECURE=false): http origins, no loopback aliases.
+		{plain, "http://10.0.0.5:3000", "10.0.0.5:3000", true},
+		{plain, "http://localhost:3000", "127.0.0.1:3000", false},
 		// Other schemes and shapes are never allowed.
 		{dev, "ws://127.0.0.1:3000", "127.0.0.1:3000", false},
 		{dev, "file://127.0.0.1:3000", "127.0.0.1:3000", false},
@@ -63,7 +67,7 @@ func TestAllowed(t *testing.T) {
 		{pub, "https://a.example.org", "shop.example.com", true},
 	}
 	for _, tc := range tests {
-		p, err := New(tc.p.public, tc.p.patterns, tc.p.dev)
+		p, err := New(tc.p.public, tc.p.patterns, Options{PlainHTTP: tc.p.dev || tc.p.plain, LoopbackAliases: tc.p.dev})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,11 +78,11 @@ func TestAllowed(t *testing.T) {
 }
 
 func TestHostAllowed(t *testing.T) {
-	open, _ := New(nil, nil, false)
+	open, _ := New(nil, nil, Options{})
 	if !open.HostAllowed("anything.example") || open.HostsListed() {
 		t.Error("without PUBLIC_URL every Host is served")
 	}
-	p, err := New([]string{"https://shop.example.com", "http://localhost:3000"}, nil, true)
+	p, err := New([]string{"https://shop.example.com", "http://localhost:3000"}, nil, Options{PlainHTTP: true, LoopbackAliases: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +115,7 @@ func TestNewRefusesBadConfiguration(t *testing.T) {
 		if tc.pattern != "" {
 			patterns = []string{tc.pattern}
 		}
-		if _, err := New(public, patterns, false); err == nil {
+		if _, err := New(public, patterns, Options{}); err == nil {
 			t.Errorf("New(%q, %q): want an error", tc.public, tc.pattern)
 		}
 	}
@@ -124,11 +128,11 @@ func FuzzAllowed(f *testing.F) {
 	for _, s := range []string{"https://a.example.com", "http://127.0.0.1:3000", "null", "https://[::1]:1", "https://a.b.example.com", "http://x:99999999999999999999", "https://%zz"} {
 		f.Add(s, "a.example.com")
 	}
-	p, err := New([]string{"https://shop.example.com"}, []string{"*.example.com", "http://plain.example"}, true)
+	p, err := New([]string{"https://shop.example.com"}, []string{"*.example.com", "http://plain.example"}, Options{PlainHTTP: true, LoopbackAliases: true})
 	if err != nil {
 		f.Fatal(err)
 	}
-	q, _ := New(nil, []string{"*.example.com"}, false)
+	q, _ := New(nil, []string{"*.example.com"}, Options{})
 	f.Fuzz(func(t *testing.T, origin, host string) {
 		for _, pol := range []*Policy{p, q} {
 			if pol.Allowed(origin, host) {
