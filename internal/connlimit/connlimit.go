@@ -106,23 +106,19 @@ const refusalBody = `{"error":"unavailable","message":"too many connections: try
 var refusal = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 1\r\n" +
 	"Connection: close\r\nContent-Length: " + strconv.Itoa(len(refusalBody)) + "\r\n\r\n" + refusalBody
 
-// refuse answers 503 and closes. The answer goes to an empty socket buffer:
-// the write does not block. Then, so that the client reads the answer rather
-// than a reset (closing a socket with unread input resets it), the write side
-// is shut and what the client sent is read and dropped for up to a second, by
-// at most maxRefusers goroutines; beyond them a connection is closed at once.
+// refuse answers 503 and closes, off the accept loop, in at most maxRefusers
+// goroutines (beyond them a connection is closed at once). The answer is
+// written once the client has sent its first bytes (an answer before the
+// request is, to an HTTP client, an unsolicited response on an idle
+// connection, which it drops); then the write side is shut and what the
+// client sends is read and dropped, so that it reads the answer rather than a
+// reset (closing a socket with unread input resets it). All of it within a
+// second.
 func (l *Listener) refuse(nc net.Conn) {
 	n := l.refused.Add(1)
-	_ = nc.SetDeadline(time.Now().Add(time.Second))
-	_, err := nc.Write([]byte(refusal))
 	now := time.Now().UnixNano()
 	if last := l.lastLog.Load(); now-last > int64(10*time.Second) && l.lastLog.CompareAndSwap(last, now) {
 		l.log.Warn("connection cap reached: refusing new connections with 503", "max", l.max, "refused_total", n)
-	}
-	cw, ok := nc.(interface{ CloseWrite() error })
-	if err != nil || !ok {
-		_ = nc.Close()
-		return
 	}
 	if l.refusers.Add(1) > maxRefusers {
 		l.refusers.Add(-1)
@@ -131,9 +127,19 @@ func (l *Listener) refuse(nc net.Conn) {
 	}
 	go func() {
 		defer l.refusers.Add(-1)
-		_ = cw.CloseWrite()
+		defer nc.Close()
+		_ = nc.SetDeadline(time.Now().Add(time.Second))
+		var first [1024]byte
+		if _, err := nc.Read(first[:]); err != nil {
+			return
+		}
+		if _, err := nc.Write([]byte(refusal)); err != nil {
+			return
+		}
+		if cw, ok := nc.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
 		_, _ = io.Copy(io.Discard, io.LimitReader(nc, 64<<10))
-		_ = nc.Close()
 	}()
 }
 
