@@ -93,6 +93,9 @@ func jsState(state string) string {
 
 func TestDashboard(t *testing.T) {
 	ctx := newBrowser(t)
+	// The whole run is under the Content-Security-Policy: any violation (or
+	// uncaught exception) fails the test at the end.
+	watch := watchCSP(t, ctx)
 	db := pgtest.NewDB(t)
 	s := startServer(t, db, nil)
 	createAdmin(t, db, "admin@example.com", "admin")
@@ -181,6 +184,9 @@ func TestDashboard(t *testing.T) {
 	waitFor(t, ctx, `state "login required" after a reload`, jsState("login required"))
 	if n := evalInt(t, ctx, `document.getElementById('app-view').hidden ? 0 : 1`); n != 0 {
 		t.Errorf("the feed is visible after logout")
+	}
+	if got := watch.seen(t, ctx); len(got) > 0 {
+		t.Errorf("the dashboard broke its Content-Security-Policy or threw:\n%s", strings.Join(got, "\n"))
 	}
 }
 

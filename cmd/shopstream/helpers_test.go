@@ -44,11 +44,13 @@ func (b *lockedBuffer) String() string {
 
 // testServer is the real program, started with run() on 127.0.0.1:0.
 type testServer struct {
-	URL   string
-	DBURL string
-	Log   *lockedBuffer
-	stop  context.CancelFunc
-	done  chan error
+	URL string
+	// MetricsURL is METRICS_ADDR's server, when set.
+	MetricsURL string
+	DBURL      string
+	Log        *lockedBuffer
+	stop       context.CancelFunc
+	done       chan error
 }
 
 // startServer runs `shopstream serve` against dbURL with extra environment.
@@ -71,6 +73,9 @@ func startServer(t *testing.T, dbURL string, extra map[string]string) *testServe
 	}()
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
+		if addr, ok := strings.CutPrefix(sc.Text(), "metrics listening on "); ok {
+			s.MetricsURL = addr
+		}
 		if addr, ok := strings.CutPrefix(sc.Text(), "shopstream listening on "); ok {
 			s.URL = addr
 			break

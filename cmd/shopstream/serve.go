@@ -19,6 +19,7 @@ import (
 	"github.com/shopstream/shopstream/internal/events"
 	"github.com/shopstream/shopstream/internal/httpapi"
 	"github.com/shopstream/shopstream/internal/metrics"
+	"github.com/shopstream/shopstream/internal/origin"
 	"github.com/shopstream/shopstream/internal/postgres"
 	"github.com/shopstream/shopstream/internal/wsapi"
 	"github.com/shopstream/shopstream/web"
@@ -96,6 +97,10 @@ type server struct {
 	store     *pgxstore.PostgresStore
 	tables    *tableWatch
 	draining  atomic.Bool
+
+	metrics   *metrics.Metrics
+	metricsLn net.Listener // METRICS_ADDR, or nil
+	metricsSv *http.Server
 }
 
 // Draining is part of httpapi.Health.
@@ -159,30 +164,46 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 		DB:             db,
 		DBQueryTimeout: 2 * time.Second,
 	}, log)
+	s.metrics = m
+	origins, err := origin.New(cfg.PublicURLs, cfg.AllowedOrigins, cfg.OriginOptions())
+	if err != nil {
+		return err
+	}
 	s.keeper = wsapi.NewKeeper(authSvc, s.hub, min(30*time.Second, cfg.SessionIdleTimeout/3), log)
 	sockCtx, cancelSockets := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelSockets()
 	s.sockets = wsapi.NewHandler(sockCtx, wsapi.Config{
-		CookieName: cfg.CookieName, OriginPatterns: cfg.AllowedOrigins, Channels: channels(cfg),
+		CookieName: cfg.CookieName, Origins: origins, Channels: channels(cfg),
 		SendQueue: cfg.SendQueue, SendQueueBytes: cfg.SendQueueBytes, MaxMessageBytes: cfg.MaxMessageBytes,
 		WriteTimeout: cfg.WriteTimeout, PingInterval: cfg.PingInterval, Observer: m,
 		MaxSockets: cfg.MaxSockets, MaxUserSockets: cfg.MaxUserSockets, Fields: filterFields(cfg, db),
 	}, s.hub, authSvc, db, db, s.keeper, log.With("component", "socket"))
 	s.listener.OnSessionSignal(s.sockets.Signal)
+	mainMetrics := m.Handler()
+	if cfg.MetricsAddr != "" {
+		mainMetrics = nil // served on METRICS_ADDR only
+		if s.metricsSv, s.metricsLn, err = metricsServer(cfg.MetricsAddr, m.Handler(), log); err != nil {
+			return err
+		}
+	}
 	handler := httpapi.New(httpapi.Deps{
 		Auth: authSvc, Socket: s.sockets, Health: s, Stats: s, Roles: db, Static: web.Static(),
-		Metrics: m.Handler(), Logins: m.Login,
-		OriginPatterns: cfg.AllowedOrigins, TrustProxy: cfg.TrustProxy, Log: log,
+		Metrics: mainMetrics, Logins: m.Login,
+		OriginsAllowed: origins, MaxBodyBytes: cfg.MaxBodyBytes, TrustProxy: cfg.TrustProxy, Log: log,
 	})
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
+		if s.metricsLn != nil {
+			_ = s.metricsLn.Close()
+		}
 		return fmt.Errorf("listening on %s: %w", cfg.ListenAddr, err)
 	}
 	if addr := e.getenv("DEBUG_ADDR"); addr != "" {
 		go servePprof(addr, log)
 	}
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	return s.run(ctx, e, srv, ln)
+	srv, capped := httpServer(cfg, handler, ln, log)
+	m.RefreshDB(ctx) // the first scrape has the database gauges
+	return s.run(ctx, e, srv, capped)
 }
 
 // run serves until ctx ends, then shuts down in order: stop accepting, close the
@@ -190,12 +211,18 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 func (s *server) run(ctx context.Context, e env, srv *http.Server, ln net.Listener) error {
 	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
-	for _, loop := range []func(context.Context){s.listener.Run, s.sequencer.Run, s.keeper.Run, s.sockets.Run, s.tables.Run} {
+	dbGauges := func(ctx context.Context) { s.metrics.RunDB(ctx, s.cfg.MetricsDBInterval) }
+	for _, loop := range []func(context.Context){s.listener.Run, s.sequencer.Run, s.keeper.Run, s.sockets.Run, s.tables.Run, dbGauges} {
 		wg.Add(1)
 		go func() { defer wg.Done(); loop(bg) }()
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
+	if s.metricsSv != nil {
+		go func() { serveErr <- s.metricsSv.Serve(s.metricsLn) }()
+		defer func() { _ = s.metricsSv.Close() }()
+		fmt.Fprintf(e.stdout, "metrics listening on http://%s\n", s.metricsLn.Addr())
+	}
 	fmt.Fprintf(e.stdout, "shopstream listening on http://%s\n", ln.Addr())
 	s.log.Info("serving", "addr", ln.Addr().String(), "tables", len(s.cfg.Tables))
 

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shopstream/shopstream/internal/origin"
 )
 
 // Entities are the five kinds of business rows shopstream streams, in the order the
@@ -63,6 +65,16 @@ type Config struct {
 
 	LogFormat string // text or json
 	LogLevel  string // debug, info, warn, error
+
+	// The HTTP edge: public names, server limits, metrics address.
+	PublicURLs        []string      // origins the service is reached at; when set, Host must be one of theirs
+	ReadHeaderTimeout time.Duration // to read a request's headers
+	ReadTimeout       time.Duration // to read a whole request, body included (a socket, once upgraded, has none)
+	IdleTimeout       time.Duration // a keep-alive connection idle this long is closed
+	MaxBodyBytes      int64         // largest request body (login keeps its own 8 KiB)
+	MaxConnections    int           // open TCP connections, sockets included; 0: from the descriptor limit
+	MetricsAddr       string        // serve /metrics here instead of on LISTEN_ADDR
+	MetricsDBInterval time.Duration // how often the database-derived gauges are read
 }
 
 // RateLimit is a token bucket: Burst events, then one per Every. It is written
@@ -91,7 +103,7 @@ var Vars = []Var{
 	{"COOKIE_SECURE", "true (false in development)", "mark the session cookie Secure"},
 	{"SESSION_IDLE_TIMEOUT", "30m", "a session ends after this long without activity (an open socket is activity)"},
 	{"SESSION_LIFETIME", "12h", "absolute session lifetime"},
-	{"ALLOWED_ORIGINS", "", "comma-separated extra Origin hosts (e.g. admin.example.com); the service's own host is always allowed"},
+	{"ALLOWED_ORIGINS", "", "comma-separated extra origins, [scheme://]host[:port] (no scheme: https, and http in development or with COOKIE_SECURE=false); *.example.com matches one label; the service's own origin is always allowed"},
 	{"TRUST_PROXY_HEADERS", "false", "take the client address (login throttling, logs) from X-Forwarded-For; only behind a proxy that sets it"},
 	{"LOGIN_LIMIT_PAIR", "5/30s", "failed logins of one account from one client address: 5, then one per 30 s; then 429, even for the right password"},
 	{"LOGIN_LIMIT_ADDRESS", "20/5s", "failed logins from one client address over all accounts"},
@@ -114,6 +126,14 @@ var Vars = []Var{
 	{"WS_PING_INTERVAL", "30s", "WebSocket ping period; a peer that does not answer is dropped"},
 	{"WS_MAX_SOCKETS", "20000", "open sockets per instance; beyond, new sockets are closed with 1013"},
 	{"WS_MAX_SOCKETS_PER_USER", "50", "open sockets per user per instance; beyond, new sockets are closed with 1013"},
+	{"PUBLIC_URL", "", "comma-separated URLs the service is reached at (https://shop.example.com); when set, a request whose Host is not theirs gets 421, and they are the service's own origins"},
+	{"HTTP_READ_HEADER_TIMEOUT", "10s", "a connection that has not sent its request headers within this is closed"},
+	{"HTTP_READ_TIMEOUT", "30s", "a request (body included) not read within this fails and its connection is closed; an upgraded socket has no such deadline"},
+	{"HTTP_IDLE_TIMEOUT", "60s", "a keep-alive connection idle this long is closed"},
+	{"HTTP_MAX_BODY_BYTES", "8192", "a larger request body gets 413 (login: 8 KiB)"},
+	{"HTTP_MAX_CONNECTIONS", "0", "open TCP connections (sockets included); at the cap the longest-idle keep-alive connection is closed, else a new one gets 503 at once; 0: the descriptor limit less 256"},
+	{"METRICS_ADDR", "", "serve /metrics on this separate address, and not on LISTEN_ADDR"},
+	{"METRICS_DB_INTERVAL", "10s", "how often the database-derived gauges (inbox backlog, NOTIFY queue) are read; a scrape runs no query"},
 	{"LOG_FORMAT", "text", "text or json"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 }
@@ -159,6 +179,14 @@ func Load(getenv func(string) string) (Config, error) {
 	c.MaxUserSockets = p.integer("WS_MAX_SOCKETS_PER_USER", 50)
 	c.Tables = p.tables()
 	c.CaptureReplica = p.boolean("CAPTURE_REPLICA_WRITES", false)
+	c.PublicURLs = splitList(p.str("PUBLIC_URL", ""))
+	c.ReadHeaderTimeout = p.duration("HTTP_READ_HEADER_TIMEOUT", 10*time.Second)
+	c.ReadTimeout = p.duration("HTTP_READ_TIMEOUT", 30*time.Second)
+	c.IdleTimeout = p.duration("HTTP_IDLE_TIMEOUT", 60*time.Second)
+	c.MaxBodyBytes = int64(p.integer("HTTP_MAX_BODY_BYTES", 8<<10))
+	c.MaxConnections = p.integer("HTTP_MAX_CONNECTIONS", 0)
+	c.MetricsAddr = p.str("METRICS_ADDR", "")
+	c.MetricsDBInterval = p.duration("METRICS_DB_INTERVAL", 10*time.Second)
 	if c.ListenDatabaseURL == "" {
 		c.ListenDatabaseURL = c.DatabaseURL
 	}
@@ -212,7 +240,41 @@ func (c Config) Validate() error {
 	if c.CookieName == "" {
 		errs = append(errs, errors.New("COOKIE_NAME: must not be empty"))
 	}
+	errs = append(errs, c.validateEdge()...)
 	return errors.Join(errs...)
+}
+
+// validateEdge checks the HTTP edge's settings.
+func (c Config) validateEdge() []error {
+	var errs []error
+	for name, d := range map[string]time.Duration{"HTTP_READ_HEADER_TIMEOUT": c.ReadHeaderTimeout,
+		"HTTP_READ_TIMEOUT": c.ReadTimeout, "HTTP_IDLE_TIMEOUT": c.IdleTimeout, "METRICS_DB_INTERVAL": c.MetricsDBInterval} {
+		if d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be positive", name))
+		}
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, errors.New("HTTP_MAX_BODY_BYTES: must be at least 1024"))
+	}
+	if c.MaxConnections < 0 || (c.MaxConnections > 0 && c.MaxConnections < 4) {
+		errs = append(errs, errors.New("HTTP_MAX_CONNECTIONS: must be 0 (from the descriptor limit) or at least 4"))
+	}
+	if c.MetricsAddr != "" {
+		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
+			errs = append(errs, fmt.Errorf("METRICS_ADDR: %w", err))
+		}
+	}
+	if _, err := origin.New(c.PublicURLs, c.AllowedOrigins, c.OriginOptions()); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// OriginOptions says how clients reach the service: over plain HTTP in
+// development or with COOKIE_SECURE=false (then http origins are allowed),
+// and under any loopback name in development.
+func (c Config) OriginOptions() origin.Options {
+	return origin.Options{PlainHTTP: c.Development || !c.CookieSecure, LoopbackAliases: c.Development}
 }
 
 // TableFor returns the watched table of an entity.

@@ -29,6 +29,9 @@ func (h *handlers) login(c echo.Context) error {
 	dec := json.NewDecoder(http.MaxBytesReader(c.Response(), r.Body, maxLoginBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
+		if isTooLarge(err) {
+			return newError(http.StatusRequestEntityTooLarge, "body_too_large", "the body is larger than 8 KiB")
+		}
 		return newError(http.StatusBadRequest, "bad_request", "the body must be a JSON object with email and password")
 	}
 	if req.Email == "" || req.Password == "" {

@@ -5,9 +5,6 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/url"
-	"path"
-	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -23,48 +20,6 @@ func requireJSON(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return next(c)
 	}
-}
-
-// sameSite refuses state-changing requests from another site: by Sec-Fetch-Site
-// where the browser sends it, else by Origin, compared with the request's host and
-// the allowed origin patterns.
-func sameSite(patterns []string) echo.MiddlewareFunc {
-	return func(next echo.HandlerFunc) echo.HandlerFunc {
-		return func(c echo.Context) error {
-			r := c.Request()
-			if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
-				if !originAllowed(r, patterns) {
-					return newError(http.StatusForbidden, "cross_site_request", "cross-site requests are refused")
-				}
-			}
-			if r.Header.Get("Origin") != "" && !originAllowed(r, patterns) {
-				return newError(http.StatusForbidden, "cross_site_request", "cross-site requests are refused")
-			}
-			return next(c)
-		}
-	}
-}
-
-// originAllowed reports whether the request's Origin is its own host or matches
-// an allowed pattern (path.Match, case-insensitive), as the socket's check does.
-func originAllowed(r *http.Request, patterns []string) bool {
-	o := r.Header.Get("Origin")
-	if o == "" {
-		return false
-	}
-	u, err := url.Parse(o)
-	if err != nil || u.Host == "" {
-		return false
-	}
-	if strings.EqualFold(u.Host, r.Host) {
-		return true
-	}
-	for _, p := range patterns {
-		if ok, _ := path.Match(strings.ToLower(p), strings.ToLower(u.Host)); ok {
-			return true
-		}
-	}
-	return false
 }
 
 // requestLog writes one line per request.

@@ -11,6 +11,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/shopstream/shopstream/internal/auth"
+	"github.com/shopstream/shopstream/internal/origin"
 )
 
 // Health reports what /readyz checks.
@@ -44,8 +45,9 @@ type Deps struct {
 	Metrics        http.Handler         // nil: no /metrics
 	Logins         func(outcome string) // counts logins: success, invalid, throttled, busy
 	Static         fs.FS                // the dashboard
-	OriginPatterns []string
-	TrustProxy     bool // take the client address from X-Forwarded-For (set by a proxy on a private network)
+	OriginsAllowed *origin.Policy       // who may POST (wsapi asks it for the socket); which Host names are served
+	MaxBodyBytes   int64                // largest request body (0: 8 KiB)
+	TrustProxy     bool                 // take the client address from X-Forwarded-For (set by a proxy on a private network)
 	Log            *slog.Logger
 }
 
@@ -58,7 +60,10 @@ func New(d Deps) *echo.Echo {
 		e.IPExtractor = echo.ExtractIPFromXFFHeader()
 	}
 	e.HTTPErrorHandler = errorHandler(d.Log)
-	e.Use(recoverer(d.Log), requestLog(d.Log))
+	if d.MaxBodyBytes <= 0 {
+		d.MaxBodyBytes = 8 << 10
+	}
+	e.Use(recoverer(d.Log), requestLog(d.Log), securityHeaders, hostCheck(d.OriginsAllowed), bodyLimit(d.MaxBodyBytes))
 	h := &handlers{d: d}
 
 	e.GET("/healthz", h.healthz)
@@ -69,8 +74,10 @@ func New(d Deps) *echo.Echo {
 	e.GET("/ws", echo.WrapHandler(d.Socket))
 
 	api := e.Group("/api", d.Auth.Middleware)
-	api.POST("/auth/login", h.login, sameSite(d.OriginPatterns), requireJSON)
-	api.POST("/auth/logout", h.logout, sameSite(d.OriginPatterns), requireJSON)
+	// Login takes only JSON, which an HTML form cannot send across sites;
+	// logout takes any body or none (curl -X POST). Both refuse other sites.
+	api.POST("/auth/login", h.login, crossOrigin(d.OriginsAllowed), requireJSON)
+	api.POST("/auth/logout", h.logout, crossOrigin(d.OriginsAllowed))
 	api.GET("/auth/me", h.me)
 	api.GET("/v1/ws/stats", h.stats)
 

@@ -39,6 +39,7 @@ type Metrics struct {
 	latency       prometheus.Histogram
 	socketsClosed *prometheus.CounterVec
 	logins        *prometheus.CounterVec
+	db            *dbGauges
 }
 
 // New registers every metric, reading gauges from src at scrape time.
@@ -46,6 +47,7 @@ func New(src Sources, log *slog.Logger) *Metrics {
 	reg := prometheus.NewRegistry()
 	m := &Metrics{
 		reg: reg,
+		db:  &dbGauges{src: src.DB, timeout: src.DBQueryTimeout, log: log},
 		framesSent: prometheus.NewCounter(prometheus.CounterOpts{Name: "shopstream_frames_sent_total",
 			Help: "WebSocket frames handed to client sockets to write (a batched frame counts once; counted before the write, so a client never sees an uncounted frame)."}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "shopstream_delivery_latency_seconds",
@@ -72,7 +74,7 @@ func New(src Sources, log *slog.Logger) *Metrics {
 		}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shopstream_tables_unattached",
 			Help: "Configured tables that do not exist or lack the capture triggers (their changes go unseen): run shopstream migrate."}, src.Unattached),
-		&scrapeCollector{src: src, log: log},
+		&scrapeCollector{src: src, db: m.db},
 	)
 	for _, r := range []string{"auth", "slow", "rate", "limit", "shutdown", "client", "error"} {
 		m.socketsClosed.WithLabelValues(r)
@@ -105,11 +107,11 @@ func (m *Metrics) SocketClosed(reason string) { m.socketsClosed.WithLabelValues(
 // Login counts a login attempt.
 func (m *Metrics) Login(outcome string) { m.logins.WithLabelValues(outcome).Inc() }
 
-// scrapeCollector reads the per-channel subscriptions and the database gauges
-// when scraped.
+// scrapeCollector reads the per-channel subscriptions when scraped, and
+// reports the database gauges as last read by RunDB: a scrape runs no query.
 type scrapeCollector struct {
 	src Sources
-	log *slog.Logger
+	db  *dbGauges
 }
 
 var (
@@ -124,23 +126,12 @@ func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- backlogDesc
 	ch <- ageDesc
 	ch <- notifyDesc
+	ch <- updatedDesc
 }
 
 func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	for channel, n := range c.src.Subscriptions() {
 		ch <- prometheus.MustNewConstMetric(subsDesc, prometheus.GaugeValue, float64(n), channel)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.src.DBQueryTimeout)
-	defer cancel()
-	if n, age, err := c.src.DB.InboxBacklog(ctx); err == nil {
-		ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(n))
-		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, age.Seconds())
-	} else {
-		c.log.Warn("metrics: reading inbox backlog", "err", err)
-	}
-	if u, err := c.src.DB.NotifyQueueUsage(ctx); err == nil {
-		ch <- prometheus.MustNewConstMetric(notifyDesc, prometheus.GaugeValue, u)
-	} else {
-		c.log.Warn("metrics: reading notify queue usage", "err", err)
-	}
+	c.db.collect(ch)
 }

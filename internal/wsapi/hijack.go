@@ -132,9 +132,11 @@ type frameWriter struct {
 
 func newFrameWriter(conn net.Conn) *frameWriter {
 	f := &frameWriter{conn: conn}
-	switch conn.(type) {
+	switch c := conn.(type) {
 	case *net.TCPConn, *net.UnixConn: // net.Buffers.WriteTo uses writev on these
 		f.writev = writeBuffers
+	case buffersWriter: // a wrapper (internal/connlimit's) that passes writev on
+		f.writev = func(_ io.Writer, b *net.Buffers) error { _, err := c.WriteBuffers(b); return err }
 	}
 	return f
 }
@@ -146,6 +148,13 @@ func (f *frameWriter) drop() {
 	if c, ok := f.conn.(io.Closer); ok {
 		_ = c.Close()
 	}
+}
+
+// buffersWriter is a connection wrapper that writes net.Buffers with its
+// wrapped connection's writev: net.Buffers.WriteTo uses writev only on the net
+// package's own types, and would make one write per buffer on a wrapper.
+type buffersWriter interface {
+	WriteBuffers(b *net.Buffers) (int64, error)
 }
 
 func writeBuffers(w io.Writer, b *net.Buffers) error {
