@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/shopstream/shopstream/internal/pgcluster"
 	"github.com/shopstream/shopstream/internal/waitfor"
@@ -46,7 +47,9 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 	// A cluster of its own: pg_notification_queue_usage() is the whole
 	// cluster's, and another test's stopped listener holds the shared queue.
 	_, url := ownCluster(waitfor.Context(t), t, pgcluster.Options{FastUnsafe: true})
-	s, c, ws := setupOn(t, url, nil)
+	// The database gauges are read on a timer: a short one, so that the
+	// values after the workload can be awaited and asserted exactly.
+	s, c, ws := setupOn(t, url, map[string]string{"METRICS_DB_INTERVAL": "200ms"})
 	resp := postJSON(t, http.DefaultClient, s.URL+"/api/auth/login", map[string]string{"email": "admin@example.com", "password": "not it at all"})
 	resp.Body.Close()
 	before := scrape(t, s)
@@ -55,6 +58,10 @@ func TestMetricsAfterKnownWorkload(t *testing.T) {
 	increments(t, s.DBURL, id, 5)
 	ws.read()
 	ws.readVersions(id, 1, 5)
+	workloadDone := float64(time.Now().UnixNano()) / 1e9
+	waitfor.Until(t, "the database gauges to be read after the workload", func() bool {
+		return scrape(t, s)["shopstream_db_gauges_updated_timestamp_seconds"] > workloadDone
+	})
 	after := scrape(t, s)
 	exact := map[string]float64{
 		`shopstream_events_read_total`:                          6,
