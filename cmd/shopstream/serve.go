@@ -252,9 +252,18 @@ func (s *server) run(ctx context.Context, e env, srv *http.Server, ln net.Listen
 func columns(cfg config.Config) map[string]events.Columns {
 	out := map[string]events.Columns{}
 	for _, t := range cfg.Tables {
-		out[t.Entity] = events.Columns{Secret: set(t.Secret), Ignored: set(t.Ignored)}
+		out[t.Entity] = tableColumns(t)
 	}
 	return out
+}
+
+// tableColumns is what the event builder and the filter check hide of t.
+func tableColumns(t config.Table) events.Columns {
+	cols := events.Columns{Secret: set(t.Secret), Ignored: set(t.Ignored)}
+	if t.Allowed != nil {
+		cols.Allowed = set(t.Allowed)
+	}
+	return cols
 }
 
 func channels(cfg config.Config) []string {
@@ -286,7 +295,8 @@ func servePprof(addr string, log *slog.Logger) {
 	}
 }
 
-// filterFields lists the columns a filter may name: the table's, less the secret ones.
+// filterFields lists the columns a filter may name: the table's, less the
+// ones events never carry (secret, or outside an allow-list).
 func filterFields(cfg config.Config, db *postgres.DB) wsapi.FieldSource {
 	return func(ctx context.Context, entity string) ([]string, error) {
 		t, ok := cfg.TableFor(entity)
@@ -297,10 +307,14 @@ func filterFields(cfg config.Config, db *postgres.DB) wsapi.FieldSource {
 		if err != nil {
 			return nil, err
 		}
-		secret := set(t.Secret)
+		key, err := db.TableKey(ctx, t.Name)
+		if err != nil {
+			return nil, err
+		}
+		hide := tableColumns(t)
 		out := cols[:0]
 		for _, c := range cols {
-			if !secret[c] {
+			if !hide.Hidden(c, key) {
 				out = append(out, c)
 			}
 		}

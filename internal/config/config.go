@@ -21,7 +21,8 @@ var Entities = []string{"order", "product", "customer", "shipment", "transaction
 type Table struct {
 	Entity  string   // order, product, customer, shipment or transaction
 	Name    string   // schema-qualified table name, e.g. public.orders
-	Secret  []string // columns that never leave the database
+	Secret  []string // columns that never leave the database (lower case; matched case-insensitively)
+	Allowed []string // when set, the only columns that leave (besides the primary key); Secret still applies
 	Ignored []string // columns whose change alone emits no event
 }
 
@@ -86,7 +87,12 @@ type RateLimit struct {
 
 // Defaults of the column lists.
 const (
-	DefaultSecretColumns  = "password,password_hash,secret,token,api_key,card_number,cvv"
+	// DefaultSecretColumns always apply: SECRET_COLUMNS and
+	// SECRET_COLUMNS_<ENTITY> add to them. Whole names, case-insensitive.
+	DefaultSecretColumns = "password,password_hash,passwd,secret,client_secret,totp_secret,otp_secret," +
+		"token,access_token,refresh_token,auth_token,session_token,reset_token,api_key,apikey,private_key," +
+		"card_number,cc_number,pan,cvc,cvv,cvv2,card_cvc,security_code,account_number,iban,routing_number," +
+		"ssn,social_security_number"
 	DefaultIgnoredColumns = "updated_at"
 )
 
@@ -112,7 +118,8 @@ var Vars = []Var{
 	{"LOGIN_HASH_QUEUE", "16", "logins waiting for a password check; beyond, 503 with Retry-After at once"},
 	{"TABLES", "order=public.orders,product=public.products,customer=public.customers,shipment=public.shipments,transaction=public.transactions", "entity=table pairs to watch"},
 	{"CAPTURE_REPLICA_WRITES", "false", "migrate sets the capture triggers to fire also for writes applied with session_replication_role = replica (logical replication, pglogical, Bucardo)"},
-	{"SECRET_COLUMNS", DefaultSecretColumns, "columns never sent; SECRET_COLUMNS_<ENTITY> (e.g. SECRET_COLUMNS_CUSTOMER) replaces it for one table"},
+	{"SECRET_COLUMNS", "", "columns never sent, added to the built-in list (which always applies: " + DefaultSecretColumns + "); SECRET_COLUMNS_<ENTITY> (e.g. SECRET_COLUMNS_CUSTOMER) adds more for one table; names match case-insensitively"},
+	{"ALLOWED_COLUMNS_<ENTITY>", "", "allow-list mode for one table (e.g. ALLOWED_COLUMNS_CUSTOMER=id,name,created_at): only these columns and the primary key leave; secret columns stay hidden even when listed"},
 	{"IGNORED_COLUMNS", DefaultIgnoredColumns, "columns whose change alone emits no event; IGNORED_COLUMNS_<ENTITY> replaces it for one table"},
 	{"EVENT_RETENTION", "24h", "how long the event log keeps events for resuming clients"},
 	{"EVENT_PRUNE_INTERVAL", "1m", "how often the instance ordering the log deletes events past retention (in batches of 5,000)"},
@@ -364,8 +371,8 @@ func (p *parser) tables() []Table {
 	for i, e := range Entities {
 		def[i] = e + "=public." + e + "s"
 	}
-	secret := splitList(p.str("SECRET_COLUMNS", DefaultSecretColumns))
-	ignored := splitList(p.str("IGNORED_COLUMNS", DefaultIgnoredColumns))
+	secret := lowerList(DefaultSecretColumns + "," + p.str("SECRET_COLUMNS", ""))
+	ignored := lowerList(p.str("IGNORED_COLUMNS", DefaultIgnoredColumns))
 	var out []Table
 	seen := map[string]bool{}
 	for _, pair := range splitList(p.str("TABLES", strings.Join(def, ","))) {
@@ -381,10 +388,13 @@ func (p *parser) tables() []Table {
 		t := Table{Entity: entity, Name: name, Secret: secret, Ignored: ignored}
 		upper := strings.ToUpper(entity)
 		if v := p.getenv("SECRET_COLUMNS_" + upper); v != "" {
-			t.Secret = splitList(v)
+			t.Secret = lowerList(strings.Join(secret, ",") + "," + v)
+		}
+		if v := p.getenv("ALLOWED_COLUMNS_" + upper); strings.TrimSpace(v) != "" {
+			t.Allowed = lowerList(v)
 		}
 		if v := p.getenv("IGNORED_COLUMNS_" + upper); v != "" {
-			t.Ignored = splitList(v)
+			t.Ignored = lowerList(v)
 		}
 		out = append(out, t)
 	}
@@ -398,6 +408,19 @@ func isEntity(s string) bool {
 		}
 	}
 	return false
+}
+
+// lowerList is splitList in lower case, without repeats.
+func lowerList(s string) []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, v := range splitList(strings.ToLower(s)) {
+		if !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func splitList(s string) []string {

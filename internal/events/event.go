@@ -54,9 +54,60 @@ type Record struct {
 func (r *Record) Channel() string { return r.Entity + "_changes" }
 
 // Columns says, per entity, which columns are secret and which are ignored.
+// Names are lower case and match column names case-insensitively.
 type Columns struct {
-	Secret  map[string]bool
-	Ignored map[string]bool
+	Secret  map[string]bool // never sent
+	Allowed map[string]bool // non-nil: allow-list mode, only these and the primary key are sent (Secret still wins)
+	Ignored map[string]bool // a change of these alone emits no event
+}
+
+// Hidden reports whether the column name of a row whose primary key is key
+// is never sent (nor may be filtered on).
+func (c Columns) Hidden(name string, key []string) bool {
+	return newHider(&c, key).hidden([]byte(name))
+}
+
+// hider applies Columns to the fields of one change, whose primary key is key.
+// A nil hider hides nothing.
+type hider struct {
+	cols *Columns
+	key  []string
+}
+
+func newHider(cols *Columns, key []string) *hider { return &hider{cols: cols, key: key} }
+
+// hidden reports whether the column name (unquoted) must not be sent.
+func (h *hider) hidden(name []byte) bool {
+	if h == nil {
+		return false
+	}
+	lower := lowerName(name)
+	if h.cols.Secret[string(lower)] {
+		return true
+	}
+	if h.cols.Allowed == nil || h.cols.Allowed[string(lower)] {
+		return false
+	}
+	for _, k := range h.key {
+		if k == string(name) {
+			return false
+		}
+	}
+	return true
+}
+
+// ignored reports whether a change of the column name alone emits no event.
+func (h *hider) ignored(name []byte) bool { return h.cols.Ignored[string(lowerName(name))] }
+
+// lowerName returns name in lower case: name itself when it has no upper-case
+// or non-ASCII byte (the usual column name: no allocation), else a copy.
+func lowerName(name []byte) []byte {
+	for _, c := range name {
+		if 'A' <= c && c <= 'Z' || c >= utf8.RuneSelf {
+			return bytes.ToLower(name)
+		}
+	}
+	return name
 }
 
 // field is one member of a JSON object, in its original order: its key as it
@@ -154,12 +205,12 @@ func skipValue(b []byte, i int) int {
 	return i
 }
 
-// writeObject appends fields as a JSON object, leaving out secret keys.
-func writeObject(buf *bytes.Buffer, fields []field, secret map[string]bool, extra func(buf *bytes.Buffer, empty bool)) {
+// writeObject appends fields as a JSON object, leaving out the hidden ones.
+func writeObject(buf *bytes.Buffer, fields []field, hide *hider, extra func(buf *bytes.Buffer, empty bool)) {
 	buf.WriteByte('{')
 	first := true
 	for _, f := range fields {
-		if secret[string(f.name())] {
+		if hide.hidden(f.name()) {
 			continue
 		}
 		if !first {
@@ -234,9 +285,10 @@ func marker(c Change, cols Columns, why string, maxDepth int) Record {
 		key = []string{"id"}
 	}
 	var kept []field
+	hide := newHider(&cols, c.Key)
 	if fields, err := parseObject(row, maxDepth); err == nil || errors.As(err, new(errTooDeep)) {
 		for _, f := range fields {
-			if name := string(f.name()); slices.Contains(key, name) && !cols.Secret[name] {
+			if name := f.name(); slices.Contains(key, string(name)) && !hide.hidden(name) {
 				kept = append(kept, f)
 			}
 		}
@@ -278,7 +330,7 @@ func build(c Change, cols Columns, maxDepth int) (rec Record, ok bool, err error
 		if err != nil {
 			return rec, false, err
 		}
-		writeObject(&buf, fields, cols.Secret, nil)
+		writeObject(&buf, fields, newHider(&cols, c.Key), nil)
 		rec.Data = buf.Bytes()
 		return rec, true, nil
 	case "updated":
@@ -298,13 +350,14 @@ func buildUpdate(c Change, cols Columns, rec Record, maxDepth int) (Record, bool
 	}
 	var changed, previous []field
 	relevant := false
+	hide := newHider(&cols, c.Key)
 	for i, f := range newFields {
 		was, had := lookup(oldFields, i, f.key)
 		if had && bytes.Equal(was, f.val) {
 			continue
 		}
 		name := f.name()
-		if cols.Secret[string(name)] {
+		if hide.hidden(name) {
 			continue
 		}
 		if !had {
@@ -312,7 +365,7 @@ func buildUpdate(c Change, cols Columns, rec Record, maxDepth int) (Record, bool
 		}
 		changed = append(changed, f)
 		previous = append(previous, field{f.key, was})
-		if !cols.Ignored[string(name)] {
+		if !hide.ignored(name) {
 			relevant = true
 		}
 	}
@@ -321,12 +374,12 @@ func buildUpdate(c Change, cols Columns, rec Record, maxDepth int) (Record, bool
 	}
 	buf := bytes.NewBuffer(make([]byte, 0, len(c.New)+64))
 	if hasKey(newFields, "changed_fields") {
-		writeObject(buf, newFields, cols.Secret, nil)
+		writeObject(buf, newFields, hide, nil)
 		var cbuf bytes.Buffer
 		writeObject(&cbuf, changed, nil, nil)
 		rec.Changed = cbuf.Bytes()
 	} else {
-		writeObject(buf, newFields, cols.Secret, func(b *bytes.Buffer, empty bool) {
+		writeObject(buf, newFields, hide, func(b *bytes.Buffer, empty bool) {
 			if !empty {
 				b.WriteByte(',')
 			}

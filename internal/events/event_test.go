@@ -462,3 +462,42 @@ func TestBuildWithinLimits(t *testing.T) {
 		t.Fatalf("small event: %s %s %v %v", rec.Data, rec.TooLarge, ok, err)
 	}
 }
+
+// Secret and allowed names match columns whatever their case; the primary key
+// always leaves in allow-list mode, a secret column never.
+func TestColumnsHideCaseInsensitively(t *testing.T) {
+	secret := Columns{Secret: map[string]bool{"card_number": true, "cvc": true}}
+	allow := Columns{Secret: map[string]bool{"password_hash": true}, Allowed: map[string]bool{"name": true, "password_hash": true}}
+	for _, tc := range []struct {
+		cols   Columns
+		name   string
+		key    []string
+		hidden bool
+	}{
+		{secret, "card_number", nil, true},
+		{secret, "Card_Number", nil, true},
+		{secret, "CVC", nil, true},
+		{secret, "card_numbers", nil, false},
+		{secret, "name", nil, false},
+		{allow, "Name", nil, false},
+		{allow, "email", nil, true},
+		{allow, "id", []string{"id"}, false},
+		{allow, "ID", []string{"id"}, true}, // the key is matched by its exact name
+		{allow, "password_hash", nil, true},
+		{Columns{}, "anything", nil, false},
+	} {
+		if got := tc.cols.Hidden(tc.name, tc.key); got != tc.hidden {
+			t.Errorf("Hidden(%q, key %q) = %v, want %v", tc.name, tc.key, got, tc.hidden)
+		}
+	}
+	c := Change{Entity: "customers", Action: "updated", Key: []string{"id"},
+		Old: []byte(`{"id":1,"Name":"a","Card_Number":"4111","email":"x"}`),
+		New: []byte(`{"id":1,"Name":"b","Card_Number":"4242","email":"y"}`)}
+	rec, ok, err := Build(c, Columns{Secret: map[string]bool{"card_number": true}, Allowed: map[string]bool{"name": true}})
+	if err != nil || !ok {
+		t.Fatalf("Build: %v %v", ok, err)
+	}
+	if got, want := string(rec.Data), `{"id":1,"Name":"b","changed_fields":{"Name":"b"}}`; got != want {
+		t.Errorf("data = %s, want %s", got, want)
+	}
+}

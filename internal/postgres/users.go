@@ -141,6 +141,21 @@ func (db *DB) UserChannels(ctx context.Context, ids []int64) (map[int64][]string
 	return out, nil
 }
 
+// TableKey returns the primary-key columns of a table (none without one).
+func (db *DB) TableKey(ctx context.Context, table string) ([]string, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT a.attname FROM pg_index i
+		JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+		WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY a.attnum`, table)
+	if err != nil {
+		return nil, fmt.Errorf("reading the key of %s: %w", table, err)
+	}
+	key, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("reading the key of %s: %w", table, err)
+	}
+	return key, nil
+}
+
 // TableColumns returns the column names of a table.
 func (db *DB) TableColumns(ctx context.Context, table string) ([]string, error) {
 	rows, err := db.Pool.Query(ctx, `SELECT attname FROM pg_attribute
