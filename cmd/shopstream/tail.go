@@ -19,6 +19,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/shopstream/shopstream/internal/config"
+	"github.com/shopstream/shopstream/internal/termsafe"
 )
 
 // Reconnect backoff of tail: exponential from tailMinBackoff to tailMaxBackoff,
@@ -223,7 +224,7 @@ func (t *tailer) run(ctx context.Context) error {
 		case retryable(err):
 			d := jitteredBackoff(attempt)
 			attempt++
-			fmt.Fprintf(t.stderr, "tail: connection lost (%v); reconnecting in %s\n", err, d.Round(time.Millisecond))
+			fmt.Fprintf(t.stderr, "tail: connection lost (%s); reconnecting in %s\n", termsafe.String(err.Error()), d.Round(time.Millisecond))
 			if !wait(ctx, d) {
 				return nil
 			}
@@ -521,7 +522,7 @@ func (s *tailSession) subscribed(m serverMessage) error {
 // after the subscribed position.
 func (s *tailSession) resync(channel string) {
 	fmt.Fprintf(s.t.stderr, "tail: %s: resync_required: events since %d are no longer in the log; some were missed\n",
-		channel, s.t.since[channel])
+		termsafe.String(channel), s.t.since[channel])
 	if pos := s.position[channel]; pos > s.t.since[channel] {
 		s.t.since[channel] = pos
 	}
@@ -530,7 +531,7 @@ func (s *tailSession) resync(channel string) {
 func (s *tailSession) serverError(ctx context.Context, m serverMessage) error {
 	req, ok := s.popPending()
 	if !ok {
-		fmt.Fprintf(s.t.stderr, "tail: server error %s: %s\n", m.Code, m.Message)
+		fmt.Fprintf(s.t.stderr, "tail: server error %s: %s\n", termsafe.String(m.Code), termsafe.String(m.Message))
 		return nil
 	}
 	if req.since > 0 && m.Code == "invalid_request" {
@@ -538,11 +539,11 @@ func (s *tailSession) serverError(ctx context.Context, m serverMessage) error {
 		// instance that has not read the newest events yet): go on live, as the
 		// dashboard reloads, and say that something may have been missed.
 		fmt.Fprintf(s.t.stderr, "tail: %s: the server refused to resume after %d (%s); going on live, some events may be missed\n",
-			req.channel, req.since, m.Message)
+			req.channel, req.since, termsafe.String(m.Message))
 		s.t.since[req.channel] = 0 // no longer a trusted resume point
 		return s.subscribe(ctx, req.channel, 0)
 	}
-	fmt.Fprintf(s.t.stderr, "tail: subscribing to %s failed: %s: %s\n", req.channel, m.Code, m.Message)
+	fmt.Fprintf(s.t.stderr, "tail: subscribing to %s failed: %s: %s\n", req.channel, termsafe.String(m.Code), termsafe.String(m.Message))
 	if len(s.pending) == 0 && s.live == 0 {
 		return fatalf("no channel could be subscribed")
 	}
@@ -565,7 +566,7 @@ func (t *tailer) event(m serverMessage, raw []byte) error {
 		return fatalf("event with bad id %q: %w", m.ID, err)
 	}
 	if id <= t.since[m.Channel] {
-		fmt.Fprintf(t.stderr, "tail: skipping event %d on %s: already seen\n", id, m.Channel)
+		fmt.Fprintf(t.stderr, "tail: skipping event %d on %s: already seen\n", id, termsafe.String(m.Channel))
 		return nil
 	}
 	t.since[m.Channel] = id
@@ -575,7 +576,7 @@ func (t *tailer) event(m serverMessage, raw []byte) error {
 			return &fatalError{err}
 		}
 	}
-	if _, err := fmt.Fprintln(t.stdout, line); err != nil {
+	if _, err := fmt.Fprintln(t.stdout, termsafe.String(line)); err != nil {
 		return fatalf("writing output: %w", err)
 	}
 	return nil
