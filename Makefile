@@ -35,7 +35,7 @@ test: ## checks, then the whole suite, with the race detector, against a throwaw
 	@$(MAKE) --no-print-directory suite
 
 suite: ## the tests alone (what make test runs after its checks)
-	node --test web/test/
+	node --test web/client/test/
 	$(DEVDB) -fast -- $(GO) test -race -count=1 -timeout 12m ./...
 
 stress-test: build deps ## the suite STRESS_RUNS times (default 10) with one core kept busy; stops at the first failure

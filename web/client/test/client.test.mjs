@@ -1,9 +1,9 @@
-// Unit tests of the browser client (web/static/shopstream.js) with a fake clock
-// and a fake WebSocket. Run: node --test web/test/
+// Unit tests of the browser client (web/client/shopstream.js) with a fake clock
+// and a fake WebSocket. Run: node --test web/client/test/
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { connect, backoffDelay, queryKeysFor, invalidateQueries, pluralize } from '../static/shopstream.js';
+import { connect, backoffDelay, queryKeysFor, invalidateQueries, pluralize } from '../shopstream.js';
 
 // FakeClock runs timers when the test advances time.
 class FakeClock {
