@@ -366,3 +366,353 @@ test('query invalidation keys', () => {
   invalidateQueries({ invalidateQueries: (f) => calls.push(f.queryKey) }, { event: 'shipment:deleted', data: { id: 9 } });
   assert.deepEqual(calls, [['shipments'], ['shipments', 9]]);
 });
+
+// Heartbeat.
+
+test('heartbeat: a link that stops delivering bytes leaves live within pingInterval + pongTimeout', () => {
+  const { client, clock, sockets, states, errors } = setup();
+  client.subscribe('order_changes', () => {});
+  const s0 = sockets[0];
+  s0.serverOpen();
+  s0.ackSubscribes('1');
+  assert.equal(client.state, 'live');
+  // The proxy drops everything from now on: nothing reaches the client.
+  clock.advance(19999);
+  assert.equal(s0.sent.filter((m) => m.type === 'ping').length, 0, 'no ping before pingInterval of silence');
+  clock.advance(1);
+  assert.deepEqual(s0.sent.at(-1), { type: 'ping' });
+  assert.equal(client.state, 'live');
+  clock.advance(9999);
+  assert.equal(client.state, 'live');
+  clock.advance(1);
+  assert.equal(client.state, 'reconnecting', 'no pong within pongTimeout: dead');
+  assert.equal(states.at(-1), 'reconnecting');
+  assert.deepEqual(s0.closedByClient, { code: 4000, reason: 'heartbeat timeout' });
+  assert.equal(errors.at(-1).code, 'timeout');
+  // It reconnects with the usual backoff and resumes.
+  clock.advance(1000);
+  assert.equal(sockets.length, 2);
+  sockets[1].serverOpen();
+  assert.equal(sockets[1].sent[0].since, '1');
+  // Late bytes of the dead socket are ignored.
+  s0.frame(ev('5', 'order_changes', 'order:updated', { id: 1 }));
+  assert.equal(client.positions().order_changes, '1');
+});
+
+test('heartbeat: pongs and traffic keep the link live; pingInterval 0 turns it off', () => {
+  const { client, clock, sockets } = setup({ pingInterval: 1000, pongTimeout: 500 });
+  sockets[0].serverOpen();
+  let pings = 0;
+  for (let t = 0; t < 60; t++) {
+    clock.advance(1000);
+    const last = sockets[0].sent.at(-1);
+    if (last && last.type === 'ping' && !last.acked) {
+      last.acked = true;
+      pings++;
+      clock.advance(100);
+      sockets[0].frame({ type: 'pong', timestamp: '2026-01-25T10:30:00.000Z' });
+    }
+  }
+  assert.equal(client.state, 'live');
+  assert.equal(sockets.length, 1);
+  assert.ok(pings >= 50, `${pings} pings`);
+  // Events every 400 ms: no ping needed.
+  const before = sockets[0].sent.length;
+  for (let t = 0; t < 50; t++) {
+    clock.advance(400);
+    sockets[0].frame({ type: 'pong', timestamp: 'x' }); // any message counts
+  }
+  assert.equal(sockets[0].sent.length, before);
+  assert.equal(client.state, 'live');
+
+  const off = setup({ pingInterval: 0 });
+  off.sockets[0].serverOpen();
+  off.clock.advance(3600000);
+  assert.equal(off.client.state, 'live');
+  assert.deepEqual(off.sockets[0].sent, []);
+});
+
+test('heartbeat: a handshake that never says connected is dead too', () => {
+  const { client, clock, sockets } = setup();
+  sockets[0].readyState = 1; // opened, but silent
+  clock.advance(29999);
+  assert.equal(sockets.length, 1);
+  clock.advance(1);
+  assert.equal(client.state, 'reconnecting');
+  clock.advance(1000);
+  assert.equal(sockets.length, 2);
+});
+
+test('offline drops the socket at once; online reconnects without waiting; reconnect()', () => {
+  const network = new EventTarget();
+  const { client, clock, sockets, states } = setup({ network });
+  client.subscribe('order_changes', () => {});
+  sockets[0].serverOpen();
+  sockets[0].ackSubscribes('7');
+  network.dispatchEvent(new Event('offline'));
+  assert.equal(client.state, 'reconnecting');
+  assert.ok(sockets[0].closedByClient);
+  // Attempts while offline fail, the backoff grows.
+  for (let i = 1; i <= 3; i++) {
+    clock.advance(clock.pending()[0]);
+    sockets[i].networkError();
+  }
+  assert.deepEqual(clock.pending(), [7999]);
+  network.dispatchEvent(new Event('online'));
+  assert.equal(sockets.length, 5, 'online: a new attempt at once');
+  assert.deepEqual(clock.pending(), [30000], 'only the handshake timer is pending');
+  sockets[4].serverOpen();
+  assert.equal(sockets[4].sent[0].since, '7');
+  sockets[4].ackSubscribes('9');
+  assert.equal(client.state, 'live');
+  // online while live does nothing.
+  network.dispatchEvent(new Event('online'));
+  assert.equal(sockets.length, 5);
+
+  // reconnect(): a new socket now, resuming.
+  client.reconnect();
+  assert.equal(sockets.length, 6);
+  assert.ok(sockets[4].closedByClient);
+  sockets[5].serverOpen();
+  assert.equal(sockets[5].sent[0].since, '7');
+  // After 1008 it starts again (the user logged in again); after close() it does not.
+  sockets[5].serverClose(1008, 'session ended');
+  assert.equal(client.state, 'login-required');
+  client.reconnect();
+  assert.equal(sockets.length, 7);
+  client.close();
+  client.reconnect();
+  network.dispatchEvent(new Event('online'));
+  assert.equal(sockets.length, 7);
+  assert.equal(states.at(-1), 'closed');
+});
+
+// Subscription handles.
+
+test('a subscription handle: subscribing, subscribed, its position, its callbacks, unsubscribed', () => {
+  const { client, clock, sockets } = setup();
+  const seen = [];
+  const got = [];
+  const sub = client.subscribe('order_changes', { onState: (s, h) => seen.push([s, h.position]) }, (e) => got.push(e.id));
+  assert.equal(typeof sub, 'function', 'still callable to unsubscribe');
+  assert.equal(sub.channel, 'order_changes');
+  assert.equal(sub.state, 'subscribing');
+  assert.equal(sub.position, null);
+  sockets[0].serverOpen();
+  sockets[0].ackSubscribes('40');
+  assert.equal(sub.state, 'subscribed');
+  assert.equal(sub.position, '40');
+  assert.equal(sub.resumed, null, 'a fresh subscription');
+  sockets[0].frame(ev('41', 'order_changes', 'order:created', { id: 1 }));
+  assert.equal(sub.position, '41');
+  assert.deepEqual(got, ['41']);
+
+  // Disconnected, it is no longer subscribed; back, it resumed exactly.
+  sockets[0].serverClose(1001);
+  assert.equal(sub.state, 'subscribing');
+  clock.advance(1000);
+  sockets[1].serverOpen();
+  sockets[1].ackSubscribes('45');
+  assert.equal(sub.state, 'subscribed');
+  assert.equal(sub.resumed, 'exact');
+  assert.equal(sub.position, '41', 'a resumed subscription replays from since');
+
+  // A resume that needs a resync says so, on the handle and its callback.
+  const resyncs = [];
+  const sub2 = client.subscribe('product_changes', { onResync: (c, h) => resyncs.push([c, h === sub2]) }, () => {});
+  sockets[1].ackSubscribes('45');
+  sockets[1].serverClose(1001);
+  clock.advance(2000);
+  sockets[2].serverOpen();
+  sockets[2].frame({ type: 'subscribed', channel: 'order_changes', position: '90' });
+  sockets[2].frame({ type: 'subscribed', channel: 'product_changes', position: '90' }, { type: 'resync_required', channel: 'product_changes' });
+  assert.equal(sub.resumed, 'exact');
+  assert.equal(sub2.resumed, 'resync');
+  assert.deepEqual(resyncs, [['product_changes', true]]);
+  assert.equal(sub2.position, '90');
+
+  sub.unsubscribe();
+  assert.equal(sub.state, 'unsubscribed');
+  assert.deepEqual(sockets[2].sent.at(-1), { type: 'unsubscribe', channel: 'order_changes' });
+  sub(); // twice is harmless
+  assert.equal(sockets[2].sent.filter((m) => m.type === 'unsubscribe').length, 1);
+  assert.deepEqual(seen.map(([s]) => s), ['subscribed', 'subscribing', 'subscribed', 'subscribing', 'subscribed', 'unsubscribed']);
+
+  // Replacing a subscription ends the old handle.
+  const a = client.subscribe('customer_changes', () => {});
+  const b = client.subscribe('customer_changes', { filter: { id: 1 } }, () => {});
+  assert.equal(a.state, 'unsubscribed');
+  assert.equal(b.state, 'subscribing');
+  a();
+  assert.equal(b.state, 'subscribing', 'the old handle cannot unsubscribe the new one');
+  client.close();
+  assert.equal(b.state, 'unsubscribed');
+});
+
+test('a refused subscription is never subscribed: replies are matched to requests in order', () => {
+  const { client, clock, sockets, errors } = setup({ pingInterval: 1000, pongTimeout: 5000 });
+  const states = { order_changes: [], product_changes: [], customer_changes: [] };
+  const subs = {};
+  for (const c of Object.keys(states)) subs[c] = client.subscribe(c, { onState: (s) => states[c].push(s) }, () => {});
+  sockets[0].serverOpen();
+  // The server refuses the order filter, accepts products, refuses customers.
+  sockets[0].frame(
+    { type: 'error', code: 'invalid_request', message: 'filter names "nope", which order rows do not have' },
+    { type: 'subscribed', channel: 'product_changes', position: '3' },
+    { type: 'error', code: 'forbidden', message: 'your role may not read customer_changes' },
+  );
+  assert.equal(subs.order_changes.state, 'error');
+  assert.deepEqual(subs.order_changes.error, { code: 'invalid_request', message: 'filter names "nope", which order rows do not have' });
+  assert.equal(subs.product_changes.state, 'subscribed');
+  assert.equal(subs.customer_changes.state, 'error');
+  assert.equal(subs.customer_changes.error.code, 'forbidden');
+  assert.deepEqual(states.order_changes, ['error']);
+  assert.deepEqual(states.customer_changes, ['error'], 'never subscribed');
+  assert.deepEqual(errors.map((e) => e.channel), ['order_changes', 'customer_changes']);
+
+  // A ping's reply does not land on a subscription sent after it.
+  clock.advance(1000);
+  assert.deepEqual(sockets[0].sent.at(-1), { type: 'ping' });
+  const late = client.subscribe('shipment_changes', () => {});
+  sockets[0].frame({ type: 'error', code: 'rate_limited', message: 'too many messages: slow down' }); // answers the ping
+  assert.equal(late.state, 'subscribing');
+  sockets[0].frame({ type: 'subscribed', channel: 'shipment_changes', position: '4' });
+  assert.equal(late.state, 'subscribed');
+
+  // A rate-limited subscribe is retried after minDelay.
+  const t = client.subscribe('transaction_changes', () => {});
+  sockets[0].frame({ type: 'error', code: 'rate_limited', message: 'too many messages: slow down' });
+  assert.equal(t.state, 'error');
+  clock.advance(1000);
+  assert.equal(t.state, 'subscribing');
+  assert.equal(sockets[0].sent.filter((m) => m.channel === 'transaction_changes').length, 2);
+  sockets[0].frame({ type: 'subscribed', channel: 'transaction_changes', position: '5' });
+  assert.equal(t.state, 'subscribed');
+
+  // Refused subscriptions are tried again on the next connection.
+  sockets[0].serverClose(1001);
+  assert.equal(subs.order_changes.state, 'error', 'stays error while disconnected');
+  clock.advance(1000);
+  sockets[1].serverOpen();
+  assert.equal(subs.order_changes.state, 'subscribing');
+});
+
+test('a revoked subscription goes to error forbidden; the others stay', () => {
+  const { client, sockets, errors } = setup();
+  const orders = client.subscribe('order_changes', () => {});
+  const customers = client.subscribe('customer_changes', () => {});
+  sockets[0].serverOpen();
+  sockets[0].ackSubscribes('10');
+  sockets[0].frame({ type: 'error', code: 'forbidden', channel: 'customer_changes', message: 'your role may no longer read customer_changes' });
+  assert.equal(customers.state, 'error');
+  assert.equal(customers.error.code, 'forbidden');
+  assert.equal(orders.state, 'subscribed');
+  assert.deepEqual(errors, [{ code: 'forbidden', channel: 'customer_changes', message: 'your role may no longer read customer_changes' }]);
+  // The revocation answered no request: the next reply still finds its own.
+  const p = client.subscribe('product_changes', () => {});
+  sockets[0].frame({ type: 'subscribed', channel: 'product_changes', position: '11' });
+  assert.equal(p.state, 'subscribed');
+  assert.equal(client.state, 'live');
+});
+
+// Resume across reloads.
+
+class MemoryStorage {
+  constructor() {
+    this.m = new Map();
+  }
+  getItem(k) {
+    return this.m.has(k) ? this.m.get(k) : null;
+  }
+  setItem(k, v) {
+    this.m.set(k, String(v));
+  }
+  removeItem(k) {
+    this.m.delete(k);
+  }
+}
+
+test('since: subscribe resumes from a given id', () => {
+  const { client, sockets } = setup();
+  const sub = client.subscribe('order_changes', { since: '1042', filter: { status: 'pending' } }, () => {});
+  assert.equal(sub.position, '1042');
+  sockets[0].serverOpen();
+  assert.deepEqual(sockets[0].sent[0], { type: 'subscribe', channel: 'order_changes', filter: { status: 'pending' }, since: '1042' });
+  sockets[0].frame({ type: 'subscribed', channel: 'order_changes', position: '2000' }, ev('1050', 'order_changes', 'order:updated', { id: 1 }));
+  assert.equal(sub.resumed, 'exact');
+  assert.equal(sub.position, '1050', 'the replay moves the position, not the subscribed position');
+  // Subscribing while connected with since also sends it.
+  client.subscribe('product_changes', { since: 7 }, () => {});
+  assert.equal(sockets[0].sent.at(-1).since, '7');
+});
+
+test('storage: the last ids survive a reload; unsubscribe forgets them', () => {
+  const storage = new MemoryStorage();
+  storage.setItem('other', 'kept');
+  const first = setup({ storage });
+  first.client.subscribe('order_changes', () => {});
+  first.client.subscribe('product_changes', () => {});
+  first.sockets[0].serverOpen();
+  first.sockets[0].ackSubscribes('100');
+  first.sockets[0].frame(ev('101', 'order_changes', 'order:updated', { id: 1 }), ev('103', 'order_changes', 'order:updated', { id: 1 }));
+  assert.deepEqual(JSON.parse(storage.getItem('shopstream.positions')), { order_changes: '103', product_changes: '100' });
+  first.client.close(); // the page goes away
+
+  // The reloaded page resumes; a channel it has not subscribed yet keeps its id.
+  const second = setup({ storage });
+  const orders = second.client.subscribe('order_changes', () => {});
+  assert.equal(orders.position, '103');
+  second.sockets[0].serverOpen();
+  assert.deepEqual(second.sockets[0].sent, [{ type: 'subscribe', channel: 'order_changes', since: '103' }]);
+  second.sockets[0].frame({ type: 'subscribed', channel: 'order_changes', position: '200' }, ev('150', 'order_changes', 'order:created', { id: 2 }));
+  assert.equal(orders.resumed, 'exact');
+  assert.deepEqual(JSON.parse(storage.getItem('shopstream.positions')), { order_changes: '150', product_changes: '100' });
+  second.client.subscribe('product_changes', () => {});
+  assert.equal(second.sockets[0].sent.at(-1).since, '100');
+  orders();
+  assert.deepEqual(JSON.parse(storage.getItem('shopstream.positions')), { product_changes: '100' });
+  assert.equal(storage.getItem('other'), 'kept');
+
+  // Garbage in the storage, or a storage that throws, is not fatal.
+  const bad = new MemoryStorage();
+  bad.setItem('shopstream.positions', '{"order_changes":"drop table"');
+  const third = setup({ storage: bad, storageKey: 'shopstream.positions' });
+  third.client.subscribe('order_changes', () => {});
+  third.sockets[0].serverOpen();
+  assert.deepEqual(third.sockets[0].sent, [{ type: 'subscribe', channel: 'order_changes' }]);
+  const throwing = { getItem: () => { throw new Error('denied'); }, setItem: () => { throw new Error('full'); } };
+  const fourth = setup({ storage: throwing });
+  fourth.client.subscribe('order_changes', () => {});
+  fourth.sockets[0].serverOpen();
+  fourth.sockets[0].ackSubscribes('5');
+  assert.equal(fourth.client.state, 'live');
+});
+
+// Exact numbers.
+
+test('numbers: "string" keeps big integers and long numerics exact; "bigint" gives BigInt', () => {
+  const raw = '{"type":"event","id":"9007199254740993","channel":"order_changes","event":"order:updated",'
+    + '"data":{"id":9007199254740993,"total":12345678901234567.89,"price":99.99,"qty":3},"timestamp":"t"}';
+  for (const [numbers, id] of [['string', '9007199254740993'], ['bigint', 9007199254740993n], ['number', 9007199254740992]]) {
+    const { client, sockets } = setup({ numbers });
+    const got = [];
+    client.subscribe('order_changes', (e) => got.push(e));
+    sockets[0].serverOpen();
+    sockets[0].ackSubscribes('1');
+    sockets[0].onmessage({ data: raw });
+    assert.equal(got.length, 1, numbers);
+    assert.equal(got[0].id, '9007199254740993');
+    assert.equal(got[0].data.id, id, numbers);
+    assert.equal(got[0].data.total, numbers === 'number' ? 12345678901234568 : '12345678901234567.89');
+    assert.equal(got[0].data.price, 99.99);
+    assert.equal(got[0].data.qty, 3);
+  }
+  // A function gets every number's text.
+  const { client, sockets } = setup({ numbers: (t) => `#${t}` });
+  const got = [];
+  client.subscribe('order_changes', (e) => got.push(e.data));
+  sockets[0].serverOpen();
+  sockets[0].ackSubscribes('1');
+  sockets[0].onmessage({ data: raw });
+  assert.deepEqual(got[0], { id: '#9007199254740993', total: '#12345678901234567.89', price: '#99.99', qty: '#3' });
+});
