@@ -110,7 +110,7 @@ const shipment: ChannelEvents['shipment_changes'] = {} as ChannelEvent<'shipment
 void shipment;
 
 // TanStack Query.
-declare const queryClient: { invalidateQueries(filters: { queryKey: readonly unknown[] }): Promise<void> };
+declare const queryClient: { invalidateQueries(filters?: { queryKey?: readonly unknown[] }): Promise<void> };
 client.subscribe('customer_changes', (ev) => invalidateQueries(queryClient, ev));
 
 const positions: Partial<Record<Channel, string>> = client.positions();
@@ -119,3 +119,11 @@ client.reconnect();
 client.close();
 const v: unknown = parseJSON('{"id":12345678901234567890}', 'bigint');
 void v;
+
+// The README's TanStack Query hook, without React.
+function useShopstream(channels = ['order_changes', 'product_changes'] as const) {
+  const c = connect({ storage: sessionStorage, onResync: () => queryClient.invalidateQueries(), onLoginRequired: () => location.assign('/') });
+  for (const ch of channels) c.subscribe(ch, (ev) => invalidateQueries(queryClient, ev));
+  return () => c.close();
+}
+void useShopstream;
