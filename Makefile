@@ -11,8 +11,12 @@ LDFLAGS := -X main.version=$(VERSION)
 # staticcheck, pinned: `go run` fetches this version from the module proxy on a
 # fresh machine and caches it after.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# The browser client's npm package; TypeScript, pinned in its package-lock.json,
+# type-checks it (a dev dependency only: the client itself has none).
+CLIENT  := web/client
+TSC     := $(CLIENT)/node_modules/.bin/tsc
 
-.PHONY: help build run test suite stress-test check deps fuzz bench clean
+.PHONY: help build run test suite stress-test check typecheck deps fuzz bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,14 +38,24 @@ test: ## checks, then the whole suite, with the race detector, against a throwaw
 	@$(MAKE) --no-print-directory -j3 check build deps
 	@$(MAKE) --no-print-directory suite
 
-suite: ## the tests alone (what make test runs after its checks)
-	node --test web/test/
+suite: typecheck ## the tests alone (what make test runs after its checks)
+	node --test $(CLIENT)/test/
 	$(DEVDB) -fast -- $(GO) test -race -count=1 -timeout 12m ./...
 
 stress-test: build deps ## the suite STRESS_RUNS times (default 10) with one core kept busy; stops at the first failure
 	bash .ci/stress-test $${STRESS_RUNS:-10}
 
-deps: ## install what the tests need and the machine lacks (Debian: chromium for the dashboard test)
+typecheck: $(TSC) ## tsc --strict over the browser client's type fixture (web/client/typecheck)
+	$(TSC) -p $(CLIENT)/typecheck
+	$(TSC) -p $(CLIENT)/typecheck/tsconfig.bundler.json
+
+# npm ci installs the locked TypeScript when it is missing or the lock changed.
+$(TSC): $(CLIENT)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "the client's type check needs npm (Node.js 18+): install nodejs and npm"; exit 1; }
+	cd $(CLIENT) && npm ci --no-audit --no-fund
+	@touch $@
+
+deps: $(TSC) ## install what the tests need and the machine lacks (Debian: chromium for the dashboard test; TypeScript from npm)
 	@command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing chromium (Debian package) for the dashboard test"; \
