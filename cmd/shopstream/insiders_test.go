@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
 	"net/url"
 	"strconv"
 	"strings"
@@ -294,5 +296,103 @@ func TestUnauthenticatedSocketIsDroppedAtOnce(t *testing.T) {
 	}
 	if d := time.Since(closedAt); d > closeGraceBound {
 		t.Errorf("connection held %v after the close frame, want at most %v", d, closeGraceBound)
+	}
+}
+
+// The session cookie's attributes and entropy, the session read from the
+// cookie alone, no compression, and the socket's log lines: the lines of the
+// README's OWASP tables that no other test names.
+func TestSessionCookieAndSocketBasics(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, pgtest.NewDB(t), map[string]string{"COOKIE_SECURE": "true"})
+	createAdmin(t, s.DBURL, "admin@example.com", "admin")
+	tokens := map[string]bool{}
+	var token string
+	for i := 0; i < 2; i++ {
+		resp := postJSON(t, http.DefaultClient, s.URL+"/api/auth/login", map[string]string{"email": "admin@example.com", "password": testPassword})
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("login: %d", resp.StatusCode)
+		}
+		set := resp.Header.Get("Set-Cookie")
+		for _, want := range []string{"HttpOnly", "SameSite=Lax", "Path=/", "Secure"} {
+			if !strings.Contains(set, want) {
+				t.Errorf("cookie lacks %s: %s", want, set)
+			}
+		}
+		for _, bad := range []string{"Domain=", "Max-Age=", "Expires="} {
+			if strings.Contains(set, bad) {
+				t.Errorf("cookie has %s (a browser-session cookie, host only): %s", bad, set)
+			}
+		}
+		if cc := resp.Header.Get("Cache-Control"); !strings.Contains(cc, `no-cache="Set-Cookie"`) {
+			t.Errorf("login response Cache-Control = %q", cc)
+		}
+		token = strings.TrimPrefix(strings.SplitN(set, ";", 2)[0], "shopstream_session=")
+		raw, err := base64.RawURLEncoding.DecodeString(token)
+		if err != nil || len(raw) != 32 {
+			t.Errorf("token %q: want 32 random bytes in base64url (%d bytes, %v)", token, len(raw), err)
+		}
+		tokens[token] = true
+	}
+	if len(tokens) != 2 {
+		t.Error("two logins gave the same token")
+	}
+	// The token anywhere but the cookie is no session.
+	wsURL := "ws" + strings.TrimPrefix(s.URL, "http") + "/ws"
+	for name, opts := range map[string]struct {
+		url    string
+		header http.Header
+	}{
+		"query":  {wsURL + "?token=" + token + "&shopstream_session=" + token, nil},
+		"bearer": {wsURL, http.Header{"Authorization": {"Bearer " + token}}},
+	} {
+		conn, _, err := websocket.Dial(waitfor.Context(t), opts.url, &websocket.DialOptions{HTTPHeader: opts.header})
+		if err != nil {
+			t.Fatalf("%s: dial: %v", name, err)
+		}
+		_, _, err = conn.Read(waitfor.Context(t))
+		if websocket.CloseStatus(err) != websocket.StatusPolicyViolation {
+			t.Errorf("%s: a token outside the cookie opened a session: %v", name, err)
+		}
+		conn.CloseNow()
+	}
+	// No permessage-deflate, even when asked.
+	jar, _ := cookiejar.New(nil)
+	u, _ := url.Parse(s.URL)
+	jar.SetCookies(u, []*http.Cookie{{Name: "shopstream_session", Value: token}})
+	conn, resp, err := websocket.Dial(waitfor.Context(t), wsURL, &websocket.DialOptions{
+		HTTPClient: &http.Client{Jar: jar}, CompressionMode: websocket.CompressionContextTakeover})
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
+		t.Errorf("the server negotiated %q", ext)
+	}
+	ws := &wsClient{t: t, conn: conn}
+	if m := ws.read(); m["type"] != "connected" {
+		t.Fatalf("first message: %v", m)
+	}
+	conn.Close(websocket.StatusNormalClosure, "bye")
+	// One line per socket open and close, with who, why and how long.
+	waitLog(t, s.Log, "socket closed")
+	for msg, fields := range map[string][]string{
+		`msg="socket opened"`: {"user_id=1 ", "origin=", "session="},
+		`msg="socket closed"`: {"user_id=1 ", "reason=client ", "close_code=1000 ", "duration="},
+	} {
+		found := false
+		for _, line := range strings.Split(s.Log.String(), "\n") {
+			if strings.Contains(line, msg) {
+				found = true
+				for _, f := range fields {
+					if !strings.Contains(line, f) {
+						t.Errorf("log line lacks %s: %s", f, line)
+					}
+				}
+			}
+		}
+		if !found {
+			t.Errorf("no log line %s", msg)
+		}
 	}
 }
