@@ -2,6 +2,7 @@ package config
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -51,5 +52,14 @@ func TestSecretAndAllowedColumns(t *testing.T) {
 	}
 	if got := get("shipment").Ignored; !slices.Equal(got, []string{"synced_at"}) {
 		t.Errorf("shipments ignored = %q", got)
+	}
+}
+
+func TestAllowedColumnsNamingNothingIsAnError(t *testing.T) {
+	for _, v := range []string{",", " , ,"} {
+		env := map[string]string{"ALLOWED_COLUMNS_CUSTOMER": v}
+		if _, err := Load(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "ALLOWED_COLUMNS_CUSTOMER") {
+			t.Errorf("ALLOWED_COLUMNS_CUSTOMER=%q: err = %v, want an error naming the variable", v, err)
+		}
 	}
 }

@@ -391,7 +391,10 @@ func (p *parser) tables() []Table {
 			t.Secret = lowerList(strings.Join(secret, ",") + "," + v)
 		}
 		if v := p.getenv("ALLOWED_COLUMNS_" + upper); strings.TrimSpace(v) != "" {
-			t.Allowed = lowerList(v)
+			// A list that names nothing must not turn allow-list mode off.
+			if t.Allowed = lowerList(v); len(t.Allowed) == 0 {
+				p.fail("ALLOWED_COLUMNS_"+upper, fmt.Errorf("names no column: %q", v))
+			}
 		}
 		if v := p.getenv("IGNORED_COLUMNS_" + upper); v != "" {
 			t.Ignored = lowerList(v)

@@ -323,10 +323,13 @@ func FuzzBuild(f *testing.F) {
 	f.Add(uint8(3), []byte(nil), []byte(nil))
 	f.Add(uint8(1), []byte(`{"a":1,"a":2}`), []byte(`{"a":3,"a":3,"password_hash":1,"password_hash":2}`))
 	f.Add(uint8(0), []byte(nil), []byte(`{"na\"me":"\u00e9","<b>":"&","k":-0.0e+10}`))
+	f.Add(uint8(1), []byte(`{"ID":1,"Password_Hash":"a","STATUS":"x"}`), []byte(`{"ID":1,"Password_Hash":"b","STATUS":"y","Total":2}`))
+	f.Add(uint8(0), []byte(nil), []byte(`{"id":2,"API_TOKEN":"t","Status":"s","email":"e"}`))
 	actions := []string{"created", "updated", "deleted", "truncated"}
 	f.Fuzz(func(t *testing.T, act uint8, old, new []byte) {
 		c := Change{Entity: "orders", Action: actions[int(act)%len(actions)], Old: old, New: new,
 			Actor: "fuzz", At: time.Date(2026, 1, 25, 10, 30, 0, 0, time.UTC)}
+		checkAllowList(t, c)
 		rec, ok, err := Build(c, testCols)
 		if err != nil {
 			if ok {
@@ -391,9 +394,50 @@ func FuzzBuild(f *testing.F) {
 func checkNoSecrets(t *testing.T, where string, obj map[string]json.RawMessage) {
 	t.Helper()
 	for k := range obj {
-		if testCols.Secret[k] {
+		if testCols.Secret[strings.ToLower(k)] {
 			t.Fatalf("secret key %q in %s", k, where)
 		}
+	}
+}
+
+// allowCols is testCols in allow-list mode.
+var allowCols = Columns{Secret: testCols.Secret, Ignored: testCols.Ignored,
+	Allowed: map[string]bool{"status": true, "total": true, "api_token": true}}
+
+// checkAllowList builds c in allow-list mode: no key but the listed ones (in
+// any case) and the primary key id leaves, and never a secret one.
+func checkAllowList(t *testing.T, c Change) {
+	t.Helper()
+	c.Key = []string{"id"}
+	rec, ok, err := Build(c, allowCols)
+	if err != nil || !ok {
+		return
+	}
+	for where, raw := range map[string][]byte{"data": rec.Data, "changed": rec.Changed, "previous": rec.Previous} {
+		var obj map[string]json.RawMessage
+		if len(raw) == 0 || json.Unmarshal(raw, &obj) != nil {
+			continue
+		}
+		for k, v := range obj {
+			if where == "data" && k == "changed_fields" && rec.Changed == nil {
+				var inner map[string]json.RawMessage
+				if json.Unmarshal(v, &inner) == nil {
+					for ik := range inner {
+						checkAllowed(t, "changed_fields", ik)
+					}
+				}
+				continue
+			}
+			checkAllowed(t, where, k)
+		}
+	}
+}
+
+func checkAllowed(t *testing.T, where, k string) {
+	t.Helper()
+	l := strings.ToLower(k)
+	if testCols.Secret[l] || (!allowCols.Allowed[l] && k != "id") {
+		t.Fatalf("allow-list mode sent %q in %s", k, where)
 	}
 }
 
