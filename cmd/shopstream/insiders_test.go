@@ -397,3 +397,19 @@ func TestSessionCookieAndSocketBasics(t *testing.T) {
 		}
 	}
 }
+
+// A signal can be lost (LISTEN is not durable: the listener was reconnecting,
+// or a flood filled the guard's queue): the keeper's periodic check still
+// ends a session whose user was disabled.
+func TestDisabledUserClosedWithoutASignal(t *testing.T) {
+	t.Parallel()
+	// The keeper checks every third of the idle timeout (at most 30 s).
+	s, _, ws := setup(t, map[string]string{"SESSION_IDLE_TIMEOUT": "3s"})
+	ws.subscribe("order_changes")
+	app := appConn(t, s.DBURL, "dba")
+	exec(t, app, `ALTER TABLE shopstream.admin_users DISABLE TRIGGER admin_users_sessions_ended`)
+	exec(t, app, `UPDATE shopstream.admin_users SET disabled = true WHERE email = 'admin@example.com'`)
+	if code, _ := ws.expectClose(); code != websocket.StatusPolicyViolation {
+		t.Fatalf("close %d, want 1008", code)
+	}
+}

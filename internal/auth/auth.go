@@ -220,14 +220,18 @@ func (s *Service) Resolve(ctx context.Context, token string) (User, bool, error)
 }
 
 // Touch extends the idle timeout of the session of token, as activity would. It
-// returns false when the session no longer exists.
+// returns false when the session no longer exists or no longer holds (its user
+// disabled, or with a new password or role).
 func (s *Service) Touch(ctx context.Context, token string) (bool, error) {
 	sctx, err := s.Sessions.Load(ctx, token)
 	if err != nil {
 		return false, fmt.Errorf("loading session: %w", err)
 	}
-	if s.Sessions.GetInt64(sctx, userIDKey) == 0 {
-		return false, nil
+	// A session whose user was disabled, got a new password or role (epoch)
+	// or is gone is over, even if its row is still there: it is not extended,
+	// and the keeper closes its sockets.
+	if _, ok, err := s.Current(sctx); err != nil || !ok {
+		return false, err
 	}
 	if _, _, err := s.Sessions.Commit(sctx); err != nil {
 		return false, fmt.Errorf("committing session: %w", err)

@@ -69,7 +69,9 @@ func (g *guard) signal(payload string) {
 		if len(g.users) < maxPending {
 			g.users[id] = true
 		} else {
-			g.rights = true // too many to name: check everyone's rights, sessions come next period
+			// Too many to name: check everyone's rights now; the keeper
+			// checks every session within its period (30 s at most).
+			g.rights = true
 		}
 	case isTokenHash(payload):
 		if len(g.hashes) < maxPending {
