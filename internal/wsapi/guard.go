@@ -22,13 +22,16 @@ import (
 //
 // Signals are gathered and checked in passes on one goroutine, at most one
 // pass per guardGap: a flood of forged NOTIFYs costs each instance a bounded
-// number of queries (two per pass plus one per session named), and a real
-// change reaches every socket within a pass or two. Every guardPeriod a pass
+// number of queries (two per pass plus two per session named, guardBudget
+// sessions at most), and a real change reaches every socket within a pass or
+// two, or within open sessions / guardBudget passes when a flood names them
+// all (the keeper's period bounds a session end in any case). Every guardPeriod a pass
 // re-reads the rights of every open socket anyway, in case a signal was lost
 // while the listener reconnected (the keeper does the same for sessions).
 const (
 	guardGap    = 100 * time.Millisecond
 	guardPeriod = 30 * time.Second
+	guardBudget = 256 // sessions checked per pass; the others wait for the next
 )
 
 // guard re-checks open sockets against the database on session signals.
@@ -160,8 +163,14 @@ func (g *guard) pass(ctx context.Context) {
 			named[s.token] = s
 		}
 	}
-	forged := 0
+	forged, checked := 0, 0
 	for token, s := range named {
+		if checked++; checked > guardBudget {
+			// The rest wait for the next pass: a flood that names every
+			// open session slows each pass by guardBudget checks at most.
+			g.requeue(s.hash, hashes[s.hash] || users[s.user.ID])
+			continue
+		}
 		u, ok, err := g.h.sessions.Resolve(ctx, token)
 		switch {
 		case err != nil:
@@ -214,6 +223,20 @@ func (g *guard) checkRights(ctx context.Context, open []*session) error {
 		s.restrict(set)
 	}
 	return nil
+}
+
+// requeue puts a session back for the next pass; claimed is whether a signal
+// named it.
+func (g *guard) requeue(hash string, claimed bool) {
+	g.mu.Lock()
+	if was, ok := g.hashes[hash]; (!ok && len(g.hashes) < maxPending) || (ok && claimed && !was) {
+		g.hashes[hash] = claimed
+	}
+	g.mu.Unlock()
+	select {
+	case g.wake <- struct{}{}:
+	default:
+	}
 }
 
 // noteForged counts signals that named a session the database says is alive

@@ -117,3 +117,42 @@ func TestSignalBoundsPendingNames(t *testing.T) {
 		t.Fatalf("pending users %d (rights %v), want %d and a full rights pass", len(g.users), g.rights, maxPending)
 	}
 }
+
+// A pass checks at most guardBudget sessions; the rest wait for the next
+// pass, still marked as named by a signal.
+func TestGuardPassBudget(t *testing.T) {
+	var resolved int
+	h := &Handler{clients: map[*client]*session{}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), hub: events.NewHub()}
+	h.sessions = countingSessions{n: &resolved}
+	h.guard = newGuard(h)
+	for i := 0; i < guardBudget+10; i++ {
+		tok := strconv.Itoa(i)
+		s := &session{h: h, c: &client{}, token: tok, hash: auth.TokenHash(tok), user: auth.User{ID: int64(i + 1)}}
+		h.clients[s.c] = s
+		h.guard.signal(s.hash)
+	}
+	h.guard.pass(context.Background())
+	if resolved != guardBudget {
+		t.Fatalf("first pass resolved %d sessions, want %d", resolved, guardBudget)
+	}
+	if n := len(h.guard.hashes); n != 10 {
+		t.Fatalf("%d sessions left for the next pass, want 10", n)
+	}
+	for _, claimed := range h.guard.hashes {
+		if !claimed {
+			t.Fatal("a requeued session lost its signal's mark")
+		}
+	}
+	h.guard.pass(context.Background())
+	if resolved != guardBudget+10 {
+		t.Fatalf("after two passes %d resolved, want %d", resolved, guardBudget+10)
+	}
+}
+
+// countingSessions counts Resolve calls; every session is alive.
+type countingSessions struct{ n *int }
+
+func (c countingSessions) Resolve(ctx context.Context, token string) (auth.User, bool, error) {
+	*c.n++
+	return auth.User{}, true, nil
+}
