@@ -413,3 +413,31 @@ func TestDisabledUserClosedWithoutASignal(t *testing.T) {
 		t.Fatalf("close %d, want 1008", code)
 	}
 }
+
+// X-Forwarded-For is believed only from the configured proxies: a client on
+// any other address, private or not, cannot choose the address the login
+// throttle counts.
+func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, pgtest.NewDB(t), map[string]string{"TRUST_PROXY_HEADERS": "true", "TRUSTED_PROXIES": "10.9.9.9"})
+	for i := 0; ; i++ {
+		b, _ := json.Marshal(map[string]string{"email": fmt.Sprintf("nobody%d@example.com", i), "password": "wrong password"})
+		req, _ := http.NewRequest(http.MethodPost, s.URL+"/api/auth/login", strings.NewReader(string(b)))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Forwarded-For", fmt.Sprintf("203.0.113.%d", i)) // a new address each time, if it were believed
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusTooManyRequests {
+			if i != 20 {
+				t.Fatalf("throttled after %d failures, want the address limit's 20", i)
+			}
+			return
+		}
+		if resp.StatusCode != http.StatusUnauthorized || i > 20 {
+			t.Fatalf("login %d: %d; the forged X-Forwarded-For was believed", i, resp.StatusCode)
+		}
+	}
+}

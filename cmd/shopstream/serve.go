@@ -189,7 +189,7 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 	handler := httpapi.New(httpapi.Deps{
 		Auth: authSvc, Socket: s.sockets, Health: s, Stats: s, Roles: db, Static: web.Static(),
 		Metrics: mainMetrics, Logins: m.Login,
-		OriginsAllowed: origins, MaxBodyBytes: cfg.MaxBodyBytes, TrustProxy: cfg.TrustProxy, Log: log,
+		OriginsAllowed: origins, MaxBodyBytes: cfg.MaxBodyBytes, TrustProxy: cfg.TrustProxy, TrustedProxies: cfg.TrustedProxies, Log: log,
 	})
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {

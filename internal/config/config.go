@@ -40,8 +40,9 @@ type Config struct {
 	CookieSecure       bool
 	SessionIdleTimeout time.Duration
 	SessionLifetime    time.Duration
-	AllowedOrigins     []string // extra Origin host patterns for the socket and POSTs
-	TrustProxy         bool     // client address from X-Forwarded-For
+	AllowedOrigins     []string    // extra Origin host patterns for the socket and POSTs
+	TrustProxy         bool        // client address from X-Forwarded-For
+	TrustedProxies     []net.IPNet // the proxies whose X-Forwarded-For entries are believed
 
 	LoginPair      RateLimit // failed logins of one account from one address
 	LoginAddress   RateLimit // failed logins from one address, all accounts
@@ -111,6 +112,7 @@ var Vars = []Var{
 	{"SESSION_LIFETIME", "12h", "absolute session lifetime"},
 	{"ALLOWED_ORIGINS", "", "comma-separated extra origins, [scheme://]host[:port] (no scheme: https, and http in development or with COOKIE_SECURE=false); *.example.com matches one label; the service's own origin is always allowed"},
 	{"TRUST_PROXY_HEADERS", "false", "take the client address (login throttling, logs) from X-Forwarded-For; only behind a proxy that sets it"},
+	{"TRUSTED_PROXIES", "127.0.0.0/8,::1/128", "with TRUST_PROXY_HEADERS: the addresses or CIDRs of the proxies; X-Forwarded-For entries are read from the right while they come from these, and the first other address is the client's"},
 	{"LOGIN_LIMIT_PAIR", "5/30s", "failed logins of one account from one client address: 5, then one per 30 s; then 429, even for the right password"},
 	{"LOGIN_LIMIT_ADDRESS", "20/5s", "failed logins from one client address over all accounts"},
 	{"LOGIN_LIMIT_ACCOUNT", "100/10s", "failed logins of one account from all addresses: the ceiling on distributed guessing"},
@@ -168,6 +170,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.SessionLifetime = p.duration("SESSION_LIFETIME", 12*time.Hour)
 	c.AllowedOrigins = splitList(p.str("ALLOWED_ORIGINS", ""))
 	c.TrustProxy = p.boolean("TRUST_PROXY_HEADERS", false)
+	c.TrustedProxies = p.networks("TRUSTED_PROXIES", "127.0.0.0/8,::1/128")
 	c.LoginPair = p.rateLimit("LOGIN_LIMIT_PAIR", RateLimit{5, 30 * time.Second})
 	c.LoginAddress = p.rateLimit("LOGIN_LIMIT_ADDRESS", RateLimit{20, 5 * time.Second})
 	c.LoginAccount = p.rateLimit("LOGIN_LIMIT_ACCOUNT", RateLimit{100, 10 * time.Second})
@@ -352,6 +355,30 @@ func (p *parser) rateLimit(name string, def RateLimit) RateLimit {
 		return def
 	}
 	return RateLimit{Burst: n, Every: d}
+}
+
+// networks reads a comma-separated list of CIDRs or single addresses.
+func (p *parser) networks(name, def string) []net.IPNet {
+	var out []net.IPNet
+	for _, v := range splitList(p.str(name, def)) {
+		if !strings.Contains(v, "/") {
+			if ip := net.ParseIP(v); ip != nil {
+				bits := 128
+				if ip.To4() != nil {
+					ip, bits = ip.To4(), 32
+				}
+				out = append(out, net.IPNet{IP: ip, Mask: net.CIDRMask(bits, bits)})
+				continue
+			}
+		}
+		_, n, err := net.ParseCIDR(v)
+		if err != nil {
+			p.fail(name, fmt.Errorf("%q is neither an address nor a CIDR", v))
+			continue
+		}
+		out = append(out, *n)
+	}
+	return out
 }
 
 func (p *parser) boolean(name string, def bool) bool {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
@@ -48,6 +49,7 @@ type Deps struct {
 	OriginsAllowed *origin.Policy       // who may POST (wsapi asks it for the socket); which Host names are served
 	MaxBodyBytes   int64                // largest request body (0: 8 KiB)
 	TrustProxy     bool                 // take the client address from X-Forwarded-For (set by a proxy on a private network)
+	TrustedProxies []net.IPNet          // whose X-Forwarded-For entries TrustProxy believes
 	Log            *slog.Logger
 }
 
@@ -57,7 +59,14 @@ func New(d Deps) *echo.Echo {
 	e.HideBanner, e.HidePort = true, true
 	e.IPExtractor = echo.ExtractIPDirect()
 	if d.TrustProxy {
-		e.IPExtractor = echo.ExtractIPFromXFFHeader()
+		// Only the configured proxies: echo's defaults would also believe any
+		// client on a private, loopback or link-local network, which could
+		// then choose its own address for the login throttle.
+		opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+		for i := range d.TrustedProxies {
+			opts = append(opts, echo.TrustIPRange(&d.TrustedProxies[i]))
+		}
+		e.IPExtractor = echo.ExtractIPFromXFFHeader(opts...)
 	}
 	e.HTTPErrorHandler = errorHandler(d.Log)
 	if d.MaxBodyBytes <= 0 {
