@@ -138,6 +138,40 @@ func TestLoginAccountCeilingBoundsDistributedGuessing(t *testing.T) {
 	if r := mustLoginFrom(t, s, "other@example.com", testPassword, "203.0.113.99"); r.Status != http.StatusOK {
 		t.Fatalf("another account from the same address: %+v, want 200", r)
 	}
+	// While the ceiling holds, a client new to the account is refused even
+	// with the right password; the admin's own client (setup logged in from
+	// 127.0.0.1, the direct address) is not: strangers cannot lock it out.
+	if r := mustLoginFrom(t, s, "admin@example.com", testPassword, "198.51.100.50"); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("a new client while the account is over its ceiling: %+v, want 429", r)
+	}
+	if r := mustLoginFrom(t, s, "admin@example.com", testPassword, ""); r.Status != http.StatusOK {
+		t.Fatalf("the admin's known client while strangers hold the ceiling: %+v, want 200", r)
+	}
+}
+
+// One IPv6 host commonly holds a /64: its addresses are one address to the
+// throttle, and an IPv4-mapped address is its IPv4 one.
+func TestLoginIPv6PrefixIsOneAddress(t *testing.T) {
+	t.Parallel()
+	s, _, _ := setup(t, map[string]string{"TRUST_PROXY_HEADERS": "true"})
+	for i := range 20 {
+		addr := fmt.Sprintf("2001:db8:1:2::%x", i+1)
+		if r := mustLoginFrom(t, s, fmt.Sprintf("nobody%d@example.com", i), "guess", addr); r.Status != http.StatusUnauthorized {
+			t.Fatalf("guess %d from %s: %+v, want 401", i, addr, r)
+		}
+	}
+	if r := mustLoginFrom(t, s, "someone@example.com", "guess", "2001:db8:1:2:ffff:ffff:ffff:ffff"); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("the 21st guess from the same /64: %+v, want 429", r)
+	}
+	if r := mustLoginFrom(t, s, "someone@example.com", "guess", "2001:db8:1:3::1"); r.Status != http.StatusUnauthorized {
+		t.Fatalf("another /64: %+v, want 401", r)
+	}
+	for i := range 20 {
+		mustLoginFrom(t, s, fmt.Sprintf("v4-%d@example.com", i), "guess", "192.0.2.7")
+	}
+	if r := mustLoginFrom(t, s, "v4@example.com", "guess", "::ffff:192.0.2.7"); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("an IPv4-mapped address after 20 failures of its IPv4 form: %+v, want 429", r)
+	}
 }
 
 // Password checks beyond LOGIN_HASH_CONCURRENCY (+ LOGIN_HASH_QUEUE waiting)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 	"unicode"
@@ -23,7 +24,15 @@ import (
 type Users interface {
 	UserByEmail(ctx context.Context, email string) (User, error)
 	UserByID(ctx context.Context, id int64) (User, error)
+	// KnownClient reports whether client logged in to account since then;
+	// RememberClient records that it just did.
+	KnownClient(ctx context.Context, account, client string, since time.Time) (bool, error)
+	RememberClient(ctx context.Context, account, client string) error
 }
+
+// knownFor is how long a client that logged in to an account stays known:
+// exempt from the account's ceiling.
+const knownFor = 30 * 24 * time.Hour
 
 // Errors of Login.
 var (
@@ -112,19 +121,34 @@ func (s *Service) Login(ctx context.Context, email, password, clientAddr string)
 	if !validEmail(email) {
 		return User{}, ErrBadEmail
 	}
-	account := strings.ToLower(email)
-	guess, wait := s.throttle.Reserve(
-		Key{Name: "pair:" + clientAddr + " " + account, Limit: s.limits.Pair, ResetOnSuccess: true},
-		Key{Name: "address:" + clientAddr, Limit: s.limits.Address},
-		Key{Name: "account:" + account, Limit: s.limits.Account},
-	)
+	account, client := strings.ToLower(email), AddressKey(clientAddr)
+	pair := Key{Name: "pair:" + client + " " + account, Limit: s.limits.Pair, ResetOnSuccess: true}
+	address := Key{Name: "address:" + client, Limit: s.limits.Address}
+	guess, wait := s.throttle.Reserve(pair, address, Key{Name: "account:" + account, Limit: s.limits.Account})
+	ceiling := false
 	if wait > 0 {
-		return User{}, &ThrottledError{RetryAfter: wait}
+		// Refused by the account's ceiling alone? Then a client that logged
+		// in to it before may still try: strangers cannot lock it out.
+		if guess, _ = s.throttle.Reserve(pair, address); guess == nil {
+			return User{}, &ThrottledError{RetryAfter: wait}
+		}
+		ceiling = true
 	}
 	release, err := s.hashes.enter(ctx)
 	if err != nil {
 		guess.Cancel()
 		return User{}, err
+	}
+	if ceiling {
+		known, err := s.users.KnownClient(ctx, account, client, time.Now().Add(-knownFor))
+		if err != nil || !known {
+			release()
+			guess.Cancel()
+			if err != nil {
+				return User{}, fmt.Errorf("looking up the client: %w", err)
+			}
+			return User{}, &ThrottledError{RetryAfter: wait}
+		}
 	}
 	u, ok, err := s.check(ctx, email, password)
 	release()
@@ -137,6 +161,9 @@ func (s *Service) Login(ctx context.Context, email, password, clientAddr string)
 		return User{}, ErrInvalidCredentials
 	}
 	guess.Succeeded()
+	if err := s.users.RememberClient(ctx, account, client); err != nil {
+		s.log.Warn("remembering the login's client failed", "err", err)
+	}
 	if err := s.Sessions.RenewToken(ctx); err != nil {
 		return User{}, fmt.Errorf("renewing session token: %w", err)
 	}
@@ -160,6 +187,25 @@ func (s *Service) check(ctx context.Context, email, password string) (User, bool
 		return User{}, false, fmt.Errorf("checking password: %w", err)
 	}
 	return u, ok && u.ID != 0 && !u.Disabled, nil
+}
+
+// AddressKey is how the throttle names a client address: an IPv4 address (an
+// IPv4-mapped IPv6 one too), or the /64 of an IPv6 address, since one host
+// commonly holds a whole /64. Anything else is kept as it is.
+func AddressKey(addr string) string {
+	ip, err := netip.ParseAddr(addr)
+	if err != nil {
+		return addr
+	}
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	p, err := ip.WithZone("").Prefix(64)
+	if err != nil {
+		return addr
+	}
+	return p.String()
 }
 
 // maxEmailLength is the longest address SMTP carries (RFC 5321's path limit).

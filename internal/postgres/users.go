@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -139,6 +140,31 @@ func (db *DB) UserChannels(ctx context.Context, ids []int64) (map[int64][]string
 		return nil, fmt.Errorf("reading users' channels: %w", err)
 	}
 	return out, nil
+}
+
+// KnownClient reports whether client logged in to account since then.
+func (db *DB) KnownClient(ctx context.Context, account, client string, since time.Time) (bool, error) {
+	var known bool
+	err := db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM shopstream.login_clients
+		WHERE account = $1 AND client = $2 AND last_ok > $3)`, account, client, since).Scan(&known)
+	if err != nil {
+		return false, fmt.Errorf("reading known clients: %w", err)
+	}
+	return known, nil
+}
+
+// RememberClient records that client just logged in to account, and forgets
+// the account's clients not seen for 30 days.
+func (db *DB) RememberClient(ctx context.Context, account, client string) error {
+	_, err := db.Pool.Exec(ctx, `WITH forget AS (
+			DELETE FROM shopstream.login_clients
+			WHERE account = $1 AND client <> $2 AND last_ok < now() - interval '30 days')
+		INSERT INTO shopstream.login_clients (account, client) VALUES ($1, $2)
+		ON CONFLICT (account, client) DO UPDATE SET last_ok = now()`, account, client)
+	if err != nil {
+		return fmt.Errorf("remembering a login's client: %w", err)
+	}
+	return nil
 }
 
 // TableKey returns the primary-key columns of a table (none without one).
