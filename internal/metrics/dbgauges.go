@@ -10,7 +10,7 @@ import (
 )
 
 var updatedDesc = prometheus.NewDesc("shopstream_db_gauges_updated_timestamp_seconds",
-	"When the database-derived gauges (inbox backlog and age, NOTIFY queue usage) were last read (METRICS_DB_INTERVAL); a scrape runs no query.", nil, nil)
+	"When the last read of the database-derived gauges (inbox backlog and age, NOTIFY queue usage) began (every METRICS_DB_INTERVAL); a scrape runs no query.", nil, nil)
 
 // dbGauges holds the database-derived gauges, read on a timer: a scrape, or a
 // flood of them, costs the database nothing.
@@ -24,7 +24,7 @@ type dbGauges struct {
 	backlog             int64
 	age                 time.Duration
 	notify              float64
-	updated             time.Time // of the last read that succeeded whole
+	updated             time.Time // when the last read that succeeded whole began
 }
 
 // RunDB reads the database gauges every interval until ctx ends.
@@ -51,6 +51,7 @@ func (g *dbGauges) refresh(ctx context.Context) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
+	began := time.Now() // the values are as of then, or later
 	n, age, berr := g.src.InboxBacklog(ctx)
 	if berr != nil && ctx.Err() == nil {
 		g.log.Warn("metrics: reading inbox backlog", "err", berr)
@@ -64,7 +65,7 @@ func (g *dbGauges) refresh(ctx context.Context) {
 	g.backlogOK, g.notifyOK = berr == nil, nerr == nil
 	g.backlog, g.age, g.notify = n, age, u
 	if berr == nil && nerr == nil {
-		g.updated = time.Now()
+		g.updated = began
 	}
 }
 
