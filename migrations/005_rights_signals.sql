@@ -18,3 +18,17 @@ CREATE TRIGGER roles_rights_changed AFTER UPDATE OR DELETE OR TRUNCATE ON shopst
 
 CREATE TRIGGER admin_users_rights_changed AFTER UPDATE OF role ON shopstream.admin_users
     FOR EACH STATEMENT EXECUTE FUNCTION shopstream.rights_changed();
+
+-- A deleted admin's sessions end too (their rows outlive the user until they
+-- expire): the instances check them and close the sockets.
+CREATE FUNCTION shopstream.user_deleted() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('shopstream_sessions', 'user:' || OLD.id);
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION shopstream.user_deleted() FROM PUBLIC;
+
+CREATE TRIGGER admin_users_deleted AFTER DELETE ON shopstream.admin_users
+    FOR EACH ROW EXECUTE FUNCTION shopstream.user_deleted();

@@ -441,3 +441,13 @@ func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
 		}
 	}
 }
+
+func TestDeletedUserSocketsClose(t *testing.T) {
+	t.Parallel()
+	s, _, ws := setup(t, nil)
+	ws.subscribe("order_changes")
+	exec(t, appConn(t, s.DBURL, "dba"), `DELETE FROM shopstream.admin_users WHERE email = 'admin@example.com'`)
+	if code, _ := ws.expectClose(); code != websocket.StatusPolicyViolation {
+		t.Fatalf("close %d, want 1008", code)
+	}
+}
