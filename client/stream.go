@@ -126,8 +126,8 @@ func (s *Stream) run(ctx context.Context) {
 		err = nil
 	}
 	s.err = err
+	close(s.done) // first: once Messages is closed, Err has the error
 	close(s.out)
-	close(s.done)
 }
 
 // follow connects again and again until ctx ends or an error is fatal.
@@ -465,13 +465,15 @@ func (ss *session) event(ctx context.Context, m serverMessage) error {
 	if err != nil {
 		return &fatalError{err}
 	}
-	if ev.ID <= ss.s.position(ev.Channel) {
+	last := ss.s.position(ev.Channel)
+	if ev.ID <= last {
 		return ss.notify(ctx, Notice{Kind: NoticeDuplicate, Channel: ev.Channel, ID: ev.ID})
 	}
+	ss.s.setPosition(ev.Channel, ev.ID) // first: a reader that has the event sees it in Positions
 	if !ss.s.send(ctx, ev) {
+		ss.s.setPosition(ev.Channel, last)
 		return ctx.Err()
 	}
-	ss.s.setPosition(ev.Channel, ev.ID)
 	return nil
 }
 
