@@ -72,6 +72,7 @@ fuzz: build ## run each fuzz target for FUZZTIME (default 20s)
 	$(GO) test -run '^$$' -fuzz FuzzScanJSON -fuzztime $${FUZZTIME:-20s} ./internal/events
 	$(GO) test -run '^$$' -fuzz FuzzString -fuzztime $${FUZZTIME:-20s} ./internal/termsafe
 	$(GO) test -run '^$$' -fuzz FuzzAllowed -fuzztime $${FUZZTIME:-20s} ./internal/origin
+	$(GO) test -run '^$$' -fuzz FuzzDecodeFrame -fuzztime $${FUZZTIME:-20s} ./client
 
 bench: build ## benchmarks (BENCHFLAGS=-quick for a short pass): writes docs/benchmarks.md and docs/latency.svg
 	$(GO) build -o .bin/shopbench ./cmd/shopbench

@@ -8,28 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
-	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
-	"github.com/coder/websocket"
-
+	"github.com/shopstream/shopstream/client"
 	"github.com/shopstream/shopstream/internal/config"
 	"github.com/shopstream/shopstream/internal/termsafe"
-)
-
-// Reconnect backoff of tail: exponential from tailMinBackoff to tailMaxBackoff,
-// with full jitter.
-const (
-	tailMinBackoff   = time.Second
-	tailMaxBackoff   = 30 * time.Second
-	tailPingInterval = 30 * time.Second
-	tailReadLimit    = 64 << 20 // one message can carry a whole (large) row
-	tailHTTPTimeout  = 15 * time.Second
 )
 
 // tailOptions is what the tail command line asked for.
@@ -98,7 +83,7 @@ func parseTailFlags(e env, args []string) (tailOptions, error) {
 	opts := tailOptions{base: base, email: *email, channels: channels, actions: actions, json: *asJSON}
 	if len(opts.channels) == 0 {
 		for _, ent := range config.Entities {
-			opts.channels = append(opts.channels, ent+"_changes")
+			opts.channels = append(opts.channels, client.Channel(ent))
 		}
 	}
 	if *filter != "" {
@@ -156,428 +141,77 @@ func tailPassword(e env) (string, error) {
 	return p, nil
 }
 
-// tailer is one running tail: its HTTP client with the session cookie, and the
-// resume position of each channel.
+// Reconnect backoff of tail: exponential from tailMinBackoff to tailMaxBackoff,
+// with full jitter.
+const (
+	tailMinBackoff = client.DefaultMinBackoff
+	tailMaxBackoff = client.DefaultMaxBackoff
+)
+
+var jitteredBackoff = client.FullJitter(tailMinBackoff, tailMaxBackoff)
+
+// tailer is one running tail: the client and where it prints.
 type tailer struct {
 	opts     tailOptions
 	password string
-	client   *http.Client
+	client   *client.Client
 	stdout   io.Writer
 	stderr   io.Writer
-	since    map[string]int64 // the last event id seen (or position confirmed) per channel
 }
 
 func newTailer(opts tailOptions, password string, e env) (*tailer, error) {
-	jar, err := cookiejar.New(nil)
+	c, err := client.New(opts.base.String(), client.WithBackoff(jitteredBackoff))
 	if err != nil {
-		return nil, fmt.Errorf("creating cookie jar: %w", err)
+		return nil, fmt.Errorf("tail: %w", err)
 	}
-	return &tailer{
-		opts: opts, password: password, client: &http.Client{Jar: jar},
-		stdout: e.stdout, stderr: e.stderr, since: map[string]int64{},
-	}, nil
+	return &tailer{opts: opts, password: password, client: c, stdout: e.stdout, stderr: e.stderr}, nil
 }
 
-// errSessionEnded is a close with 1008: log in again.
-var errSessionEnded = errors.New("the server closed the socket: session ended or missing (1008)")
-
-// fatalError ends tail: reconnecting would not help.
-type fatalError struct{ err error }
-
-func (e *fatalError) Error() string { return e.err.Error() }
-
-func (e *fatalError) Unwrap() error { return e.err }
-
-func fatalf(format string, args ...any) error { return &fatalError{fmt.Errorf(format, args...)} }
-
-// run logs in and follows the socket until ctx ends.
+// run logs in and prints the stream until ctx ends.
 func (t *tailer) run(ctx context.Context) error {
-	if err := t.login(ctx); err != nil {
+	if err := t.client.Login(ctx, t.opts.email, t.password); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
 		return err
 	}
-	var attempt int
-	reloggedIn := false
-	for {
-		established, err := t.connection(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if established {
-			attempt, reloggedIn = 0, false
-		}
-		switch {
-		case errors.Is(err, errSessionEnded):
-			if reloggedIn {
+	subs := make([]client.Subscription, len(t.opts.channels))
+	for i, ch := range t.opts.channels {
+		subs[i] = client.Subscription{Channel: ch, Filter: t.opts.filter, Actions: t.opts.actions}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stream, err := t.client.Stream(ctx, subs...)
+	if err != nil {
+		return fmt.Errorf("tail: %w", err)
+	}
+	for m := range stream.Messages() {
+		switch m := m.(type) {
+		case client.Event:
+			if err := t.print(m); err != nil {
+				cancel()
+				<-stream.Done()
 				return err
 			}
-			fmt.Fprintln(t.stderr, "tail: session ended; logging in again")
-			if lerr := t.login(ctx); lerr != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("%w; logging in again failed: %w", err, lerr)
-			}
-			reloggedIn = true
-		case retryable(err):
-			d := jitteredBackoff(attempt)
-			attempt++
-			fmt.Fprintf(t.stderr, "tail: connection lost (%s); reconnecting in %s\n", termsafe.String(err.Error()), d.Round(time.Millisecond))
-			if !wait(ctx, d) {
-				return nil
-			}
-		default:
-			return err
+		case client.Notice:
+			fmt.Fprintln(t.stderr, "tail:", termsafe.String(m.String()))
 		}
 	}
+	return stream.Err()
 }
 
-// jitteredBackoff is the delay before reconnect attempt n (0-based): uniform in
-// [0, min(max, min·2ⁿ)).
-func jitteredBackoff(n int) time.Duration {
-	ceil := tailMaxBackoff
-	if n < 5 {
-		ceil = min(tailMaxBackoff, tailMinBackoff<<n)
-	}
-	return time.Duration(rand.Int64N(int64(ceil)))
-}
-
-func wait(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// dialError is a handshake the server answered with an HTTP status.
-type dialError struct {
-	status int
-	err    error
-}
-
-func (e *dialError) Error() string {
-	return fmt.Sprintf("socket handshake refused with HTTP %d: %v", e.status, e.err)
-}
-
-func (e *dialError) Unwrap() error { return e.err }
-
-// retryable reports whether err is worth a reconnect: a network error, a server
-// error during the handshake, or close code 1001, 1011 or 1013.
-func retryable(err error) bool {
-	var de *dialError
-	if errors.As(err, &de) {
-		return de.status >= 500 || de.status == http.StatusTooManyRequests
-	}
-	var fe *fatalError
-	if errors.As(err, &fe) {
-		return false
-	}
-	switch websocket.CloseStatus(err) {
-	case -1:
-		return true // no close frame: the network or the process went away
-	case websocket.StatusGoingAway, websocket.StatusInternalError, websocket.StatusTryAgainLater:
-		return true
-	}
-	return false
-}
-
-// login posts the credentials; the jar keeps the session cookie.
-func (t *tailer) login(ctx context.Context) error {
-	body, err := json.Marshal(map[string]string{"email": t.opts.email, "password": t.password})
-	if err != nil {
-		return fmt.Errorf("encoding login: %w", err)
-	}
-	lctx, cancel := context.WithTimeout(ctx, tailHTTPTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(lctx, http.MethodPost, t.opts.base.String()+"/api/auth/login", bytes.NewReader(body))
-	if err != nil {
-		return fmt.Errorf("building login request: %w", err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := t.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("logging in: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return loginError(resp)
-	}
-	if len(t.client.Jar.Cookies(t.socketHTTPURL())) == 0 {
-		return errors.New("logged in, but the session cookie cannot be sent to this URL " +
-			"(a Secure cookie over plain http: use https, or COOKIE_SECURE=false on the server)")
-	}
-	return nil
-}
-
-func loginError(resp *http.Response) error {
-	var apiErr struct{ Error, Message string }
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 8<<10))
-	_ = json.Unmarshal(b, &apiErr)
-	msg := apiErr.Message
-	if msg == "" {
-		msg = strings.TrimSpace(string(b))
-	}
-	if ra := resp.Header.Get("Retry-After"); ra != "" {
-		msg += " (retry after " + ra + " s)"
-	}
-	return fmt.Errorf("logging in: HTTP %d %s: %s", resp.StatusCode, apiErr.Error, msg)
-}
-
-// socketHTTPURL is the socket's address in http(s) form, for the cookie jar.
-func (t *tailer) socketHTTPURL() *url.URL {
-	u := *t.opts.base
-	u.Path += "/ws"
-	return &u
-}
-
-func (t *tailer) socketURL() string {
-	u := t.socketHTTPURL()
-	if u.Scheme == "https" {
-		u.Scheme = "wss"
-	} else {
-		u.Scheme = "ws"
-	}
-	return u.String()
-}
-
-// connection opens one socket and reads it until it ends. established is true
-// once the server said "connected".
-func (t *tailer) connection(ctx context.Context) (established bool, err error) {
-	conn, err := t.dial(ctx)
-	if err != nil {
-		return false, err
-	}
-	defer func() { _ = conn.CloseNow() }()
-	conn.SetReadLimit(tailReadLimit)
-	cctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	go keepAlive(cctx, conn)
-	s := &tailSession{t: t, conn: conn}
-	err = s.readLoop(cctx)
-	return s.established, err
-}
-
-func (t *tailer) dial(ctx context.Context) (*websocket.Conn, error) {
-	dctx, cancel := context.WithTimeout(ctx, tailHTTPTimeout)
-	defer cancel()
-	conn, resp, err := websocket.Dial(dctx, t.socketURL(), &websocket.DialOptions{
-		HTTPClient:   t.client,
-		Subprotocols: []string{"shopstream.batch"},
-	})
-	if err != nil {
-		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
-			return nil, &dialError{status: resp.StatusCode, err: err}
-		}
-		return nil, fmt.Errorf("opening socket: %w", err)
-	}
-	return conn, nil
-}
-
-// keepAlive pings the server so that a silently dead connection is noticed.
-func keepAlive(ctx context.Context, conn *websocket.Conn) {
-	tick := time.NewTicker(tailPingInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, tailPingInterval/2)
-		err := conn.Ping(pctx)
-		cancel()
-		if err != nil && ctx.Err() == nil {
-			_ = conn.CloseNow()
-			return
-		}
-	}
-}
-
-// tailSession is the protocol state of one socket.
-type tailSession struct {
-	t           *tailer
-	conn        *websocket.Conn
-	established bool
-	pending     []subscribeReq // subscribes not answered yet, in the order sent
-	live        int            // channels subscribed on this socket
-	position    map[string]int64
-}
-
-type subscribeReq struct {
-	channel string
-	since   int64 // 0: none
-}
-
-func (s *tailSession) readLoop(ctx context.Context) error {
-	for {
-		_, frame, err := s.conn.Read(ctx)
-		if err != nil {
-			if websocket.CloseStatus(err) == websocket.StatusPolicyViolation {
-				return fmt.Errorf("%w: %w", errSessionEnded, err)
-			}
-			return fmt.Errorf("reading socket: %w", err)
-		}
-		for _, msg := range bytes.Split(frame, []byte{'\n'}) {
-			if len(bytes.TrimSpace(msg)) == 0 {
-				continue
-			}
-			if err := s.handle(ctx, msg); err != nil {
-				return err
-			}
-		}
-	}
-}
-
-// serverMessage is the part of a server message tail looks at.
-type serverMessage struct {
-	Type     string `json:"type"`
-	Channel  string `json:"channel"`
-	Position string `json:"position"`
-	ID       string `json:"id"`
-	Code     string `json:"code"`
-	Message  string `json:"message"`
-}
-
-func (s *tailSession) handle(ctx context.Context, msg []byte) error {
-	var m serverMessage
-	if err := json.Unmarshal(msg, &m); err != nil {
-		return fatalf("server sent invalid JSON %q: %w", truncate(string(msg), 200), err)
-	}
-	switch m.Type {
-	case "connected":
-		s.established = true
-		return s.subscribeAll(ctx)
-	case "subscribed":
-		return s.subscribed(m)
-	case "resync_required":
-		s.resync(m.Channel)
-	case "error":
-		return s.serverError(ctx, m)
-	case "event":
-		return s.t.event(m, msg)
-	}
-	return nil
-}
-
-func (s *tailSession) subscribeAll(ctx context.Context) error {
-	s.position = map[string]int64{}
-	for _, ch := range s.t.opts.channels {
-		if err := s.subscribe(ctx, ch, s.t.since[ch]); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// subscribe asks for channel, resuming after since unless it is 0.
-func (s *tailSession) subscribe(ctx context.Context, ch string, since int64) error {
-	req := map[string]any{"type": "subscribe", "channel": ch}
-	if s.t.opts.filter != nil {
-		req["filter"] = s.t.opts.filter
-	}
-	if len(s.t.opts.actions) > 0 {
-		req["actions"] = s.t.opts.actions
-	}
-	if since > 0 {
-		req["since"] = strconv.FormatInt(since, 10)
-	}
-	b, err := json.Marshal(req)
-	if err != nil {
-		return fatalf("encoding subscribe: %w", err)
-	}
-	if err := s.conn.Write(ctx, websocket.MessageText, b); err != nil {
-		return fmt.Errorf("subscribing to %s: %w", ch, err)
-	}
-	s.pending = append(s.pending, subscribeReq{channel: ch, since: since})
-	return nil
-}
-
-// subscribed records the confirmed position. Without since, every event after
-// it will come, so it is where to resume; with since, the replay still has to
-// come, so the resume point stays where it was.
-func (s *tailSession) subscribed(m serverMessage) error {
-	req, ok := s.popPending()
-	if !ok || req.channel != m.Channel {
-		return fatalf("unexpected subscribed message for %q", m.Channel)
-	}
-	pos, err := strconv.ParseInt(m.Position, 10, 64)
-	if err != nil {
-		return fatalf("subscribed to %s at bad position %q: %w", m.Channel, m.Position, err)
-	}
-	s.live++
-	s.position[m.Channel] = pos
-	if req.since == 0 && pos > s.t.since[m.Channel] {
-		s.t.since[m.Channel] = pos
-	}
-	return nil
-}
-
-// resync: the events after since are gone from the log; the server goes on live
-// after the subscribed position.
-func (s *tailSession) resync(channel string) {
-	fmt.Fprintf(s.t.stderr, "tail: %s: resync_required: events since %d are no longer in the log; some were missed\n",
-		termsafe.String(channel), s.t.since[channel])
-	if pos := s.position[channel]; pos > s.t.since[channel] {
-		s.t.since[channel] = pos
-	}
-}
-
-func (s *tailSession) serverError(ctx context.Context, m serverMessage) error {
-	req, ok := s.popPending()
-	if !ok {
-		fmt.Fprintf(s.t.stderr, "tail: server error %s: %s\n", termsafe.String(m.Code), termsafe.String(m.Message))
-		return nil
-	}
-	if req.since > 0 && m.Code == "invalid_request" {
-		// A resume the server cannot take (after a database crash, or on an
-		// instance that has not read the newest events yet): go on live, as the
-		// dashboard reloads, and say that something may have been missed.
-		fmt.Fprintf(s.t.stderr, "tail: %s: the server refused to resume after %d (%s); going on live, some events may be missed\n",
-			req.channel, req.since, termsafe.String(m.Message))
-		s.t.since[req.channel] = 0 // no longer a trusted resume point
-		return s.subscribe(ctx, req.channel, 0)
-	}
-	fmt.Fprintf(s.t.stderr, "tail: subscribing to %s failed: %s: %s\n", req.channel, termsafe.String(m.Code), termsafe.String(m.Message))
-	if len(s.pending) == 0 && s.live == 0 {
-		return fatalf("no channel could be subscribed")
-	}
-	return nil
-}
-
-func (s *tailSession) popPending() (subscribeReq, bool) {
-	if len(s.pending) == 0 {
-		return subscribeReq{}, false
-	}
-	req := s.pending[0]
-	s.pending = s.pending[1:]
-	return req, true
-}
-
-// event prints one event message and advances its channel's resume point.
-func (t *tailer) event(m serverMessage, raw []byte) error {
-	id, err := strconv.ParseInt(m.ID, 10, 64)
-	if err != nil {
-		return fatalf("event with bad id %q: %w", m.ID, err)
-	}
-	if id <= t.since[m.Channel] {
-		fmt.Fprintf(t.stderr, "tail: skipping event %d on %s: already seen\n", id, termsafe.String(m.Channel))
-		return nil
-	}
-	t.since[m.Channel] = id
-	line := string(raw)
+// print writes one event as a line: the server's JSON with --json, else
+// formatEvent's line; escaped for the terminal either way.
+func (t *tailer) print(ev client.Event) error {
+	line := string(ev.Raw)
 	if !t.opts.json {
-		if line, err = formatEvent(raw); err != nil {
-			return &fatalError{err}
+		var err error
+		if line, err = formatEvent(ev.Raw); err != nil {
+			return err
 		}
 	}
 	if _, err := fmt.Fprintln(t.stdout, termsafe.String(line)); err != nil {
-		return fatalf("writing output: %w", err)
+		return fmt.Errorf("writing output: %w", err)
 	}
 	return nil
 }
