@@ -419,7 +419,9 @@ func TestDisabledUserClosedWithoutASignal(t *testing.T) {
 // throttle counts.
 func TestForwardedForOnlyFromTrustedProxies(t *testing.T) {
 	t.Parallel()
-	s := startServer(t, pgtest.NewDB(t), map[string]string{"TRUST_PROXY_HEADERS": "true", "TRUSTED_PROXIES": "10.9.9.9"})
+	// An address limit that does not refill while the test runs.
+	s := startServer(t, pgtest.NewDB(t), map[string]string{"TRUST_PROXY_HEADERS": "true", "TRUSTED_PROXIES": "10.9.9.9",
+		"LOGIN_LIMIT_ADDRESS": "20/1h"})
 	for i := 0; ; i++ {
 		b, _ := json.Marshal(map[string]string{"email": fmt.Sprintf("nobody%d@example.com", i), "password": "wrong password"})
 		req, _ := http.NewRequest(http.MethodPost, s.URL+"/api/auth/login", strings.NewReader(string(b)))
