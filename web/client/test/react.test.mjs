@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { createInvalidationBatcher, createShopstreamBinding, makeUseShopstream, bindingKey } from '../react-core.js';
+import { createInvalidationBatcher, createShopstreamBinding, makeUseShopstream, bindingKey, windowScheduler } from '../react-core.js';
 
 // FakeScheduler holds the windows until the test ends them.
 function fakeScheduler() {
@@ -139,6 +139,21 @@ test('batcher: flush now; a throwing or rejecting invalidate goes to onError, th
   assert.deepEqual(seen, ['a', 'b', 'c']);
   await new Promise((r) => setTimeout(r, 0));
   assert.deepEqual(errors, ['boom', 'later']);
+});
+
+test('windowScheduler: real timers flush once per window; frame without requestAnimationFrame is 16 ms', async () => {
+  const r = recorder();
+  const b = createInvalidationBatcher({ invalidate: r.invalidate, ...windowScheduler(5) });
+  for (let i = 1; i <= 1000; i++) b.addEvent(ev(i, 'order_changes', 'order:updated', { id: i }));
+  assert.deepEqual(r.calls, []);
+  await new Promise((res) => setTimeout(res, 30));
+  assert.deepEqual(r.calls, [['orders']]);
+  const f = createInvalidationBatcher({ invalidate: r.invalidate, ...windowScheduler('frame') });
+  f.add(['products']);
+  await new Promise((res) => setTimeout(res, 40));
+  assert.deepEqual(r.calls, [['orders'], ['products']]);
+  assert.throws(() => windowScheduler(-1), TypeError);
+  assert.throws(() => windowScheduler('tick'), TypeError);
 });
 
 // A fake client: records subscribe calls and lets the test fire callbacks.
