@@ -120,7 +120,7 @@ client.close();
 const v: unknown = parseJSON('{"id":12345678901234567890}', 'bigint');
 void v;
 
-// The README's TanStack Query hook, without React.
+// A hand-rolled hook, without React (@shopstream/client/react has the real one: react-usage.ts).
 function useShopstream(channels = ['order_changes', 'product_changes'] as const) {
   const c = connect({ storage: sessionStorage, onResync: () => queryClient.invalidateQueries(), onLoginRequired: () => location.assign('/') });
   for (const ch of channels) c.subscribe(ch, (ev) => invalidateQueries(queryClient, ev));
