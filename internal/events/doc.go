@@ -62,4 +62,22 @@
 // removed; no subscriber that stays open ever misses an event. Subscribing happens
 // under the same lock as publishing, so the position answered in "subscribed" is
 // exactly the last event the subscriber will not receive live.
+//
+// # Next: one write per change (designed, not built)
+//
+// The issue "One write per change" replaces the inbox-to-log copy with PgQ-style
+// ticks; docs/performance.md ("Next: one write per change") has the design and its
+// reasons. The invariants it must keep, each guarded by a test that exists today:
+//
+//   - a committed change belongs to exactly one tick, the first whose snapshot sees
+//     its transaction; its position is the tick's first position plus its rank by
+//     id in the tick, the same on every instance, whatever its configuration;
+//   - ticks become visible in tick order, so WHERE position > cursor stays safe;
+//   - two updates of one row keep their commit order (a later tick, or a larger id);
+//   - positions a crash may lose are never handed out again (the reservation stays);
+//   - batches are read in pages bounded by bytes, whatever a tick holds;
+//   - secret columns are removed in the writer's transaction, never stored;
+//   - retention truncates whole capture tables, never deletes a change row;
+//   - idle, the service asks PostgreSQL at most once a second, and an unrung change
+//     is delivered within that second.
 package events
