@@ -19,6 +19,49 @@ type idleResult struct {
 	FDsBefore    int // server descriptors before the sockets opened
 	FDsOpen      int // with the sockets open
 	FDsAfter     int // 10 s after the clients dropped them without a close handshake
+	// The quiet service, before any socket: what it asks of PostgreSQL and
+	// how much CPU it and PostgreSQL use over QuietSecs.
+	QuietSecs    float64
+	QueriesPerS  float64 // transactions of the service's database per second
+	ServerCPUPct float64 // of one core
+	PGCPUPct     float64 // the whole PostgreSQL server, of one core
+}
+
+// quietWindow is how long the quiet service is watched, after it has had
+// quietSettle to stop polling fast (the sequencer stays warm 10 s after
+// the last change).
+const quietSettle, quietWindow = 15 * time.Second, 30 * time.Second
+
+// dbTransactions is the database's committed and rolled-back transactions so
+// far (PostgreSQL's statistics: every statement outside a transaction block is
+// one; a backend reports them when it goes idle, within a second).
+func dbTransactions(ctx context.Context, db *pgx.Conn) (int64, error) {
+	var n int64
+	err := db.QueryRow(ctx, `SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()`).Scan(&n)
+	return n, err
+}
+
+// quiet watches the service with nothing to do.
+func quiet(ctx context.Context, r *idleResult, srv *server, db *pgx.Conn) error {
+	postmaster := findPostmaster(ctx, db)
+	time.Sleep(quietSettle)
+	n0, err := dbTransactions(ctx, db)
+	if err != nil {
+		return fmt.Errorf("reading database statistics: %w", err)
+	}
+	c0, p0, t0 := procCPU(srv.pid), pgCPU(postmaster), time.Now()
+	time.Sleep(quietWindow)
+	n1, err := dbTransactions(ctx, db)
+	if err != nil {
+		return fmt.Errorf("reading database statistics: %w", err)
+	}
+	c1, p1 := procCPU(srv.pid), pgCPU(postmaster)
+	r.QuietSecs = time.Since(t0).Seconds()
+	r.QueriesPerS = float64(n1-n0-1) / r.QuietSecs // less the first reading itself
+	r.ServerCPUPct = 100 * (c1 - c0) / r.QuietSecs
+	r.PGCPUPct = 100 * (p1 - p0) / r.QuietSecs
+	logf("  quiet: %.2f queries/s, server %.2f %% of a core, PostgreSQL %.2f %% over %.0f s", r.QueriesPerS, r.ServerCPUPct, r.PGCPUPct, r.QuietSecs)
+	return nil
 }
 
 // settledRSS polls VmRSS until two successive readings 250 ms apart differ by
@@ -47,8 +90,11 @@ func settledRSS(pid int) int64 {
 	return prev
 }
 
-func idleMemory(ctx context.Context, o options, srv *server) (idleResult, error) {
+func idleMemory(ctx context.Context, o options, srv *server, db *pgx.Conn) (idleResult, error) {
 	r := idleResult{Sockets: o.idleSocks}
+	if err := quiet(ctx, &r, srv, db); err != nil {
+		return r, err
+	}
 	r.RSS0KiB = settledRSS(srv.pid)
 	r.FDsBefore = countFDs(srv.pid)
 	p := newPool(ctx, srv, "order_changes", false)

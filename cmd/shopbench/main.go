@@ -180,12 +180,12 @@ func run(o options) error {
 		}
 	}
 	if want["idle"] {
-		logf("scenario 3: idle memory (fresh server)")
+		logf("scenario 3: quiet service and idle memory (fresh server)")
 		srv.stop()
 		if srv, err = startServer(o.bin, dbURL); err != nil {
 			return err
 		}
-		rep.idle, err = idleMemory(ctx, o, srv)
+		rep.idle, err = idleMemory(ctx, o, srv, db)
 		if err != nil {
 			rep.errs = append(rep.errs, "idle memory: "+err.Error())
 			logf("idle memory: %v", err)

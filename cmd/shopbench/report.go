@@ -220,6 +220,9 @@ func (r *report) targets() [][3]string {
 		}
 		out = append(out, [3]string{"0 lost / 0 duplicated at every level", s, yesNo(lost == 0 && dups == 0)})
 	}
+	if r.idle.QuietSecs > 0 {
+		out = append(out, [3]string{"quiet service: ≤ 1 query/s, < 0.5 % of a core", fmt.Sprintf("%.2f queries/s, %.2f %%", r.idle.QueriesPerS, r.idle.ServerCPUPct), yesNo(r.idle.QueriesPerS <= 1 && r.idle.ServerCPUPct < 0.5)})
+	}
 	if r.idle.Sockets > 0 {
 		out = append(out, [3]string{fmt.Sprintf("idle memory ≤ 20 KiB per socket (%d sockets)", r.idle.Sockets), fmt.Sprintf("%.1f KiB", r.idle.PerSocketKiB), yesNo(r.idle.PerSocketKiB <= 20)})
 	}
@@ -288,6 +291,7 @@ func (r *report) idleSection(b *strings.Builder) {
 		p("Not run.\n\n")
 		return
 	}
+	p("**Quiet.** A freshly started server with no socket and no change, watched for %.0f s after %.0f s without any: **%.2f queries a second** to PostgreSQL (transactions of its database in `pg_stat_database`; target ≤ 1), the server's process **%.2f %%** of one core (target < 0.5 %%), the whole PostgreSQL server %.2f %%.\n\n", r.idle.QuietSecs, quietSettle.Seconds(), r.idle.QueriesPerS, r.idle.ServerCPUPct, r.idle.PGCPUPct)
 	p("A freshly started server; VmRSS after it settles (polled every 250 ms until stable within 1%% or 5 s) at 0 sockets, then with %d authenticated sockets each having received `connected` and subscribed to `order_changes` (opened in %.1f s, 200 at a time).\n\n", r.idle.Sockets, r.idle.OpenSecs)
 	p("| sockets | server RSS | per socket | target ≤ 20 KiB |\n|---:|---:|---:|---|\n")
 	p("| 0 | %.1f MiB | | |\n", float64(r.idle.RSS0KiB)/1024)

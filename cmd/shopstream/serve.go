@@ -141,7 +141,7 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 	s.sequencer = events.NewSequencer(func(ctx context.Context) (events.SequencerConn, error) {
 		return db.ConnectSequencer(ctx, cfg.Tables)
 	}, events.SequencerConfig{Columns: columns(cfg), Retention: cfg.Retention, PruneEvery: cfg.PruneEvery,
-		Limits: events.Limits{MaxBytes: cfg.MaxEventBytes}}, log.With("component", "sequencer"))
+		IdlePoll: cfg.IdlePoll, Limits: events.Limits{MaxBytes: cfg.MaxEventBytes}}, log.With("component", "sequencer"))
 	s.sequencer.OnCommit(s.listener.Offer)
 	s.tables = &tableWatch{db: db, tables: cfg.Tables, interval: cfg.TableCheck, log: log.With("component", "tables")}
 	s.store = pgxstore.NewWithCleanupInterval(db.Pool, 30*time.Second)

@@ -20,8 +20,8 @@
 // # One sequencer gives positions
 //
 // Every instance runs a Sequencer, but only the holder of a session advisory lock
-// works; when its connection dies the lock is released and another instance takes
-// over at its next attempt (every second). The leader moves committed inbox rows
+// works; the others wait for the lock inside PostgreSQL, so when the leader's
+// connection dies another instance takes over at once. The leader moves committed inbox rows
 // into shopstream.events in one transaction at a time, holding the row lock of
 // shopstream.log_state: positions increase, and a batch commits only after the
 // previous one is visible. So a reader

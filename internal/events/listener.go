@@ -48,7 +48,7 @@ type Listener struct {
 
 // NewListener returns a listener that connects with dial.
 func NewListener(dial func(context.Context) (ListenConn, error), sink Sink, log *slog.Logger) *Listener {
-	return &Listener{dial: dial, sink: sink, log: log, idle: 2 * time.Second, batch: 2000}
+	return &Listener{dial: dial, sink: sink, log: log, idle: 30 * time.Second, batch: 2000}
 }
 
 // OnSessionSignal sets fn to receive each shopstream_sessions payload. A

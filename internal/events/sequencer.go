@@ -9,7 +9,10 @@ import (
 
 // SequencerConn is the sequencer's dedicated database connection.
 type SequencerConn interface {
-	TryLead(ctx context.Context) (bool, error)
+	// Lead waits until this connection holds the election lock (a follower
+	// waits inside PostgreSQL, sending nothing, and is granted the lock the
+	// moment the leader's session ends).
+	Lead(ctx context.Context) error
 	// BeginTerm starts an elected sequencer's work after every position its
 	// predecessors may have handed out (see the package documentation) and
 	// returns that position.
@@ -42,8 +45,14 @@ type SequencerConfig struct {
 	Gap        time.Duration // pause after a large batch, so that batches grow under load (default 3ms)
 	Busy       int           // a batch of at least this many rows counts as load (default 8)
 	MinPoll    time.Duration // first poll period once idle (default 1ms)
-	MaxPoll    time.Duration // poll period when idle (default 20ms)
-	Elect      time.Duration // how often a follower tries to lead (default 1s)
+	MaxPoll    time.Duration // poll period while changes flow (default 20ms)
+	// Warm is how long after the last change the poll stays at most MaxPoll
+	// (default 10s); after it, the sequencer polls every IdlePoll (default 2s),
+	// so that a quiet service sends next to no queries. A change whose writer
+	// did not ring the doorbell waits at most MaxPoll while changes flow and
+	// IdlePoll after a quiet spell.
+	Warm     time.Duration
+	IdlePoll time.Duration
 	// VacuumEvery is how often, while rows flow, the sequencer vacuums the
 	// inbox itself (default 2s): every batch scans the inbox from its oldest
 	// entry, and the rows it deleted stay in the index until a vacuum, which
@@ -86,8 +95,11 @@ func NewSequencer(dial func(context.Context) (SequencerConn, error), cfg Sequenc
 	if cfg.PruneEvery <= 0 {
 		cfg.PruneEvery = time.Minute
 	}
-	if cfg.Elect <= 0 {
-		cfg.Elect = time.Second
+	if cfg.Warm <= 0 {
+		cfg.Warm = 10 * time.Second
+	}
+	if cfg.IdlePoll <= 0 {
+		cfg.IdlePoll = 2 * time.Second
 	}
 	if cfg.VacuumEvery <= 0 {
 		cfg.VacuumEvery = 2 * time.Second
@@ -135,17 +147,8 @@ func (s *Sequencer) Run(ctx context.Context) {
 }
 
 func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
-	for {
-		ok, err := conn.TryLead(ctx)
-		if err != nil {
-			return err
-		}
-		if ok {
-			break
-		}
-		if _, err := conn.Wait(ctx, s.cfg.Elect); err != nil {
-			return err
-		}
+	if err := conn.Lead(ctx); err != nil {
+		return err
 	}
 	start, err := conn.BeginTerm(ctx)
 	if err != nil {
@@ -159,6 +162,7 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 	s.leading.Store(true)
 	s.log.Info("sequencer elected: this instance orders the event log")
 	poll := s.cfg.MinPoll
+	lastChange := time.Now()
 	var lastPrune, lastVacuum time.Time
 	consumed := 0 // inbox rows deleted since the last vacuum
 	peek := true  // an idle poll first checks cheaply whether the inbox has rows
@@ -211,16 +215,31 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 			peek = false
 			continue
 		}
-		if n > 0 {
-			poll = s.cfg.MinPoll // more may follow soon: poll briefly, a ring wakes at once
-		} else if poll = poll * 2; poll > s.cfg.MaxPoll {
-			poll = s.cfg.MaxPoll
-		}
+		poll = s.nextPoll(poll, n > 0, &lastChange)
 		rang, err := conn.Wait(ctx, poll)
 		if err != nil {
 			return err
 		}
 		peek = !rang // a ring means rows; a timeout may well mean none
+	}
+}
+
+// nextPoll is the wait before the next look at the inbox: short right after a
+// change (more may follow soon; a ring wakes the sequencer at once anyway),
+// doubling up to MaxPoll while changes flow, and IdlePoll once none came for
+// Warm.
+func (s *Sequencer) nextPoll(poll time.Duration, changed bool, lastChange *time.Time) time.Duration {
+	now := time.Now()
+	switch {
+	case changed:
+		*lastChange = now
+		return s.cfg.MinPoll
+	case now.Sub(*lastChange) > s.cfg.Warm:
+		return s.cfg.IdlePoll
+	case poll*2 > s.cfg.MaxPoll:
+		return s.cfg.MaxPoll
+	default:
+		return poll * 2
 	}
 }
 

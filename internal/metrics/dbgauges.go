@@ -19,12 +19,12 @@ type dbGauges struct {
 	timeout time.Duration
 	log     *slog.Logger
 
-	mu                  sync.Mutex
-	backlogOK, notifyOK bool
-	backlog             int64
-	age                 time.Duration
-	notify              float64
-	updated             time.Time // when the last read that succeeded whole began
+	mu      sync.Mutex
+	ok      bool // the last read succeeded
+	backlog int64
+	age     time.Duration
+	notify  float64
+	updated time.Time // when the last read that succeeded began
 }
 
 // RunDB reads the database gauges every interval until ctx ends.
@@ -52,19 +52,14 @@ func (g *dbGauges) refresh(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	began := time.Now() // the values are as of then, or later
-	n, age, berr := g.src.InboxBacklog(ctx)
-	if berr != nil && ctx.Err() == nil {
-		g.log.Warn("metrics: reading inbox backlog", "err", berr)
-	}
-	u, nerr := g.src.NotifyQueueUsage(ctx)
-	if nerr != nil && ctx.Err() == nil {
-		g.log.Warn("metrics: reading notify queue usage", "err", nerr)
+	n, age, u, err := g.src.Gauges(ctx)
+	if err != nil && ctx.Err() == nil {
+		g.log.Warn("metrics: reading the database gauges", "err", err)
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.backlogOK, g.notifyOK = berr == nil, nerr == nil
-	g.backlog, g.age, g.notify = n, age, u
-	if berr == nil && nerr == nil {
+	if g.ok = err == nil; g.ok {
+		g.backlog, g.age, g.notify = n, age, u
 		g.updated = began
 	}
 }
@@ -72,11 +67,9 @@ func (g *dbGauges) refresh(ctx context.Context) {
 func (g *dbGauges) collect(ch chan<- prometheus.Metric) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.backlogOK {
+	if g.ok {
 		ch <- prometheus.MustNewConstMetric(backlogDesc, prometheus.GaugeValue, float64(g.backlog))
 		ch <- prometheus.MustNewConstMetric(ageDesc, prometheus.GaugeValue, g.age.Seconds())
-	}
-	if g.notifyOK {
 		ch <- prometheus.MustNewConstMetric(notifyDesc, prometheus.GaugeValue, g.notify)
 	}
 	if !g.updated.IsZero() {

@@ -13,16 +13,11 @@ import (
 )
 
 // countingDB answers the gauge queries and counts them.
-type countingDB struct{ backlog, notify atomic.Int64 }
+type countingDB struct{ queries atomic.Int64 }
 
-func (d *countingDB) InboxBacklog(context.Context) (int64, time.Duration, error) {
-	d.backlog.Add(1)
-	return 7, 3 * time.Second, nil
-}
-
-func (d *countingDB) NotifyQueueUsage(context.Context) (float64, error) {
-	d.notify.Add(1)
-	return 0.25, nil
+func (d *countingDB) Gauges(context.Context) (int64, time.Duration, float64, error) {
+	d.queries.Add(1)
+	return 7, 3 * time.Second, 0.25, nil
 }
 
 // TestScrapesRunNoQueries: the database gauges are read once at start and then
@@ -52,7 +47,7 @@ func TestScrapesRunNoQueries(t *testing.T) {
 			}
 		}
 	}
-	if b, n := db.backlog.Load(), db.notify.Load(); b != 1 || n != 1 {
-		t.Errorf("100 scrapes after one refresh ran %d backlog and %d notify queries, want 1 and 1", b, n)
+	if n := db.queries.Load(); n != 1 {
+		t.Errorf("100 scrapes after one refresh ran %d gauge queries, want 1", n)
 	}
 }

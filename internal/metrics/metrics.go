@@ -28,8 +28,9 @@ type Sources struct {
 
 // DBStats reads the database-side gauges.
 type DBStats interface {
-	InboxBacklog(ctx context.Context) (n int64, oldest time.Duration, err error)
-	NotifyQueueUsage(ctx context.Context) (float64, error)
+	// Gauges returns the inbox backlog (rows, age of the oldest) and
+	// pg_notification_queue_usage(), in one query.
+	Gauges(ctx context.Context) (backlog int64, oldest time.Duration, notify float64, err error)
 }
 
 // Metrics holds the collectors.

@@ -47,21 +47,28 @@ func (db *DB) ConnectSequencer(ctx context.Context, tables []config.Table) (*Seq
 	if err != nil {
 		return nil, err
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{inboxChannel}.Sanitize()); err != nil {
-		_ = conn.Close(ctx)
-		return nil, fmt.Errorf("listening for the inbox: %w", err)
-	}
 	return &SequencerConn{conn: conn, tables: newTableCheck(tables)}, nil
 }
 
-// TryLead tries to become the sequencer. The lock is held until the connection
-// closes, so a dead sequencer's successor is elected as soon as PostgreSQL notices.
-func (s *SequencerConn) TryLead(ctx context.Context) (bool, error) {
-	var ok bool
-	if err := s.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", int64(sequencerLockKey)).Scan(&ok); err != nil {
-		return false, fmt.Errorf("trying the sequencer lock: %w", err)
+// Lead waits for the election lock, then listens for the writers' doorbell (a
+// follower does not listen: it would only pile up rings it never reads). The
+// wait is one statement that PostgreSQL answers when the lock is granted, i.e.
+// as soon as the leader's session ends; the role's timeouts must not end it.
+// The lock is held until the connection closes. client_connection_check_interval
+// lets a waiting backend whose client went away (shutdown, a dropped link) leave
+// the lock queue at once rather than take the lock, find the socket closed and
+// only then release it.
+func (s *SequencerConn) Lead(ctx context.Context) error {
+	if _, err := s.conn.Exec(ctx, "SET statement_timeout = 0; SET lock_timeout = 0; SET client_connection_check_interval = '1s'"); err != nil {
+		return fmt.Errorf("preparing to wait for the sequencer lock: %w", err)
 	}
-	return ok, nil
+	if _, err := s.conn.Exec(ctx, "SELECT pg_advisory_lock($1)", int64(sequencerLockKey)); err != nil {
+		return fmt.Errorf("waiting for the sequencer lock: %w", err)
+	}
+	if _, err := s.conn.Exec(ctx, "LISTEN "+pgx.Identifier{inboxChannel}.Sanitize()); err != nil {
+		return fmt.Errorf("listening for the inbox: %w", err)
+	}
+	return nil
 }
 
 // BeginTerm starts the work of a newly elected sequencer: positions go on after
@@ -506,6 +513,18 @@ func (db *DB) InboxBacklog(ctx context.Context) (int64, time.Duration, error) {
 		return 0, 0, fmt.Errorf("reading inbox backlog: %w", err)
 	}
 	return n, time.Duration(age * float64(time.Second)), nil
+}
+
+// Gauges reads, in one query, what InboxBacklog and NotifyQueueUsage read (the
+// metrics' timer runs it: one query where there were two).
+func (db *DB) Gauges(ctx context.Context) (backlog int64, oldest time.Duration, notify float64, err error) {
+	var age float64
+	err = db.Pool.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0), pg_notification_queue_usage()
+		FROM (SELECT created_at FROM shopstream.inbox ORDER BY id LIMIT 1000000) b`).Scan(&backlog, &age, &notify)
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("reading inbox backlog and notification queue usage: %w", err)
+	}
+	return backlog, time.Duration(age * float64(time.Second)), notify, nil
 }
 
 // NotifyQueueUsage returns pg_notification_queue_usage().
