@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	appsv1 "k8s.io/api/apps/v1"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -25,6 +26,7 @@ import (
 
 	"github.com/shopstream/shopstream/internal/config"
 	"github.com/shopstream/shopstream/internal/pgtest"
+	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
 const kubeDir = "../../deploy/kubernetes"
@@ -254,7 +256,7 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 
-	// Probes on the real port and endpoints (TestKubernetesProbes requests them).
+	// Probes on the real port and endpoints (TestKubernetesPod requests them).
 	for name, p := range map[string]*corev1.Probe{"readiness": c.ReadinessProbe, "liveness": c.LivenessProbe} {
 		want := map[string]string{"readiness": "/readyz", "liveness": "/healthz"}[name]
 		if p == nil || p.HTTPGet == nil {
@@ -385,12 +387,15 @@ func checkIngress(t *testing.T, m manifests, cfg config.Config, svcPort *corev1.
 	}
 }
 
-// TestKubernetesProbes runs what the manifests run: the migrate Job's command
-// on an empty database, then the Deployment's server with the ConfigMap's and
-// the Secret's environment (the database and the two listening addresses
-// replaced by the test's), and requests the probes as the kubelet does (Host:
-// the pod's address) and the metrics the scrape annotations point at.
-func TestKubernetesProbes(t *testing.T) {
+// TestKubernetesPod runs what the manifests run: the migrate Job's command on
+// an empty database, then the Deployment's server with the ConfigMap's and the
+// Secret's environment (the database and the two listening addresses replaced
+// by the test's). It requests the probes as the kubelet does (Host: the pod's
+// address) and the metrics the scrape annotations point at, opens a socket as
+// a browser behind the ingress would (PUBLIC_URL's host and origin), and stops
+// the server as SIGTERM after preStop does: the socket gets 1001, and the stop
+// ends within the grace period left after preStop.
+func TestKubernetesPod(t *testing.T) {
 	t.Parallel()
 	m := loadManifests(t)
 	c := m.deploy.Spec.Template.Spec.Containers[0]
@@ -447,4 +452,57 @@ func TestKubernetesProbes(t *testing.T) {
 	if code := probe(s.URL, "/api/auth/me", podHost); code != http.StatusMisdirectedRequest {
 		t.Errorf("GET /api/auth/me with Host %s: %d, want 421", podHost, code)
 	}
+
+	ws := publicSocket(t, s, pub)
+	ws.subscribe("order_changes")
+	grace := time.Duration(*m.deploy.Spec.Template.Spec.TerminationGracePeriodSeconds)*time.Second -
+		time.Duration(c.Lifecycle.PreStop.Sleep.Seconds)*time.Second
+	stopped := make(chan time.Duration, 1)
+	start := time.Now()
+	go func() {
+		s.Stop(t)
+		stopped <- time.Since(start)
+	}()
+	if code, reason := ws.expectClose(); code != websocket.StatusGoingAway {
+		t.Errorf("the socket closed with %d %q at shutdown, want 1001", code, reason)
+	}
+	if took := waitfor.Receive(t, "Stop", stopped); took >= grace {
+		t.Errorf("the server took %v to stop; the grace left after preStop is %v", took, grace)
+	}
+}
+
+// publicSocket logs in and opens a socket as a browser on PUBLIC_URL does
+// through the ingress: Host and Origin are the public URL's, and the Secure
+// cookie is sent although the hop to the pod is plain HTTP.
+func publicSocket(t *testing.T, s *testServer, pub *url.URL) *wsClient {
+	t.Helper()
+	createAdmin(t, s.DBURL, "ops@example.com", "admin")
+	body := strings.NewReader(`{"email":"ops@example.com","password":"` + testPassword + `"}`)
+	req, err := http.NewRequest(http.MethodPost, s.URL+"/api/auth/login", body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = pub.Host
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Origin", pub.Scheme+"://"+pub.Host)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || len(resp.Cookies()) == 0 {
+		t.Fatalf("login through the public host: %d, cookies %v", resp.StatusCode, resp.Cookies())
+	}
+	h := http.Header{"Origin": {pub.Scheme + "://" + pub.Host}}
+	for _, ck := range resp.Cookies() {
+		if !ck.Secure {
+			t.Errorf("cookie %s is not Secure in production", ck.Name)
+		}
+		h.Add("Cookie", ck.Name+"="+ck.Value)
+	}
+	w := dialRaw(t, s, http.DefaultClient, &websocket.DialOptions{Host: pub.Host, HTTPHeader: h})
+	if msg := w.read(); msg["type"] != "connected" {
+		t.Fatalf("first message: %v", msg)
+	}
+	return w
 }
