@@ -22,6 +22,7 @@ help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build .bin/shopstream (and the dev database helper)
+	@echo "building shopstream (the first build fetches modules, can take 2 minutes)..."
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/shopstream
 	$(GO) build -o $(DEVDB) ./cmd/devdb
 
