@@ -25,10 +25,21 @@ import (
 // printed and SHOPSTREAM_URL set to where it listens.
 func TestReadmeWalkthrough(t *testing.T) {
 	t.Parallel()
-	for _, tool := range []string{"bash", "curl", "psql", "node", "go"} {
-		if _, err := osexec.LookPath(tool); err != nil {
-			t.Fatalf("the README walkthrough needs %s in PATH (make deps installs Node and Chromium; psql: apt-get install postgresql-client): %v", tool, err)
+	var path []string // PATH for the walkthrough: psql from PG_BINDIR (devdb) when PATH has none
+	if _, err := osexec.LookPath("psql"); err != nil {
+		bin := os.Getenv("PG_BINDIR")
+		if _, serr := os.Stat(filepath.Join(bin, "psql")); bin == "" || serr != nil {
+			t.Fatalf("the README walkthrough needs psql in PATH or in PG_BINDIR (Debian: apt-get install postgresql-client): %v", err)
 		}
+		path = []string{"PATH=" + bin + string(os.PathListSeparator) + os.Getenv("PATH")}
+	}
+	for _, tool := range []string{"bash", "curl", "node", "go"} {
+		if _, err := osexec.LookPath(tool); err != nil {
+			t.Fatalf("the README walkthrough needs %s in PATH (make deps installs what it can): %v", tool, err)
+		}
+	}
+	if v := runShell(t, "/", nil, `node -p 'process.versions.node'`); !nodeHasWebSocket(strings.TrimSpace(v)) {
+		t.Fatalf("the README walkthrough needs Node.js 20.10 or later (its WebSocket), found %s", v)
 	}
 	blocks := walkthroughBlocks(t, "../../README.md")
 	dir := t.TempDir()
@@ -36,18 +47,18 @@ func TestReadmeWalkthrough(t *testing.T) {
 	dev := startDevServer(t, dir, pgtest.NewEmptyDB(t))
 
 	// The psql line serve printed works as it is, for root and for others.
-	if got := runShell(t, dir, nil, dev.psql+" -X -At -c 'SELECT current_user'"); strings.TrimSpace(got) != "postgres" {
+	if got := runShell(t, dir, path, dev.psql+" -X -At -c 'SELECT current_user'"); strings.TrimSpace(got) != "postgres" {
 		t.Errorf("the printed psql command logs in as %q, want postgres", got)
 	}
 	if os.Geteuid() == 0 {
-		got := runShell(t, "/", nil, "setpriv --reuid=65534 --regid=65534 --clear-groups "+dev.psql+" -X -At -c 'SELECT current_user'")
+		got := runShell(t, "/", path, "setpriv --reuid=65534 --regid=65534 --clear-groups "+dev.psql+" -X -At -c 'SELECT current_user'")
 		if strings.TrimSpace(got) != "postgres" {
 			t.Errorf("the printed psql command, as user nobody, logs in as %q, want postgres", got)
 		}
 	}
 
 	script := "set -euo pipefail\n" + strings.Join(blocks, "\n")
-	out := runShell(t, dir, []string{"DATABASE_URL=" + dev.databaseURL, "SHOPSTREAM_URL=" + dev.url}, script)
+	out := runShell(t, dir, append(path, "DATABASE_URL="+dev.databaseURL, "SHOPSTREAM_URL="+dev.url), script)
 	user := regexp.MustCompile(`(?m)^\{"user":\{"id":1,"email":"admin@shopstream.local","name":"Development Admin","role":"admin"\}\}\nHTTP 200$`)
 	if n := len(user.FindAllString(out, -1)); n != 2 {
 		t.Errorf("walkthrough: want the login and /api/auth/me to answer 200 with the user, found %d such answers", n)
@@ -66,6 +77,16 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if t.Failed() {
 		t.Logf("walkthrough output:\n%s\nserver log:\n%s", out, dev.log.String())
 	}
+}
+
+// nodeHasWebSocket reports whether Node.js version v (20.10.0) has a
+// WebSocket, with --experimental-websocket before 22.
+func nodeHasWebSocket(v string) bool {
+	var major, minor int
+	if _, err := fmt.Sscanf(v, "%d.%d", &major, &minor); err != nil {
+		return false
+	}
+	return major > 20 || major == 20 && minor >= 10
 }
 
 // walkthroughBlocks returns the ```sh blocks between the walkthrough markers.
