@@ -68,6 +68,10 @@ func TestReadmeWalkthrough(t *testing.T) {
 		{"the socket gets the UPDATE", `(?m)^\{"type":"event","id":"\d+","channel":"order_changes","event":"order:updated",.*"changed_fields":\{"status":"shipped","notes":"packed at [0-9:]+"\}\},"previous":\{"status":"pending","notes":null\},"actor":"warehouse-sync"`},
 		{"tail catches up with the product change", `(?m)^\d+ \S+ product:updated id=2 stock: 40 → 39 \(actor storefront\)$`},
 		{"admin list shows the development admin", `(?m)^1\s+admin@shopstream.local\s+Development Admin\s+admin\s+false`},
+		{"doctor finds the database ready", `(?m)^OK +sequencer +an instance orders the event log`},
+	}
+	if strings.Contains(out, "\nWARN ") || strings.Contains(out, "\nFAIL ") {
+		t.Errorf("walkthrough: doctor found something on make run's database")
 	}
 	for _, c := range checks {
 		if !regexp.MustCompile(c.pattern).MatchString(out) {
