@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"net/url"
 	"regexp"
 	"strings"
@@ -20,16 +21,19 @@ import (
 // printed and its exit code.
 func runDoctor(t *testing.T, dbURL string) (string, int) {
 	t.Helper()
+	return runWithEnv(t, map[string]string{"DATABASE_URL": dbURL}, "doctor")
+}
+
+// runWithEnv runs one shopstream command with exactly the environment env
+// and returns what it printed on stdout and its exit code (1 when doctor
+// reported a failed check; any other error fails the test).
+func runWithEnv(t *testing.T, env map[string]string, args ...string) (string, int) {
+	t.Helper()
 	var out, errOut bytes.Buffer
-	getenv := func(k string) string {
-		if k == "DATABASE_URL" {
-			return dbURL
-		}
-		return ""
-	}
-	err := run(context.Background(), []string{"doctor"}, getenv, strings.NewReader(""), &out, &errOut)
-	if err != nil && !strings.Contains(err.Error(), "some checks failed") {
-		t.Fatalf("shopstream doctor: %v\n%s%s", err, out.String(), errOut.String())
+	getenv := func(k string) string { return env[k] }
+	err := run(context.Background(), args, getenv, strings.NewReader(""), &out, &errOut)
+	if err != nil && !errors.Is(err, errDoctorFailed) {
+		t.Fatalf("shopstream %v: %v\n%s%s", args, err, out.String(), errOut.String())
 	}
 	code := 0
 	if err != nil {
@@ -201,4 +205,51 @@ func randomHex(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return hex.EncodeToString(b)
+}
+
+// A database shopstream was never migrated into fails the migrations and
+// every configured table, and doctor still reports the server's own checks.
+func TestDoctorUnmigratedDatabase(t *testing.T) {
+	t.Parallel()
+	out, code := runDoctor(t, pgtest.NewEmptyDB(t))
+	if code != 1 {
+		t.Errorf("doctor exited %d, want 1:\n%s", code, out)
+	}
+	for check, want := range map[string]string{
+		"migrations":          `^FAIL +migrations +schema shopstream is not there: run shopstream migrate$`,
+		"table public.orders": `^FAIL +table public.orders +\(order\) does not exist: check the name in TABLES, or create the table and run shopstream migrate$`,
+		"notify queue":        `^OK +notify queue `,
+		"two-phase commit":    `^OK +two-phase commit `,
+	} {
+		if _, line := doctorLine(t, out, check); !regexp.MustCompile(want).MatchString(line) {
+			t.Errorf("want %s, got %s", want, line)
+		}
+	}
+}
+
+// A partitioned table needs the TRUNCATE trigger on every partition too
+// (PostgreSQL does not clone statement triggers): doctor names the partition.
+func TestDoctorPartitionWithoutTruncateTrigger(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewEmptyDB(t)
+	conn := appConn(t, db, "operator")
+	exec(t, conn, `CREATE TABLE public.sales (id bigint, region text, total numeric, PRIMARY KEY (id, region)) PARTITION BY LIST (region)`)
+	exec(t, conn, `CREATE TABLE public.sales_eu PARTITION OF public.sales FOR VALUES IN ('eu')`)
+	exec(t, conn, `CREATE TABLE public.sales_us PARTITION OF public.sales FOR VALUES IN ('us')`)
+	env := map[string]string{"DATABASE_URL": db, "TABLES": "order=public.sales"}
+	if out, code := runWithEnv(t, env, "migrate"); code != 0 || !strings.Contains(out, "table public.sales (order): attached") {
+		t.Fatalf("migrate exited %d:\n%s", code, out)
+	}
+	if out, code := runWithEnv(t, env, "doctor"); code != 0 {
+		t.Fatalf("doctor exited %d on a migrated partitioned table:\n%s", code, out)
+	}
+	exec(t, conn, `DROP TRIGGER shopstream_capture_trunc ON public.sales_us`)
+	out, code := runWithEnv(t, env, "doctor")
+	if code != 1 {
+		t.Errorf("doctor exited %d, want 1:\n%s", code, out)
+	}
+	want := `^FAIL +table public.sales +\(order\) lacks shopstream_capture_trunc on partition public.sales_us: run shopstream migrate$`
+	if _, line := doctorLine(t, out, "table public.sales"); !regexp.MustCompile(want).MatchString(line) {
+		t.Errorf("want %s, got %s", want, line)
+	}
 }

@@ -163,6 +163,8 @@ func (db *DB) checkTables(ctx context.Context, o DoctorOptions) []Check {
 		switch {
 		case err != nil:
 			out = append(out, fail(name, "(%s) cannot be checked: %v", t.Entity, err))
+		case problems == nil:
+			out = append(out, fail(name, "(%s) does not exist: check the name in TABLES, or create the table and run shopstream migrate", t.Entity))
 		case len(problems) > 0:
 			out = append(out, fail(name, "(%s) %s: run shopstream migrate", t.Entity, strings.Join(problems, "; ")))
 		default:
@@ -172,13 +174,14 @@ func (db *DB) checkTables(ctx context.Context, o DoctorOptions) []Check {
 	return out
 }
 
+// tableProblems lists what the table lacks; nil when it does not exist.
 func (db *DB) tableProblems(ctx context.Context, t config.Table, replica bool) ([]string, error) {
 	var oid *uint32
 	if err := db.Pool.QueryRow(ctx, "SELECT to_regclass($1)::oid", t.Name).Scan(&oid); err != nil {
 		return nil, err
 	}
 	if oid == nil {
-		return []string{"does not exist"}, nil
+		return nil, nil
 	}
 	rows, err := db.Pool.Query(ctx, `SELECT r.oid, format('%I.%I', n.nspname, r.relname), g.name,
 			t.tgname IS NOT NULL, coalesce(t.tgenabled::text, ''),
@@ -197,7 +200,7 @@ func (db *DB) tableProblems(ctx context.Context, t config.Table, replica bool) (
 	if replica {
 		want = "A"
 	}
-	var problems []string
+	problems := []string{}
 	for rows.Next() {
 		var relid uint32
 		var rel, trigger, enabled string
