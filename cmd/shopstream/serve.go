@@ -84,6 +84,10 @@ func devSetup(ctx context.Context, e env, db *postgres.DB, cfg config.Config) er
 	return printDatabase(ctx, e, db, cfg.DatabaseURL)
 }
 
+// shutdownTimeout bounds a graceful shutdown: closing the sockets with 1001,
+// then the HTTP server. deploy/kubernetes's termination grace covers it.
+const shutdownTimeout = 8 * time.Second
+
 // server is everything serve wires together.
 type server struct {
 	cfg       config.Config
@@ -161,6 +165,7 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 		Reconnects:     func() float64 { return float64(s.listener.Reconnects()) },
 		Unattached:     func() float64 { return float64(len(s.tables.Problems())) },
 		Leader:         s.sequencer.Leading,
+		ListenerUp:     s.listener.Connected,
 		DB:             db,
 		DBQueryTimeout: 2 * time.Second,
 	}, log)
@@ -234,7 +239,7 @@ func (s *server) run(ctx context.Context, e env, srv *http.Server, ln net.Listen
 	}
 	s.log.Info("shutting down")
 	s.draining.Store(true)
-	shutCtx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	go func() { _ = srv.Shutdown(shutCtx) }()
 	s.hub.Shutdown()
