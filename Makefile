@@ -16,12 +16,13 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 CLIENT  := web/client
 TSC     := $(CLIENT)/node_modules/.bin/tsc
 
-.PHONY: help build run test suite stress-test check typecheck deps fuzz bench clean
+.PHONY: help build run test suite stress-test check typecheck deps test-tools fuzz bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build .bin/shopstream (and the dev database helper)
+	@echo "building shopstream (the first build fetches modules, can take 2 minutes)..."
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/shopstream
 	$(GO) build -o $(DEVDB) ./cmd/devdb
 
@@ -50,18 +51,30 @@ typecheck: $(TSC) ## tsc --strict over the browser client's type fixture (web/cl
 	$(TSC) -p $(CLIENT)/typecheck/tsconfig.bundler.json
 
 # npm ci installs the locked TypeScript when it is missing or the lock changed.
-$(TSC): $(CLIENT)/package-lock.json
-	@command -v npm >/dev/null 2>&1 || { echo "the client's type check needs npm (Node.js 18+): install nodejs and npm"; exit 1; }
+$(TSC): $(CLIENT)/package-lock.json | test-tools
 	cd $(CLIENT) && npm ci --no-audit --no-fund
 	@touch $@
 
-deps: $(TSC) ## install what the tests need and the machine lacks (Debian: chromium for the dashboard test; TypeScript from npm)
+# Node.js 20.10+ with npm (the client's tests and type check, the README
+# walkthrough's socket), curl and psql (the walkthrough): installed with
+# apt-get as root on Debian/Ubuntu when missing, else named.
+test-tools:
+	@missing=""; for t in node:nodejs npm:npm curl:curl psql:postgresql-client; do \
+		command -v $${t%%:*} >/dev/null 2>&1 || missing="$$missing $${t#*:}"; done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+			echo "installing$$missing (Debian packages) for the tests"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else echo "the tests need:$$missing (Node.js 20.10 or later)"; exit 1; fi; fi
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 10) ? 0 : 1)' || { \
+		echo "Node.js $$(node --version) is too old: the tests need 20.10 or later (its WebSocket); install one from nodejs.org"; exit 1; }
+
+deps: $(TSC) test-tools ## install what the tests need and the machine lacks (Debian, as root: chromium, nodejs, npm, curl, postgresql-client; TypeScript from npm)
 	@command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing chromium (Debian package) for the dashboard test"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 		else echo "the dashboard test needs Chromium: install the chromium package"; exit 1; fi; }
-	@command -v node >/dev/null 2>&1 || { echo "the client tests need Node.js 18+: install nodejs"; exit 1; }
 
 fuzz: build ## run each fuzz target for FUZZTIME (default 20s)
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $${FUZZTIME:-20s} ./internal/wsapi

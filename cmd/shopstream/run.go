@@ -53,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = cmdAdmin(ctx, e, rest)
 	case "tail":
 		err = cmdTail(ctx, e, rest)
+	case "doctor":
+		err = cmdDoctor(ctx, e, rest)
 	case "version":
 		fmt.Fprintln(stdout, "shopstream", version)
 		return nil
@@ -81,7 +83,8 @@ Commands:
   admin enable         --email E
   admin passwd         --email E [--password P | password on stdin]
   admin role           --email E --role R
-  tail                 --email E [--url U] [--channel C]... [--json]  print events live (tail --help)
+  tail                 --email E [--url U] [--channel C]... [--since ID] [--count N] [--json]  print events (tail --help)
+  doctor               check the database before going live: triggers, privileges, NOTIFY queue, backlog
   version              print the version
 
 Every command reads its settings from the environment:

@@ -81,7 +81,7 @@ func devSetup(ctx context.Context, e env, db *postgres.DB, cfg config.Config) er
 		return fmt.Errorf("looking up development admin: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "development login: %s / %s\n", devEmail, devPassword)
-	return nil
+	return printDatabase(ctx, e, db, cfg.DatabaseURL)
 }
 
 // shutdownTimeout bounds a graceful shutdown: closing the sockets with 1001,
