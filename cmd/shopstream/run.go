@@ -53,6 +53,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = cmdAdmin(ctx, e, rest)
 	case "tail":
 		err = cmdTail(ctx, e, rest)
+	case "health":
+		err = cmdHealth(ctx, e, rest)
 	case "version":
 		fmt.Fprintln(stdout, "shopstream", version)
 		return nil
@@ -82,6 +84,7 @@ Commands:
   admin passwd         --email E [--password P | password on stdin]
   admin role           --email E --role R
   tail                 --email E [--url U] [--channel C]... [--json]  print events live (tail --help)
+  health [--ready]     GET /healthz (--ready: /readyz) on LISTEN_ADDR; exit 0 when 200 (container health check)
   version              print the version
 
 Every command reads its settings from the environment:
