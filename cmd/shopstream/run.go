@@ -20,6 +20,13 @@ type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
 
+// loggedError is an error the command has already logged (as JSON, with
+// LOG_FORMAT=json): main exits with its code without printing it again.
+type loggedError struct{ err error }
+
+func (e *loggedError) Error() string { return e.err.Error() }
+func (e *loggedError) Unwrap() error { return e.err }
+
 func exitCode(err error) int {
 	var ue *usageError
 	if errors.As(err, &ue) {
@@ -117,7 +124,18 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "json" {
+		opts.ReplaceAttr = durationsInMillis
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// durationsInMillis writes a time.Duration as a number of milliseconds under
+// its key with "_ms" appended ("duration": 1.5ms becomes "duration_ms": 1.5):
+// slog's JSON handler would write nanoseconds, a unit nobody reads.
+func durationsInMillis(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() != slog.KindDuration {
+		return a
+	}
+	return slog.Float64(a.Key+"_ms", float64(a.Value.Duration().Microseconds())/1000)
 }

@@ -57,6 +57,9 @@ type Deps struct {
 func New(d Deps) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	// echo's own warnings (a response already committed) go through slog.
+	e.Logger.SetHeader("${short_file}:${line}")
+	e.Logger.SetOutput(slog.NewLogLogger(d.Log.With("component", "echo").Handler(), slog.LevelWarn).Writer())
 	e.IPExtractor = echo.ExtractIPDirect()
 	if d.TrustProxy {
 		// Only the configured proxies: echo's defaults would also believe any
