@@ -12,9 +12,6 @@ import (
 	"github.com/shopstream/shopstream/internal/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // usageError is a command line mistake: exit code 2.
 type usageError struct{ msg string }
 
@@ -63,7 +60,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	case "health":
 		err = cmdHealth(ctx, e, rest)
 	case "version":
-		fmt.Fprintln(stdout, "shopstream", version)
+		printVersion(stdout)
 		return nil
 	case "help", "-h", "--help":
 		usage(stdout)
@@ -92,7 +89,7 @@ Commands:
   admin role           --email E --role R
   tail                 --email E [--url U] [--channel C]... [--json]  print events live (tail --help)
   health [--ready]     GET /healthz (--ready: /readyz) on LISTEN_ADDR; exit 0 when 200 (container health check)
-  version              print the version
+  version              print the version, the commit built, its time, whether it had changes, the Go version
 
 Every command reads its settings from the environment:
 `)
