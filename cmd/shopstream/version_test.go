@@ -32,7 +32,7 @@ func TestVersionText(t *testing.T) {
 // git runs git in dir and returns its trimmed output.
 func git(t *testing.T, dir string, args ...string) string {
 	t.Helper()
-	cmd := osexec.Command("git", append([]string{"-c", "user.email=test@shopstream.local", "-c", "user.name=test"}, args...)...)
+	cmd := osexec.Command("git", append([]string{"-c", "user.email=test@shopstream.local", "-c", "user.name=test", "-c", "commit.gpgsign=false"}, args...)...)
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()
 	if err != nil {
