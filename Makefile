@@ -6,6 +6,9 @@ BIN     := .bin/shopstream
 DEVDB   := .bin/devdb
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
+# The commit, its time and whether the tree had changes go into the binary's
+# build information (`shopstream version`), even where GOFLAGS turns that off.
+BUILDVCS := -buildvcs=auto
 
 .DEFAULT_GOAL := help
 # staticcheck, pinned: `go run` fetches this version from the module proxy on a
@@ -23,7 +26,7 @@ help: ## list the targets
 
 build: ## build .bin/shopstream (and the dev database helper)
 	@echo "building shopstream (the first build fetches modules, can take 2 minutes)..."
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/shopstream
+	$(GO) build $(BUILDVCS) -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/shopstream
 	$(GO) build -o $(DEVDB) ./cmd/devdb
 
 run: build ## serve on :3000 with a local database in .data/ and the demo shop

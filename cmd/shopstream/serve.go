@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,24 +32,53 @@ const (
 	devPassword = "shopstream-dev"
 )
 
-func cmdServe(ctx context.Context, e env, args []string) error {
+func cmdServe(ctx context.Context, e env, args []string) (err error) {
 	fs := newFlagSet("serve", e)
 	dev := fs.Bool("dev", false, "development: migrate with the demo schema and make sure a development admin exists")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, db, err := configAndDB(ctx, e)
+	cfg, err := config.Load(e.getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := newLogger(cfg, e.stderr)
+	defer routeStdLog(log)()
+	if cfg.LogFormat == "json" {
+		// No plain line among the JSON ones (docker logs merges stdout and
+		// stderr): what serve prints for people becomes a log record, and so
+		// does the error it exits with.
+		e.stdout = slog.NewLogLogger(log.Handler(), slog.LevelInfo).Writer()
+		defer func() {
+			if err != nil {
+				log.Error("exiting", "err", err)
+				err = &loggedError{err}
+			}
+		}()
+	}
+	db, err := openDB(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	log := newLogger(cfg, e.stderr)
 	if *dev {
 		if err := devSetup(ctx, e, db, cfg); err != nil {
 			return err
 		}
 	}
 	return serve(ctx, e, cfg, db, log)
+}
+
+// routeStdLog sends what libraries write with the standard log package (scs's
+// session cleanup errors) through log, at warn, and returns the undo.
+func routeStdLog(log *slog.Logger) func() {
+	out, flags := stdlog.Writer(), stdlog.Flags()
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(slog.NewLogLogger(log.With("component", "stdlog").Handler(), slog.LevelWarn).Writer())
+	return func() {
+		stdlog.SetOutput(out)
+		stdlog.SetFlags(flags)
+	}
 }
 
 func openDB(ctx context.Context, cfg config.Config) (*postgres.DB, error) {

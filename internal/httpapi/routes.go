@@ -57,6 +57,9 @@ type Deps struct {
 func New(d Deps) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	// echo's own warnings (a response already committed) go through slog.
+	e.Logger.SetHeader("${short_file}:${line}")
+	e.Logger.SetOutput(slog.NewLogLogger(d.Log.With("component", "echo").Handler(), slog.LevelWarn).Writer())
 	e.IPExtractor = echo.ExtractIPDirect()
 	if d.TrustProxy {
 		// Only the configured proxies: echo's defaults would also believe any
@@ -75,8 +78,12 @@ func New(d Deps) *echo.Echo {
 	e.Use(recoverer(d.Log), requestLog(d.Log), securityHeaders, hostCheck(d.OriginsAllowed), bodyLimit(d.MaxBodyBytes))
 	h := &handlers{d: d}
 
-	e.GET("/healthz", h.healthz)
-	e.GET("/readyz", h.readyz)
+	// HEAD answers as GET does, without the body (net/http drops it), for
+	// load balancers that probe with HEAD.
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		e.Add(m, "/healthz", h.healthz)
+		e.Add(m, "/readyz", h.readyz)
+	}
 	if d.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(d.Metrics))
 	}

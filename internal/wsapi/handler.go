@@ -399,7 +399,7 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 	}
 	c.countClose(label)
 	h.log.Info("socket closed", "user_id", user.ID, "reason", label, "close_code", code,
-		"duration", time.Since(start).Round(time.Millisecond).String())
+		"duration", time.Since(start).Round(time.Millisecond))
 }
 
 // track registers the open socket c with its session s; a nil s forgets c.
