@@ -55,7 +55,17 @@ $(TSC): $(CLIENT)/package-lock.json
 	cd $(CLIENT) && npm ci --no-audit --no-fund
 	@touch $@
 
-deps: $(TSC) ## install what the tests need and the machine lacks (Debian: chromium for the dashboard test; TypeScript from npm)
+# axe-core, pinned in its package-lock.json, for the dashboard's accessibility
+# checks in the Chromium tests (cmd/shopstream/dashboard_ux_test.go).
+AXEDIR  := cmd/shopstream/testdata/axe
+AXE     := $(AXEDIR)/node_modules/axe-core/axe.min.js
+
+$(AXE): $(AXEDIR)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "the dashboard's accessibility test needs npm (Node.js 18+): install nodejs and npm"; exit 1; }
+	cd $(AXEDIR) && npm ci --no-audit --no-fund
+	@touch $@
+
+deps: $(TSC) $(AXE) ## install what the tests need and the machine lacks (Debian: chromium for the dashboard tests; TypeScript and axe-core from npm)
 	@command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing chromium (Debian package) for the dashboard test"; \

@@ -97,6 +97,10 @@ func TestDashboardBurst(t *testing.T) {
 	waitFor(t, ctx, "stats shown at once (1 client, 5 subscriptions)",
 		`document.querySelector('#stats [data-stat="connectedClients"]').textContent === '1' &&
 		 document.querySelector('#stats [data-stat="subscriptions"] .stat')?.textContent === '5'`)
+	// One request on login (before the socket is up) and one once live.
+	if n := evalInt(t, ctx, `performance.getEntriesByType('resource').filter((e) => new URL(e.name).pathname === '/api/v1/ws/stats').length`); n != 2 {
+		t.Errorf("%d stats requests after login with an hour's interval, want 2: at login and once live", n)
+	}
 
 	do(t, ctx, "observe long tasks", chromedp.Evaluate[chromedp.Void](`
 		window.burstStart = performance.now();
