@@ -215,6 +215,8 @@ func TestDashboardPhone(t *testing.T) {
 		t.Errorf("the page is %d px wide on a 390 px screen", w)
 	}
 	checkAxe(t, ctx, "390 px, feed filled")
+	do(t, ctx, "scroll to the top", chromedp.Evaluate[chromedp.Void](`scrollTo(0, 0)`))
+	saveScreenshotAs(t, ctx, "dashboard-phone.png", chromedp.CaptureScreenshot()) // the first screen
 
 	// A filter the server refuses (an empty list) shows a notice; its close
 	// button dismisses it.
