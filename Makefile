@@ -72,7 +72,16 @@ test-tools:
 	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 10) ? 0 : 1)' || { \
 		echo "Node.js $$(node --version) is too old: the tests need 20.10 or later (its WebSocket); install one from nodejs.org"; exit 1; }
 
-deps: $(TSC) test-tools ## install what the tests need and the machine lacks (Debian, as root: chromium, nodejs, npm, curl, postgresql-client; TypeScript from npm)
+# axe-core, pinned in its package-lock.json, for the dashboard's accessibility
+# checks in the Chromium tests (cmd/shopstream/dashboard_ux_test.go).
+AXEDIR  := cmd/shopstream/testdata/axe
+AXE     := $(AXEDIR)/node_modules/axe-core/axe.min.js
+
+$(AXE): $(AXEDIR)/package-lock.json | test-tools
+	cd $(AXEDIR) && npm ci --no-audit --no-fund
+	@touch $@
+
+deps: $(TSC) $(AXE) test-tools ## install what the tests need and the machine lacks (Debian, as root: chromium, nodejs, npm, curl, postgresql-client; TypeScript and axe-core from npm)
 	@command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing chromium (Debian package) for the dashboard test"; \

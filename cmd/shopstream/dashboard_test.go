@@ -195,13 +195,19 @@ func TestDashboard(t *testing.T) {
 // directory, so that a test run leaves the tree unchanged.
 func saveScreenshot(t *testing.T, ctx context.Context) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	saveScreenshotAs(t, ctx, "dashboard.png", chromedp.FullScreenshot(100))
+}
+
+// saveScreenshotAs is saveScreenshot for docs/name, taken by shot.
+func saveScreenshotAs(t *testing.T, ctx context.Context, name string, shot chromedp.Action[[]byte]) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, shot)
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	path := filepath.Join(t.TempDir(), "dashboard.png")
+	path := filepath.Join(t.TempDir(), name)
 	if ok, _ := strconv.ParseBool(os.Getenv("UPDATE_SCREENSHOT")); ok {
-		path = filepath.Join("..", "..", "docs", "dashboard.png")
+		path = filepath.Join("..", "..", "docs", name)
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}
