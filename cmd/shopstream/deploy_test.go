@@ -403,6 +403,9 @@ func TestKubernetesPod(t *testing.T) {
 	db := pgtest.NewEmptyDB(t)
 	env["DATABASE_URL"], env["LISTEN_DATABASE_URL"] = db, db
 	env["LISTEN_ADDR"], env["METRICS_ADDR"] = "127.0.0.1:0", "127.0.0.1:0"
+	// The test reads the listening addresses from serve's plain stdout lines;
+	// with the ConfigMap's LOG_FORMAT=json they are log records instead.
+	env["LOG_FORMAT"] = "text"
 
 	var out, errOut bytes.Buffer
 	jobEnv := m.env(t, "migrate job", m.migrate.Spec.Template.Spec.Containers[0])
