@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -22,7 +23,13 @@ import (
 	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	if err := setUpContract(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(finishContract(pgtest.Main(m)))
+}
 
 // lockedBuffer collects a server's log output safely.
 type lockedBuffer struct {
@@ -75,9 +82,11 @@ func startServer(t *testing.T, dbURL string, extra map[string]string) *testServe
 	for sc.Scan() {
 		if addr, ok := strings.CutPrefix(sc.Text(), "metrics listening on "); ok {
 			s.MetricsURL = addr
+			checkContract(t, addr)
 		}
 		if addr, ok := strings.CutPrefix(sc.Text(), "shopstream listening on "); ok {
 			s.URL = addr
+			checkContract(t, addr)
 			break
 		}
 	}
@@ -199,10 +208,11 @@ func (w *wsClient) readRaw() []byte {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
-	_, b, err := w.conn.Read(ctx)
+	typ, b, err := w.conn.Read(ctx)
 	if err != nil {
 		w.t.Fatalf("socket read: %v", err)
 	}
+	w.checkFrame(typ, b)
 	return b
 }
 
@@ -226,6 +236,7 @@ func (w *wsClient) sendRaw(b []byte) {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
+	noteSent(b)
 	if err := w.conn.Write(ctx, websocket.MessageText, b); err != nil {
 		w.t.Fatalf("socket write: %v", err)
 	}
@@ -248,14 +259,16 @@ func (w *wsClient) expectClose() (websocket.StatusCode, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
 	for {
-		_, _, err := w.conn.Read(ctx)
-		if err != nil {
-			var ce websocket.CloseError
-			if errorsAs(err, &ce) {
-				return ce.Code, ce.Reason
-			}
-			w.t.Fatalf("socket ended without a close frame: %v", err)
+		typ, b, err := w.conn.Read(ctx)
+		if err == nil {
+			w.checkFrame(typ, b)
+			continue
 		}
+		var ce websocket.CloseError
+		if errorsAs(err, &ce) {
+			return ce.Code, ce.Reason
+		}
+		w.t.Fatalf("socket ended without a close frame: %v", err)
 	}
 }
 

@@ -229,7 +229,7 @@ func (r *response) checkBody(noBody bool, contentType string, body []byte) error
 		return fmt.Errorf("body is not JSON (%v): %.200q", err, body)
 	}
 	if err := m.schema.Validate(v); err != nil {
-		return fmt.Errorf("body %.300s does not match the schema: %s", body, errorText(err))
+		return fmt.Errorf("body %.300s does not match the schema: %s", bytes.TrimSpace(body), errorText(err))
 	}
 	return nil
 }

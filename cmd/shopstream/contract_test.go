@@ -1,0 +1,174 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/coder/websocket"
+
+	"github.com/shopstream/shopstream/internal/contract"
+)
+
+// The end-to-end tests check every REST response and socket frame they read
+// against docs/openapi.yaml and docs/asyncapi.yaml: http.DefaultTransport is
+// wrapped (every client without a Transport of its own uses it, the socket's
+// handshake included) and the socket helpers check each frame. A violation
+// fails the test whose server answered, naming the path or frame and the
+// validation error.
+
+// apiContract is the loaded pair of descriptions (set up in TestMain).
+var apiContract *contract.Spec
+
+// contractSeenFile, when set, receives the operations, responses and messages
+// the run exercised, one a line (to add up runs of parts of the suite).
+const contractSeenFile = "CONTRACT_SEEN_FILE"
+
+// setUpContract loads the descriptions and wraps http.DefaultTransport.
+func setUpContract() error {
+	s, err := contract.Load("../../docs")
+	if err != nil {
+		return fmt.Errorf("loading the API descriptions: %w", err)
+	}
+	apiContract = s
+	http.DefaultTransport = &contractTransport{base: http.DefaultTransport}
+	return nil
+}
+
+// finishContract reports, after a run of the whole suite, the operations and
+// messages of the descriptions no test exercised (the descriptions promise
+// what nobody checked): a failure. It returns the exit code.
+func finishContract(code int) int {
+	if path := os.Getenv(contractSeenFile); path != "" {
+		if err := os.WriteFile(path, []byte(strings.Join(apiContract.Seen(), "\n")+"\n"), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "contract:", err)
+		}
+	}
+	if code != 0 || !wholeSuite() {
+		return code
+	}
+	if unseen := apiContract.Unseen(apiContract.Operations()); len(unseen) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: contract: no end-to-end test exercised these parts of docs/openapi.yaml and docs/asyncapi.yaml:\n  %s\n",
+			strings.Join(unseen, "\n  "))
+		return 1
+	}
+	return code
+}
+
+// wholeSuite reports whether every test of the package ran (no -run, -skip
+// or -short).
+func wholeSuite() bool {
+	for _, name := range []string{"test.run", "test.skip"} {
+		if f := flag.Lookup(name); f != nil && f.Value.String() != "" {
+			return false
+		}
+	}
+	return !testing.Short()
+}
+
+// contractTests maps a test server's host:port to the test it belongs to.
+var contractTests = struct {
+	sync.Mutex
+	m map[string]*contractTest
+}{m: map[string]*contractTest{}}
+
+type contractTest struct {
+	mu   sync.Mutex
+	t    *testing.T
+	done bool
+}
+
+// checkContract makes every response from baseURL (a test server) be
+// checked against docs/openapi.yaml, failing t, until t ends.
+func checkContract(t *testing.T, baseURL string) {
+	u, err := url.Parse(baseURL)
+	if err != nil || u.Host == "" {
+		t.Fatalf("checkContract: bad URL %q", baseURL)
+	}
+	ct := &contractTest{t: t}
+	contractTests.Lock()
+	contractTests.m[u.Host] = ct
+	contractTests.Unlock()
+	t.Cleanup(func() {
+		ct.mu.Lock()
+		ct.done = true
+		ct.mu.Unlock()
+		contractTests.Lock()
+		if contractTests.m[u.Host] == ct {
+			delete(contractTests.m, u.Host)
+		}
+		contractTests.Unlock()
+	})
+}
+
+// fail reports a violation on the test, unless it has ended.
+func (ct *contractTest) fail(err error) {
+	ct.mu.Lock()
+	defer ct.mu.Unlock()
+	if !ct.done {
+		ct.t.Errorf("contract: %v", err)
+	}
+}
+
+// contractTransport checks the responses of registered test servers.
+type contractTransport struct{ base http.RoundTripper }
+
+func (c *contractTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := c.base.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	contractTests.Lock()
+	ct := contractTests.m[req.URL.Host]
+	contractTests.Unlock()
+	if ct == nil {
+		return resp, nil
+	}
+	var body []byte
+	if resp.StatusCode != http.StatusSwitchingProtocols { // a socket's body is the connection
+		var rerr error
+		body, rerr = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Body = io.NopCloser(io.MultiReader(bytes.NewReader(body), errReader{rerr}))
+		if rerr != nil {
+			return resp, nil // cut off: the test sees the error
+		}
+	}
+	if err := apiContract.CheckResponse(req.Method, req.URL.Path, resp.StatusCode, resp.Header, body); err != nil {
+		ct.fail(err)
+	}
+	return resp, nil
+}
+
+// errReader returns err (io.EOF when nil).
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) {
+	if e.err == nil {
+		return 0, io.EOF
+	}
+	return 0, e.err
+}
+
+// checkFrame checks one frame the server sent on w against docs/asyncapi.yaml.
+func (w *wsClient) checkFrame(typ websocket.MessageType, b []byte) {
+	w.t.Helper()
+	if typ != websocket.MessageText {
+		w.t.Errorf("contract: the server sent a binary frame %.100q", b)
+		return
+	}
+	if _, err := apiContract.CheckServerFrame(b, w.conn.Subprotocol() == "shopstream.batch"); err != nil {
+		w.t.Errorf("contract: %v", err)
+	}
+}
+
+// noteSent records which client message b is (tests send invalid ones on
+// purpose: those are not checked).
+func noteSent(b []byte) { _, _ = apiContract.ClassifyClientMessage(b) }
