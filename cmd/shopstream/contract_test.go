@@ -157,16 +157,77 @@ func (e errReader) Read([]byte) (int, error) {
 	return 0, e.err
 }
 
-// checkFrame checks one frame the server sent on w against docs/asyncapi.yaml.
-func (w *wsClient) checkFrame(typ websocket.MessageType, b []byte) {
-	w.t.Helper()
+// frameChecks validates the frames a test's socket read, off the reading
+// goroutine: a test that reads 100,000 events must keep up with the server
+// (the race detector makes a check cost a tenth of a millisecond). The test
+// waits for every check before it ends (see drain).
+type frameChecks struct {
+	t       *testing.T
+	batch   bool
+	mu      sync.Mutex
+	pending [][]byte
+	wake    chan struct{}
+	stop    chan struct{}
+	done    chan struct{}
+}
+
+// newFrameChecks starts the checker of a socket speaking subprotocol; the
+// test's cleanup waits for it.
+func newFrameChecks(t *testing.T, subprotocol string) *frameChecks {
+	fc := &frameChecks{t: t, batch: subprotocol == "shopstream.batch",
+		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go fc.run()
+	t.Cleanup(fc.drain)
+	return fc
+}
+
+// add queues one frame the server sent.
+func (fc *frameChecks) add(typ websocket.MessageType, b []byte) {
 	if typ != websocket.MessageText {
-		w.t.Errorf("contract: the server sent a binary frame %.100q", b)
+		fc.t.Errorf("contract: the server sent a binary frame %.100q", b)
 		return
 	}
-	if _, err := apiContract.CheckServerFrame(b, w.conn.Subprotocol() == "shopstream.batch"); err != nil {
-		w.t.Errorf("contract: %v", err)
+	fc.mu.Lock()
+	fc.pending = append(fc.pending, bytes.Clone(b))
+	fc.mu.Unlock()
+	select {
+	case fc.wake <- struct{}{}:
+	default:
 	}
+}
+
+func (fc *frameChecks) run() {
+	defer close(fc.done)
+	for {
+		fc.mu.Lock()
+		frames := fc.pending
+		fc.pending = nil
+		fc.mu.Unlock()
+		for _, b := range frames {
+			if _, err := apiContract.CheckServerFrame(b, fc.batch); err != nil {
+				fc.t.Errorf("contract: %v", err)
+			}
+		}
+		if len(frames) > 0 {
+			continue
+		}
+		select {
+		case <-fc.wake:
+		case <-fc.stop:
+			fc.mu.Lock()
+			left := len(fc.pending)
+			fc.mu.Unlock()
+			if left == 0 {
+				return
+			}
+		}
+	}
+}
+
+// drain waits until every queued frame is checked.
+func (fc *frameChecks) drain() {
+	close(fc.stop)
+	<-fc.done
 }
 
 // noteSent records which client message b is (tests send invalid ones on

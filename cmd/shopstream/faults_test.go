@@ -47,7 +47,7 @@ func nextMessage(w *wsClient) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	w.checkFrame(typ, b)
+	w.checks.add(typ, b)
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("socket sent invalid JSON %q: %w", b, err)

@@ -169,8 +169,9 @@ func postJSON(t *testing.T, c *http.Client, url string, body any) *http.Response
 
 // wsClient is a test's socket.
 type wsClient struct {
-	t    *testing.T
-	conn *websocket.Conn
+	t      *testing.T
+	conn   *websocket.Conn
+	checks *frameChecks // docs/asyncapi.yaml, for every frame read
 }
 
 // dial opens /ws with the client's cookies and reads the connected message.
@@ -200,7 +201,12 @@ func dialRaw(t *testing.T, s *testServer, c *http.Client, opts *websocket.DialOp
 	}
 	conn.SetReadLimit(1 << 24)
 	t.Cleanup(func() { _ = conn.CloseNow() })
-	return &wsClient{t: t, conn: conn}
+	return newWSClient(t, conn)
+}
+
+// newWSClient wraps a test's open socket.
+func newWSClient(t *testing.T, conn *websocket.Conn) *wsClient {
+	return &wsClient{t: t, conn: conn, checks: newFrameChecks(t, conn.Subprotocol())}
 }
 
 // readRaw reads one frame, failing after waitfor.Deadline.
@@ -212,7 +218,7 @@ func (w *wsClient) readRaw() []byte {
 	if err != nil {
 		w.t.Fatalf("socket read: %v", err)
 	}
-	w.checkFrame(typ, b)
+	w.checks.add(typ, b)
 	return b
 }
 
@@ -261,7 +267,7 @@ func (w *wsClient) expectClose() (websocket.StatusCode, string) {
 	for {
 		typ, b, err := w.conn.Read(ctx)
 		if err == nil {
-			w.checkFrame(typ, b)
+			w.checks.add(typ, b)
 			continue
 		}
 		var ce websocket.CloseError
