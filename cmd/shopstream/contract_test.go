@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/shopstream/shopstream/internal/contract"
+	"github.com/shopstream/shopstream/internal/pgtest"
+	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
 // The end-to-end tests check every REST response and socket frame they read
@@ -80,19 +83,24 @@ var contractTests = struct {
 }{m: map[string]*contractTest{}}
 
 type contractTest struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
+	mu     sync.Mutex
+	report func(error)
+	done   bool
 }
 
 // checkContract makes every response from baseURL (a test server) be
 // checked against docs/openapi.yaml, failing t, until t ends.
 func checkContract(t *testing.T, baseURL string) {
+	checkContractReporting(t, baseURL, func(err error) { t.Errorf("contract: %v", err) })
+}
+
+// checkContractReporting is checkContract with violations passed to report.
+func checkContractReporting(t *testing.T, baseURL string, report func(error)) {
 	u, err := url.Parse(baseURL)
 	if err != nil || u.Host == "" {
 		t.Fatalf("checkContract: bad URL %q", baseURL)
 	}
-	ct := &contractTest{t: t}
+	ct := &contractTest{report: report}
 	contractTests.Lock()
 	contractTests.m[u.Host] = ct
 	contractTests.Unlock()
@@ -113,7 +121,7 @@ func (ct *contractTest) fail(err error) {
 	ct.mu.Lock()
 	defer ct.mu.Unlock()
 	if !ct.done {
-		ct.t.Errorf("contract: %v", err)
+		ct.report(err)
 	}
 }
 
@@ -162,19 +170,25 @@ func (e errReader) Read([]byte) (int, error) {
 // (the race detector makes a check cost a tenth of a millisecond). The test
 // waits for every check before it ends (see drain).
 type frameChecks struct {
-	t       *testing.T
+	report  func(error)
 	batch   bool
 	mu      sync.Mutex
 	pending [][]byte
 	wake    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
+	once    sync.Once
 }
 
 // newFrameChecks starts the checker of a socket speaking subprotocol; the
 // test's cleanup waits for it.
 func newFrameChecks(t *testing.T, subprotocol string) *frameChecks {
-	fc := &frameChecks{t: t, batch: subprotocol == "shopstream.batch",
+	return newFrameChecksReporting(t, subprotocol, func(err error) { t.Errorf("contract: %v", err) })
+}
+
+// newFrameChecksReporting is newFrameChecks with violations passed to report.
+func newFrameChecksReporting(t *testing.T, subprotocol string, report func(error)) *frameChecks {
+	fc := &frameChecks{report: report, batch: subprotocol == "shopstream.batch",
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go fc.run()
 	t.Cleanup(fc.drain)
@@ -184,7 +198,7 @@ func newFrameChecks(t *testing.T, subprotocol string) *frameChecks {
 // add queues one frame the server sent.
 func (fc *frameChecks) add(typ websocket.MessageType, b []byte) {
 	if typ != websocket.MessageText {
-		fc.t.Errorf("contract: the server sent a binary frame %.100q", b)
+		fc.report(fmt.Errorf("the server sent a binary frame %.100q", b))
 		return
 	}
 	fc.mu.Lock()
@@ -205,7 +219,7 @@ func (fc *frameChecks) run() {
 		fc.mu.Unlock()
 		for _, b := range frames {
 			if _, err := apiContract.CheckServerFrame(b, fc.batch); err != nil {
-				fc.t.Errorf("contract: %v", err)
+				fc.report(err)
 			}
 		}
 		if len(frames) > 0 {
@@ -226,10 +240,100 @@ func (fc *frameChecks) run() {
 
 // drain waits until every queued frame is checked.
 func (fc *frameChecks) drain() {
-	close(fc.stop)
+	fc.once.Do(func() { close(fc.stop) })
 	<-fc.done
 }
 
 // noteSent records which client message b is (tests send invalid ones on
 // purpose: those are not checked).
 func noteSent(b []byte) { _, _ = apiContract.ClassifyClientMessage(b) }
+
+// TestContractStaticFiles fetches the files the description lists (the
+// dashboard test reads them through Chromium, which the checks do not see).
+func TestContractStaticFiles(t *testing.T) {
+	t.Parallel()
+	s := startServer(t, pgtest.NewDB(t), nil)
+	for _, path := range []string{"/", "/dashboard.js", "/dashboard.css", "/shopstream.js", "/shopstream.d.ts"} {
+		resp, err := http.Get(s.URL + path) // checked by the contract transport
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("GET %s: %d", path, resp.StatusCode)
+		}
+	}
+}
+
+// recorder collects the violations a check reports.
+type recorder struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (r *recorder) add(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs = append(r.errs, err.Error())
+}
+
+func (r *recorder) all() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]string(nil), r.errs...)
+}
+
+// TestContractCatchesDrift shows that the hooks are live: a server that
+// answers /api/auth/me and the socket with shapes the descriptions do not
+// allow is caught by the same transport and frame checks the end-to-end
+// tests use, with the path or frame and the schema error named.
+func TestContractCatchesDrift(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/auth/me":
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"user":{"id":"1","email":"a@example.com","name":"A","role":"admin"}}`)
+		case "/ws":
+			conn, err := websocket.Accept(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer conn.CloseNow()
+			ctx := r.Context()
+			_ = conn.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribed","channel":"order_changes","position":1042}`))
+			_ = conn.Write(ctx, websocket.MessageText, []byte(`{"type":"pong","timestamp":"2026-01-25T10:30:00.000Z"}`))
+			_, _, _ = conn.Read(ctx) // until the client goes
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	var rest, frames recorder
+	checkContractReporting(t, srv.URL, rest.add)
+
+	resp, err := http.Get(srv.URL + "/api/auth/me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := rest.all(); len(got) != 1 || !strings.Contains(got[0], "GET /api/auth/me answered 200") || !strings.Contains(got[0], "/user/id") {
+		t.Fatalf("a user id as a string: reported %q, want one violation naming the path and /user/id", got)
+	}
+
+	conn, _, err := websocket.Dial(waitfor.Context(t), "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	w := &wsClient{t: t, conn: conn, checks: newFrameChecksReporting(t, conn.Subprotocol(), frames.add)}
+	w.readRaw()
+	w.readRaw()
+	w.checks.drain()
+	if got := frames.all(); len(got) != 1 || !strings.Contains(got[0], `"position":1042`) || !strings.Contains(got[0], "at '/position'") {
+		t.Fatalf("a position as a number: reported %q, want one violation naming the frame and /position", got)
+	}
+	if got := rest.all(); len(got) != 1 {
+		t.Fatalf("the handshake was reported: %q", got[1:])
+	}
+}
