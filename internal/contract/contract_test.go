@@ -106,6 +106,7 @@ func TestServerFrames(t *testing.T) {
 		{"insert with previous", strings.Replace(event, "order:updated", "order:created", 1), false, ""},
 		{"unknown field", strings.Replace(event, `"actor"`, `"secret":1,"actor"`, 1), false, ""},
 		{"unknown type", `{"type":"hello"}`, false, ""},
+		{"event on another entity's channel", strings.Replace(event, "order:updated", "product:updated", 1), false, ""},
 		{"unknown error code", `{"type":"error","code":"oops","message":"bad"}`, false, ""},
 		{"two messages without batch", `{"type":"pong","timestamp":"2026-01-25T10:30:00.000Z"}` + "\n" + `{"type":"pong","timestamp":"2026-01-25T10:30:00.000Z"}`, false, ""},
 	}
