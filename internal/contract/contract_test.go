@@ -3,6 +3,7 @@ package contract
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 )
@@ -207,5 +208,41 @@ func BenchmarkCheckEventFrame(b *testing.B) {
 		if _, err := s.CheckServerFrame(frame, true); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestREADMEProtocolExamples checks the messages the README's socket section
+// shows (its json blocks) against docs/asyncapi.yaml: each is a client or a
+// server message.
+func TestREADMEProtocolExamples(t *testing.T) {
+	s := load(t)
+	b, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## The socket")
+	if !ok {
+		t.Fatal("README has no socket section")
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	n := 0
+	for _, block := range strings.Split(section, "```json\n")[1:] {
+		block, _, _ = strings.Cut(block, "```")
+		dec := json.NewDecoder(strings.NewReader(block))
+		for dec.More() {
+			var raw json.RawMessage
+			if err := dec.Decode(&raw); err != nil {
+				t.Fatalf("README example is not JSON: %v\n%s", err, block)
+			}
+			if _, err := s.ClassifyClientMessage(raw); err != nil {
+				if _, err := s.CheckServerFrame(raw, false); err != nil {
+					t.Errorf("README example %s is no message of docs/asyncapi.yaml: %v", raw, err)
+				}
+			}
+			n++
+		}
+	}
+	if n < 10 {
+		t.Fatalf("found only %d examples in the README's socket section", n)
 	}
 }
