@@ -18,6 +18,9 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # type-checks it (a dev dependency only: the client itself has none).
 CLIENT  := web/client
 TSC     := $(CLIENT)/node_modules/.bin/tsc
+# The official JSON Schemas of OpenAPI 3.1 and AsyncAPI 3.0 (npm, pinned in
+# docs/package-lock.json): internal/contract checks docs/*.yaml against them.
+APISPECS := docs/node_modules/.package-lock.json
 
 .PHONY: help build run test suite stress-test check typecheck deps test-tools fuzz bench clean
 
@@ -42,7 +45,7 @@ test: ## checks, then the whole suite, with the race detector, against a throwaw
 	@$(MAKE) --no-print-directory -j3 check build deps
 	@$(MAKE) --no-print-directory suite
 
-suite: typecheck ## the tests alone (what make test runs after its checks)
+suite: typecheck $(APISPECS) ## the tests alone (what make test runs after its checks)
 	node --test $(CLIENT)/test/
 	$(DEVDB) -fast -- $(GO) test -race -count=1 -timeout 12m ./...
 
@@ -81,7 +84,11 @@ $(AXE): $(AXEDIR)/package-lock.json | test-tools
 	cd $(AXEDIR) && npm ci --no-audit --no-fund
 	@touch $@
 
-deps: $(TSC) $(AXE) test-tools ## install what the tests need and the machine lacks (Debian, as root: chromium, nodejs, npm, curl, postgresql-client; TypeScript and axe-core from npm)
+$(APISPECS): docs/package-lock.json | test-tools
+	cd docs && npm ci --no-audit --no-fund
+	@touch $@
+
+deps: $(TSC) $(AXE) $(APISPECS) test-tools ## install what the tests need and the machine lacks (Debian, as root: chromium, nodejs, npm, curl, postgresql-client; TypeScript, axe-core and the OpenAPI/AsyncAPI schemas from npm)
 	@command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing chromium (Debian package) for the dashboard test"; \

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -22,7 +23,13 @@ import (
 	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	if err := setUpContract(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(finishContract(pgtest.Main(m)))
+}
 
 // lockedBuffer collects a server's log output safely.
 type lockedBuffer struct {
@@ -75,9 +82,11 @@ func startServer(t *testing.T, dbURL string, extra map[string]string) *testServe
 	for sc.Scan() {
 		if addr, ok := strings.CutPrefix(sc.Text(), "metrics listening on "); ok {
 			s.MetricsURL = addr
+			checkContract(t, addr)
 		}
 		if addr, ok := strings.CutPrefix(sc.Text(), "shopstream listening on "); ok {
 			s.URL = addr
+			checkContract(t, addr)
 			break
 		}
 	}
@@ -160,8 +169,9 @@ func postJSON(t *testing.T, c *http.Client, url string, body any) *http.Response
 
 // wsClient is a test's socket.
 type wsClient struct {
-	t    *testing.T
-	conn *websocket.Conn
+	t      *testing.T
+	conn   *websocket.Conn
+	checks *frameChecks // docs/asyncapi.yaml, for every frame read
 }
 
 // dial opens /ws with the client's cookies and reads the connected message.
@@ -191,7 +201,12 @@ func dialRaw(t *testing.T, s *testServer, c *http.Client, opts *websocket.DialOp
 	}
 	conn.SetReadLimit(1 << 24)
 	t.Cleanup(func() { _ = conn.CloseNow() })
-	return &wsClient{t: t, conn: conn}
+	return newWSClient(t, conn)
+}
+
+// newWSClient wraps a test's open socket.
+func newWSClient(t *testing.T, conn *websocket.Conn) *wsClient {
+	return &wsClient{t: t, conn: conn, checks: newFrameChecks(t, conn.Subprotocol())}
 }
 
 // readRaw reads one frame, failing after waitfor.Deadline.
@@ -199,10 +214,11 @@ func (w *wsClient) readRaw() []byte {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
-	_, b, err := w.conn.Read(ctx)
+	typ, b, err := w.conn.Read(ctx)
 	if err != nil {
 		w.t.Fatalf("socket read: %v", err)
 	}
+	w.checks.add(typ, b)
 	return b
 }
 
@@ -226,6 +242,7 @@ func (w *wsClient) sendRaw(b []byte) {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
+	noteSent(b)
 	if err := w.conn.Write(ctx, websocket.MessageText, b); err != nil {
 		w.t.Fatalf("socket write: %v", err)
 	}
@@ -248,14 +265,16 @@ func (w *wsClient) expectClose() (websocket.StatusCode, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
 	for {
-		_, _, err := w.conn.Read(ctx)
-		if err != nil {
-			var ce websocket.CloseError
-			if errorsAs(err, &ce) {
-				return ce.Code, ce.Reason
-			}
-			w.t.Fatalf("socket ended without a close frame: %v", err)
+		typ, b, err := w.conn.Read(ctx)
+		if err == nil {
+			w.checks.add(typ, b)
+			continue
 		}
+		var ce websocket.CloseError
+		if errorsAs(err, &ce) {
+			return ce.Code, ce.Reason
+		}
+		w.t.Fatalf("socket ended without a close frame: %v", err)
 	}
 }
 
