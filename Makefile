@@ -108,7 +108,9 @@ fuzz: build ## run each fuzz target for FUZZTIME (default 20s)
 
 bench: build ## benchmarks (BENCHFLAGS=-quick for a short pass): writes docs/benchmarks.md and docs/latency.svg
 	$(GO) build -o .bin/shopbench ./cmd/shopbench
-	$(GO) test -run '^$$' -bench . -benchmem ./internal/events ./internal/wsapi | tee .bin/gobench.txt
+	$(GO) test -run '^$$' -bench . -benchmem ./internal/events ./internal/wsapi > .bin/gobench.txt || { cat .bin/gobench.txt; exit 1; }
+	$(DEVDB) -fast -- $(GO) test -run '^$$' -bench DashboardBurst -benchtime 10x ./cmd/shopstream >> .bin/gobench.txt || { cat .bin/gobench.txt; exit 1; }
+	cat .bin/gobench.txt
 	$(DEVDB) -- .bin/shopbench -gobench .bin/gobench.txt $(BENCHFLAGS)
 
 clean: ## remove build output (keeps .data/)

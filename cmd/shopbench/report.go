@@ -122,7 +122,7 @@ func (r *report) markdown() string {
 	r.profileSection(&b)
 	r.bigRowsSection(&b)
 	r.loginsSection(&b)
-	p("## Go benchmarks of the hot paths\n\n`go test -run '^$' -bench . -benchmem ./internal/events ./internal/wsapi` (hub fan-out to 1 / 100 / 10,000 subscribers, event encoding and building, filter matching; a frame written to a real loopback socket, and the frame writer's own CPU):\n\n```\n%s\n```\n", strings.TrimSpace(r.gobench))
+	p("## Go benchmarks of the hot paths\n\n`go test -run '^$' -bench . -benchmem ./internal/events ./internal/wsapi` (hub fan-out to 1 / 100 / 10,000 subscribers, event encoding and building, filter matching; a frame written to a real loopback socket, and the frame writer's own CPU), and `go test -run '^$' -bench DashboardBurst -benchtime 10x ./cmd/shopstream` (the dashboard in headless Chromium rendering ten 1,000-row bursts: the longest task, which fails the benchmark over 100 ms, and the long tasks over 50 ms per burst):\n\n```\n%s\n```\n", strings.TrimSpace(r.gobench))
 	return b.String()
 }
 

@@ -90,12 +90,12 @@ type contractTest struct {
 
 // checkContract makes every response from baseURL (a test server) be
 // checked against docs/openapi.yaml, failing t, until t ends.
-func checkContract(t *testing.T, baseURL string) {
+func checkContract(t testing.TB, baseURL string) {
 	checkContractReporting(t, baseURL, func(err error) { t.Errorf("contract: %v", err) })
 }
 
 // checkContractReporting is checkContract with violations passed to report.
-func checkContractReporting(t *testing.T, baseURL string, report func(error)) {
+func checkContractReporting(t testing.TB, baseURL string, report func(error)) {
 	u, err := url.Parse(baseURL)
 	if err != nil || u.Host == "" {
 		t.Fatalf("checkContract: bad URL %q", baseURL)

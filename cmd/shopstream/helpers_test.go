@@ -61,7 +61,7 @@ type testServer struct {
 }
 
 // startServer runs `shopstream serve` against dbURL with extra environment.
-func startServer(t *testing.T, dbURL string, extra map[string]string) *testServer {
+func startServer(t testing.TB, dbURL string, extra map[string]string) *testServer {
 	t.Helper()
 	env := map[string]string{
 		"DATABASE_URL": dbURL, "LISTEN_ADDR": "127.0.0.1:0", "SHOPSTREAM_ENV": "development", "LOG_LEVEL": "debug",
@@ -100,7 +100,7 @@ func startServer(t *testing.T, dbURL string, extra map[string]string) *testServe
 }
 
 // Stop shuts the server down (as SIGTERM would) and waits for run to return.
-func (s *testServer) Stop(t *testing.T) {
+func (s *testServer) Stop(t testing.TB) {
 	t.Helper()
 	if s.stop == nil {
 		return
@@ -118,7 +118,7 @@ func (s *testServer) Stop(t *testing.T) {
 }
 
 // runCLI runs one shopstream command against dbURL.
-func runCLI(t *testing.T, dbURL string, stdin string, args ...string) string {
+func runCLI(t testing.TB, dbURL string, stdin string, args ...string) string {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	getenv := func(k string) string {
@@ -136,13 +136,13 @@ func runCLI(t *testing.T, dbURL string, stdin string, args ...string) string {
 const testPassword = "correct horse battery"
 
 // createAdmin creates an admin with testPassword through the CLI.
-func createAdmin(t *testing.T, dbURL, email, role string) {
+func createAdmin(t testing.TB, dbURL, email, role string) {
 	t.Helper()
 	runCLI(t, dbURL, testPassword+"\n", "admin", "create", "--email", email, "--name", "Test "+role, "--role", role)
 }
 
 // login logs in over HTTP and returns a client that carries the session cookie.
-func login(t *testing.T, s *testServer, email, password string) *http.Client {
+func login(t testing.TB, s *testServer, email, password string) *http.Client {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: waitfor.Deadline}
@@ -155,7 +155,7 @@ func login(t *testing.T, s *testServer, email, password string) *http.Client {
 	return c
 }
 
-func postJSON(t *testing.T, c *http.Client, url string, body any) *http.Response {
+func postJSON(t testing.TB, c *http.Client, url string, body any) *http.Response {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
@@ -280,7 +280,7 @@ func (w *wsClient) expectClose() (websocket.StatusCode, string) {
 
 // appConn connects as another app would, with its own application_name; the
 // connection is closed when the test ends. A loop uses withAppConn instead.
-func appConn(t *testing.T, dbURL, appName string) *pgx.Conn {
+func appConn(t testing.TB, dbURL, appName string) *pgx.Conn {
 	t.Helper()
 	conn := openAppConn(t, dbURL, appName)
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
@@ -295,7 +295,7 @@ func withAppConn(t *testing.T, dbURL, appName string, fn func(conn *pgx.Conn)) {
 	fn(conn)
 }
 
-func openAppConn(t *testing.T, dbURL, appName string) *pgx.Conn {
+func openAppConn(t testing.TB, dbURL, appName string) *pgx.Conn {
 	t.Helper()
 	cfg, err := pgx.ParseConfig(dbURL)
 	if err != nil {
@@ -309,7 +309,7 @@ func openAppConn(t *testing.T, dbURL, appName string) *pgx.Conn {
 	return conn
 }
 
-func exec(t *testing.T, conn *pgx.Conn, sql string, args ...any) {
+func exec(t testing.TB, conn *pgx.Conn, sql string, args ...any) {
 	t.Helper()
 	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("exec %q: %v", sql, err)
