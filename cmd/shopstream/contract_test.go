@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -167,17 +168,25 @@ func (e errReader) Read([]byte) (int, error) {
 
 // frameChecks validates the frames a test's socket read, off the reading
 // goroutine: a test that reads 100,000 events must keep up with the server
-// (the race detector makes a check cost a tenth of a millisecond). The test
-// waits for every check before it ends (see drain).
+// (the race detector makes a check cost a tenth of a millisecond). The
+// first eagerFrames frames of a socket are checked as they come; later ones
+// when the test ends, so that a bulk test's checks do not take the CPU its
+// reader and server need while the events flow. The test waits for every
+// check before it ends (see drain).
 type frameChecks struct {
-	report  func(error)
-	batch   bool
-	mu      sync.Mutex
-	pending [][]byte
-	wake    chan struct{}
-	stop    chan struct{}
-	done    chan struct{}
-	once    sync.Once
+	t        *testing.T
+	report   func(error)
+	batch    bool
+	checked  int           // messages
+	busy     time.Duration // spent checking
+	mu       sync.Mutex
+	frames   int      // read so far
+	pending  [][]byte // for run
+	deferred [][]byte // for drain
+	wake     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	once     sync.Once
 }
 
 // newFrameChecks starts the checker of a socket speaking subprotocol; the
@@ -188,7 +197,7 @@ func newFrameChecks(t *testing.T, subprotocol string) *frameChecks {
 
 // newFrameChecksReporting is newFrameChecks with violations passed to report.
 func newFrameChecksReporting(t *testing.T, subprotocol string, report func(error)) *frameChecks {
-	fc := &frameChecks{report: report, batch: subprotocol == "shopstream.batch",
+	fc := &frameChecks{t: t, report: report, batch: subprotocol == "shopstream.batch",
 		wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
 	go fc.run()
 	t.Cleanup(fc.drain)
@@ -202,6 +211,12 @@ func (fc *frameChecks) add(typ websocket.MessageType, b []byte) {
 		return
 	}
 	fc.mu.Lock()
+	fc.frames++
+	if fc.frames > eagerFrames {
+		fc.deferred = append(fc.deferred, bytes.Clone(b))
+		fc.mu.Unlock()
+		return
+	}
 	fc.pending = append(fc.pending, bytes.Clone(b))
 	fc.mu.Unlock()
 	select {
@@ -217,11 +232,7 @@ func (fc *frameChecks) run() {
 		frames := fc.pending
 		fc.pending = nil
 		fc.mu.Unlock()
-		for _, b := range frames {
-			if _, err := apiContract.CheckServerFrame(b, fc.batch); err != nil {
-				fc.report(err)
-			}
-		}
+		fc.check(frames)
 		if len(frames) > 0 {
 			continue
 		}
@@ -238,9 +249,35 @@ func (fc *frameChecks) run() {
 	}
 }
 
-// drain waits until every queued frame is checked.
+// eagerFrames is how many frames of a socket are checked as they come.
+const eagerFrames = 1000
+
+func (fc *frameChecks) check(frames [][]byte) {
+	start := time.Now()
+	for _, b := range frames {
+		names, err := apiContract.CheckServerFrame(b, fc.batch)
+		if err != nil {
+			fc.report(err)
+		}
+		fc.checked += len(names)
+	}
+	fc.busy += time.Since(start)
+}
+
+// drain waits until every frame read is checked.
 func (fc *frameChecks) drain() {
-	fc.once.Do(func() { close(fc.stop) })
+	fc.once.Do(func() {
+		close(fc.stop)
+		<-fc.done
+		fc.mu.Lock()
+		deferred := fc.deferred
+		fc.deferred = nil
+		fc.mu.Unlock()
+		fc.check(deferred)
+		if fc.busy > time.Second {
+			fc.t.Logf("contract: checked %d messages of one socket in %v", fc.checked, fc.busy.Round(time.Millisecond))
+		}
+	})
 	<-fc.done
 }
 
@@ -302,7 +339,11 @@ func TestContractCatchesDrift(t *testing.T) {
 			defer conn.CloseNow()
 			ctx := r.Context()
 			_ = conn.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribed","channel":"order_changes","position":1042}`))
-			_ = conn.Write(ctx, websocket.MessageText, []byte(`{"type":"pong","timestamp":"2026-01-25T10:30:00.000Z"}`))
+			for range eagerFrames {
+				_ = conn.Write(ctx, websocket.MessageText, []byte(`{"type":"pong","timestamp":"2026-01-25T10:30:00.000Z"}`))
+			}
+			// Past eagerFrames: checked when the test ends.
+			_ = conn.Write(ctx, websocket.MessageText, []byte(`{"type":"unsubscribed","channel":"order_changes","extra":1}`))
 			_, _, _ = conn.Read(ctx) // until the client goes
 		default:
 			http.NotFound(w, r)
@@ -327,11 +368,16 @@ func TestContractCatchesDrift(t *testing.T) {
 	}
 	defer conn.CloseNow()
 	w := &wsClient{t: t, conn: conn, checks: newFrameChecksReporting(t, conn.Subprotocol(), frames.add)}
-	w.readRaw()
-	w.readRaw()
+	for range eagerFrames + 2 {
+		w.readRaw()
+	}
 	w.checks.drain()
-	if got := frames.all(); len(got) != 1 || !strings.Contains(got[0], `"position":1042`) || !strings.Contains(got[0], "at '/position'") {
-		t.Fatalf("a position as a number: reported %q, want one violation naming the frame and /position", got)
+	got := frames.all()
+	if len(got) != 2 || !strings.Contains(got[0], `"position":1042`) || !strings.Contains(got[0], "at '/position'") {
+		t.Fatalf("a position as a number: reported %q, want a violation naming the frame and /position", got)
+	}
+	if !strings.Contains(got[1], `"extra":1`) || !strings.Contains(got[1], "additional properties 'extra'") {
+		t.Fatalf("an unknown field after %d frames: reported %q", eagerFrames, got[1])
 	}
 	if got := rest.all(); len(got) != 1 {
 		t.Fatalf("the handshake was reported: %q", got[1:])
