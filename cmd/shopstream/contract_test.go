@@ -299,6 +299,9 @@ func TestContractStaticFiles(t *testing.T) {
 		if resp.StatusCode != http.StatusOK {
 			t.Errorf("GET %s: %d", path, resp.StatusCode)
 		}
+		if ct := resp.Header.Get("Content-Type"); strings.HasSuffix(path, ".d.ts") && ct != "text/plain; charset=utf-8" {
+			t.Errorf("GET %s: Content-Type %q, want text/plain; charset=utf-8 (not the machine's MIME type for .ts)", path, ct)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -97,6 +98,18 @@ func New(d Deps) *echo.Echo {
 	api.GET("/auth/me", h.me)
 	api.GET("/v1/ws/stats", h.stats)
 
-	e.GET("/*", echo.WrapHandler(http.FileServer(http.FS(d.Static))))
+	e.GET("/*", echo.WrapHandler(staticTypes(http.FileServer(http.FS(d.Static)))))
 	return e
+}
+
+// staticTypes gives the TypeScript declarations their type: the system's MIME
+// table, which http.FileServer reads, maps .ts to video/mp2t (MPEG transport
+// streams) or to nothing at all, depending on the machine.
+func staticTypes(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".d.ts") {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
