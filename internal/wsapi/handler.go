@@ -83,7 +83,7 @@ type Handler struct {
 	fields   *fieldCache
 	log      *slog.Logger
 	base     context.Context // the server's lifetime: sockets outlive their request
-	open     inFlight // requests and sockets being served, for Wait
+	open     inFlight        // requests and sockets being served, for Wait
 	guard    *guard
 
 	mu      sync.Mutex
