@@ -331,7 +331,13 @@ func TestDisablingUserClosesSockets(t *testing.T) {
 // products (big rows, written as fast as possible); the reading one follows
 // orders (small rows, paced), and its p99 is logged.
 func TestSlowClientIsClosedAndResumes(t *testing.T) { // not parallel: it measures the fast client
-	s, c, _ := setup(t, map[string]string{"WS_SEND_QUEUE": "256"})
+	// The stuck client reads only after the fast phase. Until then the server's
+	// write to it is blocked on a full kernel buffer, and on a loaded machine
+	// that phase can outlast the default 10 s write timeout, whose watchdog
+	// would drop the connection without the close frame (the protocol allows
+	// that; TestStalledWriteTimesOut covers it). An hour keeps this test about
+	// the 1013.
+	s, c, _ := setup(t, map[string]string{"WS_SEND_QUEUE": "256", "WS_WRITE_TIMEOUT": "1h"})
 	fast := dialRaw(t, s, c, &websocket.DialOptions{Subprotocols: []string{"shopstream.batch"}})
 	fast.read()
 	// The slow client's kernel buffer is small, so that its queue, not the
