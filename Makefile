@@ -106,7 +106,7 @@ fuzz: build ## run each fuzz target for FUZZTIME (default 20s)
 	$(GO) test -run '^$$' -fuzz FuzzAllowed -fuzztime $${FUZZTIME:-20s} ./internal/origin
 	$(GO) test -run '^$$' -fuzz FuzzDecodeFrame -fuzztime $${FUZZTIME:-20s} ./client
 
-bench: build ## benchmarks (BENCHFLAGS=-quick for a short pass): writes docs/benchmarks.md and docs/latency.svg
+bench: build deps ## benchmarks (BENCHFLAGS=-quick for a short pass): writes docs/benchmarks.md and docs/latency.svg
 	$(GO) build -o .bin/shopbench ./cmd/shopbench
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/events ./internal/wsapi > .bin/gobench.txt || { cat .bin/gobench.txt; exit 1; }
 	$(DEVDB) -fast -- $(GO) test -run '^$$' -bench DashboardBurst -benchtime 10x ./cmd/shopstream >> .bin/gobench.txt || { cat .bin/gobench.txt; exit 1; }
