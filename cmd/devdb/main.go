@@ -9,6 +9,13 @@
 // in a temporary dir that is removed afterwards), creates the database
 // "shopstream", and runs COMMAND with DATABASE_URL and PG_BINDIR set. It
 // stops the server it started when COMMAND exits and exits with its status.
+//
+// Ctrl-C (SIGINT), SIGTERM and a closed terminal (SIGHUP) are passed on to
+// COMMAND; one that has not exited 30 s later is killed, and the server stops.
+// A server that an earlier devdb left running in -dir (that devdb was killed
+// and could not stop it) is reported, stopped and started afresh with this
+// run's settings; it stops when this run ends. A server whose devdb is still
+// running (another terminal) is shared and left running.
 package main
 
 import (
@@ -63,8 +70,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Catch signals from now on so that setup is never cut short with a
 	// server left running; they are forwarded to COMMAND once it runs.
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer signal.Stop(sigs)
+	// A closed output pipe (make run | head) must not kill devdb before it
+	// stops the server: writes then fail with EPIPE instead. COMMAND gets the
+	// default SIGPIPE back, since exec resets caught signals.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 
 	if os.Getenv("DATABASE_URL") != "" {
 		fmt.Fprintln(stderr, "devdb: using DATABASE_URL from the environment")
@@ -72,8 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	return withCluster(ctx, *dir, *fast, stderr, func(env []string) error {
 		select {
-		case <-sigs:
-			return &exitError{code: 130}
+		case sig := <-sigs:
+			return &exitError{code: 128 + int(sig.(syscall.Signal))}
 		default:
 		}
 		return runChild(command, env, sigs, stdout, stderr)
@@ -95,9 +106,12 @@ func withCluster(ctx context.Context, dir string, fast bool, stderr io.Writer, f
 			err = cmp.Or(err, cerr)
 		}
 	}()
+	if c.Leftover != 0 {
+		fmt.Fprintf(stderr, "devdb: stopped the PostgreSQL (pid %d) an earlier devdb left running in %s; starting it afresh\n", c.Leftover, c.Dir)
+	}
 	note := ""
 	if !c.Owned() {
-		note = ", already running"
+		note = ", already running for another devdb: it stops when that one ends"
 	}
 	fmt.Fprintf(stderr, "devdb: PostgreSQL %s at 127.0.0.1:%d (data in %s%s)\n", c.Version(), c.Port, c.Dir, note)
 	if err := ensureDatabase(ctx, c, dbName); err != nil {
@@ -129,8 +143,12 @@ func setEnv(env []string, key, value string) []string {
 	return append(out, key+"="+value)
 }
 
+// killGrace is how long a signalled command has to exit before it is killed.
+const killGrace = 30 * time.Second
+
 // runChild runs command with the terminal attached, forwarding signals from
-// sigs, and turns a non-zero exit into an *exitError.
+// sigs (a command still running killGrace after the first is killed), and
+// turns a non-zero exit into an *exitError.
 func runChild(command, env []string, sigs <-chan os.Signal, stdout, stderr io.Writer) error {
 	cmd := exec.Command(command[0], command[1:]...)
 	cmd.Env, cmd.Stdin, cmd.Stdout, cmd.Stderr = env, os.Stdin, stdout, stderr
@@ -140,10 +158,17 @@ func runChild(command, env []string, sigs <-chan os.Signal, stdout, stderr io.Wr
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
+		var kill <-chan time.Time
 		for {
 			select {
 			case sig := <-sigs:
 				_ = cmd.Process.Signal(sig)
+				if kill == nil {
+					kill = time.After(killGrace)
+				}
+			case <-kill:
+				fmt.Fprintf(stderr, "devdb: %s still running %v after the signal: killing it\n", command[0], killGrace)
+				_ = cmd.Process.Kill()
 			case <-done:
 				return
 			}

@@ -22,7 +22,9 @@ const numWriters = 8
 // writers commit marker updates from their own connections and record when
 // each COMMIT returned.
 type writers struct {
-	conns []*pgx.Conn
+	conns []*pgx.Conn // the writer connections (in the writer process)
+	proc  *writerProc // in the parent: the writer process that runs the levels
+	admin *pgx.Conn   // in the parent: a connection for the bench's own queries
 	seq   atomic.Uint64
 
 	mu      sync.Mutex
@@ -33,7 +35,22 @@ type writers struct {
 	lastErr atomic.Value
 }
 
+// newWriters starts the writer process (see writerproc.go).
 func newWriters(ctx context.Context, dbURL string) (*writers, error) {
+	admin, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	proc, err := startWriterProc(dbURL)
+	if err != nil {
+		_ = admin.Close(ctx)
+		return nil, err
+	}
+	return &writers{proc: proc, admin: admin}, nil
+}
+
+// newLocalWriters opens the writer connections in this process.
+func newLocalWriters(ctx context.Context, dbURL string) (*writers, error) {
 	w := &writers{}
 	cfg, err := pgx.ParseConfig(dbURL)
 	if err != nil {
@@ -54,6 +71,12 @@ func newWriters(ctx context.Context, dbURL string) (*writers, error) {
 func (w *writers) close() {
 	for _, c := range w.conns {
 		_ = c.Close(context.Background())
+	}
+	if w.proc != nil {
+		w.proc.close()
+	}
+	if w.admin != nil {
+		_ = w.admin.Close(context.Background())
 	}
 }
 
@@ -82,6 +105,13 @@ func (w *writers) record(seq uint64, at int64, rtt time.Duration) {
 // run offers rate events/s in total (0: as fast as they can) for d or until
 // maxEvents markers were started.
 func (w *writers) run(ctx context.Context, rate int, d time.Duration, maxEvents uint64) {
+	if w.proc != nil {
+		if err := w.proc.level(w, rate, d, maxEvents); err != nil {
+			w.errs.Add(1)
+			w.lastErr.Store(err.Error())
+		}
+		return
+	}
 	limit := w.base + maxEvents
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -166,7 +196,7 @@ func fanout(ctx context.Context, o options, srv *server, dbURL string) ([]levelR
 		return nil, nil, err
 	}
 	defer w.close()
-	postmaster := findPostmaster(ctx, w.conns[0])
+	postmaster := findPostmaster(ctx, w.admin)
 	profileAt := 0 // socket count at which the saturation level is profiled
 	for _, n := range o.sockets {
 		if n <= 1000 {
@@ -178,12 +208,13 @@ func fanout(ctx context.Context, o options, srv *server, dbURL string) ([]levelR
 	}
 	var prof *profileResult
 	// Start from a quiet server: what earlier scenarios wrote must be out of the inbox.
-	if err := waitInboxEmpty(ctx, w.conns[0]); err != nil {
+	if err := waitInboxEmpty(ctx, w.admin); err != nil {
 		return nil, nil, err
 	}
 	time.Sleep(2 * time.Second)
 	fd0 := countFDs(srv.pid)
-	for _, n := range o.sockets {
+	for _, lv := range o.plan() {
+		n := lv.sockets
 		for _, batch := range []bool{false, true} {
 			waitServerFDs(srv, fd0)
 			p := newPool(ctx, srv, "order_changes", batch)
@@ -194,7 +225,7 @@ func fanout(ctx context.Context, o options, srv *server, dbURL string) ([]levelR
 				return results, prof, err
 			}
 			logf("  %d sockets (batch=%v) open in %v", n, batch, time.Since(t0).Round(time.Millisecond))
-			for _, rate := range o.rates {
+			for _, rate := range lv.rates {
 				var profDone chan *profileResult
 				if rate == 0 && batch && n == profileAt && prof == nil {
 					profDone = make(chan *profileResult, 1)
@@ -223,6 +254,75 @@ func fanout(ctx context.Context, o options, srv *server, dbURL string) ([]levelR
 		}
 	}
 	return results, prof, nil
+}
+
+// baselineFanout runs the levels of one message per frame against the
+// baseline (baseline.go): shopstream's triggers are swapped for the NOTIFY
+// trigger and the relay serves the sockets, with the same writers and the same
+// load client. shopstream's own triggers are back when it returns.
+func baselineFanout(ctx context.Context, o options, dbURL string) (results []levelResult, err error) {
+	w, err := newWriters(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer w.close()
+	if err := waitInboxEmpty(ctx, w.admin); err != nil {
+		return nil, err
+	}
+	relay, err := startBaseline(ctx, o, w.admin, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		relay.stop()
+		if derr := setBaseline(ctx, o, w.admin, dbURL, false); derr != nil && err == nil {
+			err = derr
+		}
+	}()
+	postmaster := findPostmaster(ctx, w.admin)
+	fd0 := countFDs(relay.pid)
+	for _, lv := range o.plan() {
+		n := lv.sockets
+		waitServerFDs(relay, fd0)
+		p := newPool(ctx, relay, "order_changes", false)
+		if err := p.open(n, 100); err != nil {
+			p.close()
+			return results, err
+		}
+		for _, rate := range lv.rates {
+			r := runLevel(ctx, o, p, w, relay, postmaster, rate)
+			results = append(results, r)
+			logf("  baseline sockets=%d offered=%s achieved=%.0f ev/s delivered=%.0f msg/s p50=%v p99=%v max=%v lost=%d dup=%d dropped=%d srvCPU=%.1fs pgCPU=%.1fs",
+				n, rateLabel(rate), r.Achieved, r.Delivered, r.Lat.P50, r.Lat.P99, r.Lat.Max, r.Lost, r.Dups, r.ClosedSlow+r.ClosedOther, r.ServerCPU, r.PGCPU)
+			if v := w.lastErr.Load(); v != nil && r.WriteErrs > 0 {
+				logf("  writer error: %v", v)
+			}
+			if p.alive() == 0 {
+				break
+			}
+		}
+		p.close()
+	}
+	return results, nil
+}
+
+// socketLevel is one socket count and the rates offered to it.
+type socketLevel struct {
+	sockets int
+	rates   []int
+}
+
+// plan is the fan-out levels: every rate at every socket count, and (full runs)
+// 5,000 sockets at 10 events/s, a point of the peers' comparison.
+func (o options) plan() []socketLevel {
+	var out []socketLevel
+	for _, n := range o.sockets {
+		out = append(out, socketLevel{n, o.rates})
+	}
+	if !o.quick && !o.customLevels {
+		out = append(out, socketLevel{5000, []int{10}})
+	}
+	return out
 }
 
 func rateLabel(rate int) string {

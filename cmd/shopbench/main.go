@@ -45,11 +45,24 @@ type options struct {
 	bulkRows   int
 	idleSocks  int
 	msgBudget  int
-	cpuProfile string
-	logins     int
+	// customLevels: -sockets or -rates was given, so the fixed extra level is left out
+	customLevels bool
+	cpuProfile   string
+	logins       int
 }
 
 func main() {
+	if len(os.Args) > 1 && (os.Args[1] == "relay" || os.Args[1] == "write") {
+		run := runRelay
+		if os.Args[1] == "write" {
+			run = runWriterProc
+		}
+		if err := run(); err != nil {
+			fmt.Fprintln(os.Stderr, "shopbench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	var o options
 	var sockets, rates string
 	flag.BoolVar(&o.quick, "quick", false, "shorter runs: pgbench 5 s, levels 3 s, 100 and 1,000 sockets, 1,000 idle sockets, 20,000 bulk rows")
@@ -71,6 +84,7 @@ func main() {
 		}
 	}
 	o.levelDur, o.pgbenchDur, o.bulkRows, o.idleSocks = 10*time.Second, 20, 100000, 10000
+	o.customLevels = sockets != "" || rates != "100,1000,5000,0"
 	if sockets == "" {
 		sockets = "100,1000,10000"
 		if o.quick {
@@ -177,6 +191,12 @@ func run(o options) error {
 		if err != nil {
 			rep.errs = append(rep.errs, "fan-out: "+err.Error())
 			logf("fan-out: %v", err)
+		}
+		logf("scenario 2b: fan-out, the baseline (pg_notify trigger and a minimal relay)")
+		rep.baseline, err = baselineFanout(ctx, o, dbURL)
+		if err != nil {
+			rep.errs = append(rep.errs, "baseline fan-out: "+err.Error())
+			logf("baseline fan-out: %v", err)
 		}
 	}
 	if want["idle"] {
@@ -293,6 +313,12 @@ func freePort() (string, error) {
 }
 
 func startServer(bin, dbURL string, extraEnv ...string) (*server, error) {
+	return startProc(bin, []string{"serve"}, dbURL, extraEnv...)
+}
+
+// startProc starts bin with args as a server on a free port, waits for its
+// /readyz and logs in.
+func startProc(bin string, args []string, dbURL string, extraEnv ...string) (*server, error) {
 	addr, err := freePort()
 	if err != nil {
 		return nil, err
@@ -302,7 +328,7 @@ func startServer(bin, dbURL string, extraEnv ...string) (*server, error) {
 		return nil, err
 	}
 	s := &server{base: "http://" + addr, debug: dbg, stderr: &bytes.Buffer{}, exited: make(chan struct{})}
-	cmd := exec.Command(bin, "serve")
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "LISTEN_ADDR="+addr, "SHOPSTREAM_ENV=development",
 		"LOG_LEVEL=warn", "DEBUG_ADDR="+dbg, "WS_SEND_QUEUE=65536",
 		// one session for every socket (the brief): lift the per-user and per-instance caps

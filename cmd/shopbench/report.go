@@ -20,6 +20,7 @@ type report struct {
 	env               [][2]string
 	write             writeResult
 	fanout            []levelResult
+	baseline          []levelResult // the same levels against the pg_notify relay (baseline.go)
 	profile           *profileResult
 	idle              idleResult
 	bulk              bulkResult
@@ -121,14 +122,14 @@ func (r *report) markdown() string {
 	r.profileSection(&b)
 	r.bigRowsSection(&b)
 	r.loginsSection(&b)
-	p("## Go benchmarks of the hot paths\n\n`go test -run '^$' -bench . -benchmem ./internal/events ./internal/wsapi` (hub fan-out to 1 / 100 / 10,000 subscribers, event encoding and building, filter matching; a frame written to a real loopback socket, and the frame writer's own CPU):\n\n```\n%s\n```\n", strings.TrimSpace(r.gobench))
+	p("## Go benchmarks of the hot paths\n\n`go test -run '^$' -bench . -benchmem ./internal/events ./internal/wsapi` (hub fan-out to 1 / 100 / 10,000 subscribers, event encoding and building, filter matching; a frame written to a real loopback socket, and the frame writer's own CPU), and `go test -run '^$' -bench DashboardBurst -benchtime 10x ./cmd/shopstream` (the dashboard in headless Chromium rendering ten 1,000-row bursts: the longest task, which fails the benchmark over 100 ms, and the long tasks over 50 ms per burst):\n\n```\n%s\n```\n", strings.TrimSpace(r.gobench))
 	return b.String()
 }
 
 func (r *report) writeMedians(workload string) (det, att float64, walDet, walAtt float64) {
 	var d, a, wd, wa []float64
 	for _, run := range r.write.runs {
-		if run.Workload != workload || run.Stopped {
+		if run.Workload != workload || run.Stopped || run.Baseline {
 			continue
 		}
 		wal := float64(run.WALBytes) / math.Max(float64(run.Txns), 1)
@@ -139,6 +140,18 @@ func (r *report) writeMedians(workload string) (det, att float64, walDet, walAtt
 		}
 	}
 	return median(d), median(a), median(wd), median(wa)
+}
+
+// baselineTPS returns the median TPS and WAL per transaction with the
+// baseline's NOTIFY trigger and its relay running.
+func (r *report) baselineTPS(workload string) (tps, wal float64) {
+	var t, w []float64
+	for _, run := range r.write.runs {
+		if run.Workload == workload && run.Baseline {
+			t, w = append(t, run.TPS), append(w, float64(run.WALBytes)/math.Max(float64(run.Txns), 1))
+		}
+	}
+	return median(t), median(w)
 }
 
 // triggerOnly returns the median TPS and WAL per transaction with the triggers
@@ -203,6 +216,7 @@ func (r *report) targets() [][3]string {
 	if l := r.findLevel(1000, false, 1000); l != nil {
 		out = append(out, [3]string{"≥ 200,000 delivered msg/s, no batching, 1,000 sockets, 1,000 events/s offered", fmt.Sprintf("%.0f msg/s (achieved %.0f events/s)", l.Delivered, l.Achieved), yesNo(l.Delivered >= 200000)})
 	}
+	out = append(out, r.baselineTargets()...)
 	if len(r.fanout) > 0 {
 		var lost int
 		var dups int64
@@ -259,6 +273,15 @@ func (r *report) writeSection(b *strings.Builder) {
 		trig, wt := r.triggerOnly(wl)
 		p("| %s | %.0f | %.0f | %.0f | %.2f | %.2f | %s | %.0f | %.0f | %.0f |\n", wl, det, trig, att, trig/det, att/det, yesNo(att/det >= 0.70), wd, wt, wa)
 	}
+	p("\n*Baseline* (same run): the `pg_notify` row trigger of section 2's baseline with its relay running, in place of shopstream's triggers.\n\n| workload | median TPS baseline | baseline/detached | WAL/txn baseline | shopstream attached ÷ baseline |\n|---|---:|---:|---:|---:|\n")
+	for _, wl := range []string{"1 UPDATE per transaction", "5 UPDATEs per transaction"} {
+		det, att, _, _ := r.writeMedians(wl)
+		bt, bw := r.baselineTPS(wl)
+		if det == 0 || bt == 0 {
+			continue
+		}
+		p("| %s | %.0f | %.2f | %.0f | %.2f |\n", wl, bt, bt/det, bw, att/bt)
+	}
 	p("\n")
 }
 
@@ -269,7 +292,7 @@ func (r *report) fanoutSection(b *strings.Builder) {
 		p("Not run.\n\n")
 		return
 	}
-	p("N sockets with one session cookie, each subscribed to `order_changes`; %d writer goroutines (own pgx connections, autocommit) run `UPDATE orders SET notes = 'k<seq>.<run>' WHERE id = <random 1..10000>` at the offered rate for %v per level (\"saturation\": as fast as they can). A writer records when its COMMIT returned; every socket marks every marker it receives (a bitmap per socket, so every frame on every socket is counted); latency is sampled on the first 100 sockets. *delivered* = marker messages received over all sockets / (level start → last arrival, drain included). *lost* = committed markers a socket that stayed open (or was resumed) never received; *dup* = markers received twice; *writer COMMIT p50* = the writers' own UPDATE+COMMIT round trip (the WAL flush a commit waits for; the sequencer's batch after it commits asynchronously); *1013 (resumed)* = sockets closed as too slow, and in brackets how many closed sockets of any kind were resumed with `since` (not loss); *other closes* = sockets that ended otherwise (an unanswered ping when this load client falls behind, a network error), resumed with `since` like the browser client does unless the close was 1008; a socket that cannot be resumed is left out of *lost*. CPU seconds over the level including the drain; *srv RSS* is the server's peak (VmHWM, cumulative over the run). Server environment: WS_SEND_QUEUE=65536, and WS_MAX_SOCKETS_PER_USER / WS_MAX_SOCKETS raised to 1,000,000 (defaults 50 and 20,000), since every socket uses the one bench session. Each level may ask for at most 1.5 M messages (3 M with batch; `-msgs`): writers stop early when events × sockets reaches that, so levels at 1,000 and 10,000 sockets write for less than the full period.\n\n", numWriters, r.opts.levelDur)
+	p("N sockets with one session cookie, each subscribed to `order_changes`; %d writers (own pgx connections, autocommit, in a process of their own apart from the reading clients) run `UPDATE orders SET notes = 'k<seq>.<run>' WHERE id = <random 1..10000>` at the offered rate for %v per level (\"saturation\": as fast as they can). A writer records when its COMMIT returned; every socket marks every marker it receives (a bitmap per socket, so every frame on every socket is counted); latency is sampled on the first 100 sockets. *delivered* = marker messages received over all sockets / (level start → last arrival, drain included). *lost* = committed markers a socket that stayed open (or was resumed) never received; *dup* = markers received twice; *writer COMMIT p50* = the writers' own UPDATE+COMMIT round trip (the WAL flush a commit waits for; the sequencer's batch after it commits asynchronously); *1013 (resumed)* = sockets closed as too slow, and in brackets how many closed sockets of any kind were resumed with `since` (not loss); *other closes* = sockets that ended otherwise (an unanswered ping when this load client falls behind, a network error), resumed with `since` like the browser client does unless the close was 1008; a socket that cannot be resumed is left out of *lost*. CPU seconds over the level including the drain; *srv RSS* is the server's peak (VmHWM, cumulative over the run). Server environment: WS_SEND_QUEUE=65536, and WS_MAX_SOCKETS_PER_USER / WS_MAX_SOCKETS raised to 1,000,000 (defaults 50 and 20,000), since every socket uses the one bench session. Each level may ask for at most 1.5 M messages (3 M with batch; `-msgs`): writers stop early when events × sockets reaches that, so levels at 1,000 and 10,000 sockets write for less than the full period.\n\n", numWriters, r.opts.levelDur)
 	p("| sockets | frames | offered ev/s | achieved ev/s | writer COMMIT p50 ms | delivered msg/s | p50 ms | p90 ms | p99 ms | max ms | lost | dup | 1013 (resumed) | other closes | drained | srv CPU s | client CPU s | PG CPU s | wall s | srv peak RSS MiB |\n")
 	p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
 	for _, l := range r.fanout {
@@ -282,6 +305,68 @@ func (r *report) fanoutSection(b *strings.Builder) {
 			l.Lost, l.Dups, l.ClosedSlow, l.Reconnects, l.ClosedOther, l.Drained, l.ServerCPU, l.ClientCPU, l.PGCPU, l.Wall, float64(l.PeakRSSKiB)/1024)
 	}
 	p("\n![p50 and p99 commit-to-receive latency vs events/s](latency.svg)\n\n")
+	r.baselineSection(b)
+}
+
+// baselineSection sets shopstream's one-message-per-frame levels beside the
+// baseline's in the same run: ratios below 1 favour shopstream.
+func (r *report) baselineSection(b *strings.Builder) {
+	p := func(f string, a ...any) { fmt.Fprintf(b, f, a...) }
+	if len(r.baseline) == 0 {
+		return
+	}
+	p("### The baseline: a `pg_notify` row trigger and a minimal relay, in this run\n\n")
+	p("What a team would wire itself: `AFTER INSERT OR UPDATE OR DELETE ... FOR EACH ROW` calling `pg_notify` with the row as JSON, and a relay (`shopbench relay`, part of the bench program, not shipped) that LISTENs on one connection and writes each notification to every socket over the same WebSocket library (a queue of 65,536 per socket, a socket past it dropped). Same writers (in their own process), same load client, same levels; shopstream's triggers are swapped out while it runs. It has none of shopstream's guarantees (no positions or resume, a notification during a relay restart is lost, rows over 8,000 bytes fail the writer's transaction). *ratio* = shopstream ÷ baseline: below 1 is shopstream ahead for latency and CPU, above 1 for delivered msg/s.\n\n")
+	p("| sockets | offered ev/s | baseline delivered msg/s | p50 ms | p99 ms | srv µs/msg | lost | shopstream p50 ms | p99 ms | srv µs/msg | ratio p50 | ratio p99 | ratio µs/msg | ratio delivered |\n")
+	p("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, bl := range r.baseline {
+		s := r.findLevel(bl.Sockets, false, bl.Offered)
+		if s == nil {
+			continue
+		}
+		p("| %d | %s | %.0f | %s | %s | %.1f | %d | %s | %s | %.1f | %s | %s | %s | %s |\n", bl.Sockets, rateLabel(bl.Offered), bl.Delivered,
+			ms(bl.Lat.P50), ms(bl.Lat.P99), perMsg(bl), bl.Lost, ms(s.Lat.P50), ms(s.Lat.P99), perMsg(*s),
+			ratio(float64(s.Lat.P50), float64(bl.Lat.P50)), ratio(float64(s.Lat.P99), float64(bl.Lat.P99)), ratio(perMsg(*s), perMsg(bl)), ratio(s.Delivered, bl.Delivered))
+	}
+	p("\n")
+}
+
+// baselineTargets are issue 17's targets against the baseline of the same run.
+func (r *report) baselineTargets() [][3]string {
+	var out [][3]string
+	find := func(sockets, rate int) (*levelResult, *levelResult) {
+		for i := range r.baseline {
+			if b := &r.baseline[i]; b.Sockets == sockets && b.Offered == rate {
+				return r.findLevel(sockets, false, rate), b
+			}
+		}
+		return nil, nil
+	}
+	if s, b := find(100, 100); s != nil && b.Received > 0 {
+		out = append(out, [3]string{"p50 at 100 sockets × 100 events/s ≤ the baseline's", fmt.Sprintf("%s vs %s ms (ratio %s)", ms(s.Lat.P50), ms(b.Lat.P50), ratio(float64(s.Lat.P50), float64(b.Lat.P50))), yesNo(s.Lat.P50 <= b.Lat.P50)})
+		out = append(out, [3]string{"server CPU per message at 100 sockets × 100 events/s ≤ the baseline's", fmt.Sprintf("%.1f vs %.1f µs (ratio %s)", perMsg(*s), perMsg(*b), ratio(perMsg(*s), perMsg(*b))), yesNo(perMsg(*s) <= perMsg(*b))})
+	}
+	for _, lv := range [][2]int{{1000, 100}, {5000, 10}} {
+		if s, b := find(lv[0], lv[1]); s != nil && b.Received > 0 {
+			out = append(out, [3]string{fmt.Sprintf("p99 at %d sockets × %d events/s ≤ the baseline's", lv[0], lv[1]), fmt.Sprintf("%s vs %s ms (ratio %s)", ms(s.Lat.P99), ms(b.Lat.P99), ratio(float64(s.Lat.P99), float64(b.Lat.P99))), yesNo(s.Lat.P99 <= b.Lat.P99)})
+		}
+	}
+	return out
+}
+
+// perMsg is the server's CPU per received message, in µs.
+func perMsg(l levelResult) float64 {
+	if l.Received == 0 {
+		return 0
+	}
+	return l.ServerCPU / float64(l.Received) * 1e6
+}
+
+func ratio(a, b float64) string {
+	if b == 0 || a == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", a/b)
 }
 
 func (r *report) idleSection(b *strings.Builder) {

@@ -22,6 +22,7 @@ type pgbenchRun struct {
 	Workload string
 	Attached bool
 	Stopped  bool // attached, with the server stopped: the trigger's own cost
+	Baseline bool // the baseline's NOTIFY trigger with its relay running (baseline.go)
 	TPS      float64
 	Txns     int64
 	WALBytes int64
@@ -81,10 +82,16 @@ func writePath(ctx context.Context, o options, db *pgx.Conn, dbURL string, srv *
 			return res, err
 		}
 		for rep := 0; rep < writeReps; rep++ {
-			for _, mode := range []struct{ attached, stopped bool }{{false, false}, {true, true}, {true, false}} {
+			for _, mode := range []struct{ attached, stopped, baseline bool }{{false, false, false}, {true, true, false}, {true, false, false}, {false, false, true}} {
 				attached := mode.attached
 				if err := setTriggers(ctx, o, db, dbURL, attached); err != nil {
 					return res, err
+				}
+				var relay *server
+				if mode.baseline {
+					if relay, err = startBaseline(ctx, o, db, dbURL); err != nil {
+						return res, err
+					}
 				}
 				// let the sequencer drain what the last attached run left
 				if err := waitInboxEmpty(ctx, db); err != nil {
@@ -111,6 +118,12 @@ func writePath(ctx context.Context, o options, db *pgx.Conn, dbURL string, srv *
 				cmd := exec.CommandContext(ctx, pgbench, "-n", "-c", "8", "-j", "2", "-T", strconv.Itoa(o.pgbenchDur), "-f", path, dbURL)
 				out, err := cmd.CombinedOutput()
 				serviceCPU := sumCPU(service) - cpu0
+				if relay != nil {
+					relay.stop()
+					if berr := setBaseline(ctx, o, db, dbURL, false); berr != nil {
+						return res, berr
+					}
+				}
 				lsnErr := db.QueryRow(ctx, "SELECT pg_current_wal_insert_lsn()::text").Scan(&after)
 				if mode.stopped {
 					var serr error
@@ -126,7 +139,7 @@ func writePath(ctx context.Context, o options, db *pgx.Conn, dbURL string, srv *
 				}
 				var wal int64
 				_ = db.QueryRow(ctx, "SELECT pg_wal_lsn_diff($1::pg_lsn, $2::pg_lsn)::bigint", after, before).Scan(&wal)
-				r := pgbenchRun{Workload: wl, Attached: attached, Stopped: mode.stopped, WALBytes: wal, ServiceCPU: serviceCPU}
+				r := pgbenchRun{Workload: wl, Attached: attached, Stopped: mode.stopped, Baseline: mode.baseline, WALBytes: wal, ServiceCPU: serviceCPU}
 				r.TPS, r.Txns = parsePgbench(string(out))
 				logf("  %s, %s: %.0f tps, %d txns, %d WAL bytes/txn", wl, r.label(), r.TPS, r.Txns, wal/max(r.Txns, 1))
 				res.runs = append(res.runs, r)
@@ -161,6 +174,8 @@ func sumCPU(pids []int) float64 {
 
 func (r pgbenchRun) label() string {
 	switch {
+	case r.Baseline:
+		return "baseline (pg_notify trigger, relay running)"
 	case !r.Attached:
 		return "detached"
 	case r.Stopped:

@@ -22,7 +22,7 @@ import (
 const chromiumPath = "/usr/bin/chromium"
 
 // newBrowser starts a headless Chromium with a fresh profile and returns a tab.
-func newBrowser(t *testing.T) context.Context {
+func newBrowser(t testing.TB) context.Context {
 	t.Helper()
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("the dashboard test needs Chromium at %s (Debian/Ubuntu: apt-get install -y chromium): %v", chromiumPath, err)
@@ -51,7 +51,7 @@ func newBrowser(t *testing.T) context.Context {
 }
 
 // do runs browser actions and fails the test on the first error.
-func do(t *testing.T, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
+func do(t testing.TB, ctx context.Context, what string, actions ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		t.Fatalf("browser: %s: %v", what, err)
@@ -60,7 +60,7 @@ func do(t *testing.T, ctx context.Context, what string, actions ...chromedp.Acti
 
 // waitFor polls a JavaScript condition until it is true, for up to
 // waitfor.Deadline.
-func waitFor(t *testing.T, ctx context.Context, what, cond string) {
+func waitFor(t testing.TB, ctx context.Context, what, cond string) {
 	t.Helper()
 	start := time.Now()
 	if err := chromedp.Do(ctx, chromedp.Poll[chromedp.Void](cond, chromedp.WithPollingTimeout(waitfor.Deadline))); err != nil {
@@ -69,7 +69,7 @@ func waitFor(t *testing.T, ctx context.Context, what, cond string) {
 	}
 }
 
-func evalInt(t *testing.T, ctx context.Context, expr string) int {
+func evalInt(t testing.TB, ctx context.Context, expr string) int {
 	t.Helper()
 	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](expr))
 	if err != nil {
@@ -195,13 +195,19 @@ func TestDashboard(t *testing.T) {
 // directory, so that a test run leaves the tree unchanged.
 func saveScreenshot(t *testing.T, ctx context.Context) {
 	t.Helper()
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	saveScreenshotAs(t, ctx, "dashboard.png", chromedp.FullScreenshot(100))
+}
+
+// saveScreenshotAs is saveScreenshot for docs/name, taken by shot.
+func saveScreenshotAs(t *testing.T, ctx context.Context, name string, shot chromedp.Action[[]byte]) {
+	t.Helper()
+	png, err := chromedp.Run(ctx, shot)
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	path := filepath.Join(t.TempDir(), "dashboard.png")
+	path := filepath.Join(t.TempDir(), name)
 	if ok, _ := strconv.ParseBool(os.Getenv("UPDATE_SCREENSHOT")); ok {
-		path = filepath.Join("..", "..", "docs", "dashboard.png")
+		path = filepath.Join("..", "..", "docs", name)
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
 		}

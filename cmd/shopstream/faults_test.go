@@ -43,10 +43,11 @@ const sequencerLock int64 = 7316042871525064
 func nextMessage(w *wsClient) (map[string]any, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
-	_, b, err := w.conn.Read(ctx)
+	typ, b, err := w.conn.Read(ctx)
 	if err != nil {
 		return nil, err
 	}
+	w.checks.add(typ, b)
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, fmt.Errorf("socket sent invalid JSON %q: %w", b, err)
@@ -532,6 +533,7 @@ func startProcess(t *testing.T, bin, dbURL string, port int) *process {
 			t.Fatalf("shopstream exited without listening (%v):\n%s", cmd.ProcessState, p.log.String())
 		}
 		p.url = u
+		checkContract(t, u)
 	case <-time.After(waitfor.Deadline):
 		t.Fatalf("shopstream did not listen within %v:\n%s", waitfor.Deadline, p.log.String())
 	}

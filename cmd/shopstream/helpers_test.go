@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -22,7 +23,13 @@ import (
 	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+func TestMain(m *testing.M) {
+	if err := setUpContract(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Exit(finishContract(pgtest.Main(m)))
+}
 
 // lockedBuffer collects a server's log output safely.
 type lockedBuffer struct {
@@ -54,7 +61,7 @@ type testServer struct {
 }
 
 // startServer runs `shopstream serve` against dbURL with extra environment.
-func startServer(t *testing.T, dbURL string, extra map[string]string) *testServer {
+func startServer(t testing.TB, dbURL string, extra map[string]string) *testServer {
 	t.Helper()
 	env := map[string]string{
 		"DATABASE_URL": dbURL, "LISTEN_ADDR": "127.0.0.1:0", "SHOPSTREAM_ENV": "development", "LOG_LEVEL": "debug",
@@ -75,9 +82,11 @@ func startServer(t *testing.T, dbURL string, extra map[string]string) *testServe
 	for sc.Scan() {
 		if addr, ok := strings.CutPrefix(sc.Text(), "metrics listening on "); ok {
 			s.MetricsURL = addr
+			checkContract(t, addr)
 		}
 		if addr, ok := strings.CutPrefix(sc.Text(), "shopstream listening on "); ok {
 			s.URL = addr
+			checkContract(t, addr)
 			break
 		}
 	}
@@ -91,7 +100,7 @@ func startServer(t *testing.T, dbURL string, extra map[string]string) *testServe
 }
 
 // Stop shuts the server down (as SIGTERM would) and waits for run to return.
-func (s *testServer) Stop(t *testing.T) {
+func (s *testServer) Stop(t testing.TB) {
 	t.Helper()
 	if s.stop == nil {
 		return
@@ -109,7 +118,7 @@ func (s *testServer) Stop(t *testing.T) {
 }
 
 // runCLI runs one shopstream command against dbURL.
-func runCLI(t *testing.T, dbURL string, stdin string, args ...string) string {
+func runCLI(t testing.TB, dbURL string, stdin string, args ...string) string {
 	t.Helper()
 	var out, errOut bytes.Buffer
 	getenv := func(k string) string {
@@ -127,13 +136,13 @@ func runCLI(t *testing.T, dbURL string, stdin string, args ...string) string {
 const testPassword = "correct horse battery"
 
 // createAdmin creates an admin with testPassword through the CLI.
-func createAdmin(t *testing.T, dbURL, email, role string) {
+func createAdmin(t testing.TB, dbURL, email, role string) {
 	t.Helper()
 	runCLI(t, dbURL, testPassword+"\n", "admin", "create", "--email", email, "--name", "Test "+role, "--role", role)
 }
 
 // login logs in over HTTP and returns a client that carries the session cookie.
-func login(t *testing.T, s *testServer, email, password string) *http.Client {
+func login(t testing.TB, s *testServer, email, password string) *http.Client {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: waitfor.Deadline}
@@ -146,7 +155,7 @@ func login(t *testing.T, s *testServer, email, password string) *http.Client {
 	return c
 }
 
-func postJSON(t *testing.T, c *http.Client, url string, body any) *http.Response {
+func postJSON(t testing.TB, c *http.Client, url string, body any) *http.Response {
 	t.Helper()
 	b, _ := json.Marshal(body)
 	req, _ := http.NewRequest(http.MethodPost, url, bytes.NewReader(b))
@@ -160,8 +169,9 @@ func postJSON(t *testing.T, c *http.Client, url string, body any) *http.Response
 
 // wsClient is a test's socket.
 type wsClient struct {
-	t    *testing.T
-	conn *websocket.Conn
+	t      *testing.T
+	conn   *websocket.Conn
+	checks *frameChecks // docs/asyncapi.yaml, for every frame read
 }
 
 // dial opens /ws with the client's cookies and reads the connected message.
@@ -191,7 +201,12 @@ func dialRaw(t *testing.T, s *testServer, c *http.Client, opts *websocket.DialOp
 	}
 	conn.SetReadLimit(1 << 24)
 	t.Cleanup(func() { _ = conn.CloseNow() })
-	return &wsClient{t: t, conn: conn}
+	return newWSClient(t, conn)
+}
+
+// newWSClient wraps a test's open socket.
+func newWSClient(t *testing.T, conn *websocket.Conn) *wsClient {
+	return &wsClient{t: t, conn: conn, checks: newFrameChecks(t, conn.Subprotocol())}
 }
 
 // readRaw reads one frame, failing after waitfor.Deadline.
@@ -199,10 +214,11 @@ func (w *wsClient) readRaw() []byte {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
-	_, b, err := w.conn.Read(ctx)
+	typ, b, err := w.conn.Read(ctx)
 	if err != nil {
 		w.t.Fatalf("socket read: %v", err)
 	}
+	w.checks.add(typ, b)
 	return b
 }
 
@@ -226,6 +242,7 @@ func (w *wsClient) sendRaw(b []byte) {
 	w.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
+	noteSent(b)
 	if err := w.conn.Write(ctx, websocket.MessageText, b); err != nil {
 		w.t.Fatalf("socket write: %v", err)
 	}
@@ -248,20 +265,22 @@ func (w *wsClient) expectClose() (websocket.StatusCode, string) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
 	for {
-		_, _, err := w.conn.Read(ctx)
-		if err != nil {
-			var ce websocket.CloseError
-			if errorsAs(err, &ce) {
-				return ce.Code, ce.Reason
-			}
-			w.t.Fatalf("socket ended without a close frame: %v", err)
+		typ, b, err := w.conn.Read(ctx)
+		if err == nil {
+			w.checks.add(typ, b)
+			continue
 		}
+		var ce websocket.CloseError
+		if errorsAs(err, &ce) {
+			return ce.Code, ce.Reason
+		}
+		w.t.Fatalf("socket ended without a close frame: %v", err)
 	}
 }
 
 // appConn connects as another app would, with its own application_name; the
 // connection is closed when the test ends. A loop uses withAppConn instead.
-func appConn(t *testing.T, dbURL, appName string) *pgx.Conn {
+func appConn(t testing.TB, dbURL, appName string) *pgx.Conn {
 	t.Helper()
 	conn := openAppConn(t, dbURL, appName)
 	t.Cleanup(func() { _ = conn.Close(context.Background()) })
@@ -276,7 +295,7 @@ func withAppConn(t *testing.T, dbURL, appName string, fn func(conn *pgx.Conn)) {
 	fn(conn)
 }
 
-func openAppConn(t *testing.T, dbURL, appName string) *pgx.Conn {
+func openAppConn(t testing.TB, dbURL, appName string) *pgx.Conn {
 	t.Helper()
 	cfg, err := pgx.ParseConfig(dbURL)
 	if err != nil {
@@ -290,7 +309,7 @@ func openAppConn(t *testing.T, dbURL, appName string) *pgx.Conn {
 	return conn
 }
 
-func exec(t *testing.T, conn *pgx.Conn, sql string, args ...any) {
+func exec(t testing.TB, conn *pgx.Conn, sql string, args ...any) {
 	t.Helper()
 	if _, err := conn.Exec(context.Background(), sql, args...); err != nil {
 		t.Fatalf("exec %q: %v", sql, err)

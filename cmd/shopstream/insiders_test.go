@@ -370,7 +370,7 @@ func TestSessionCookieAndSocketBasics(t *testing.T) {
 	if ext := resp.Header.Get("Sec-WebSocket-Extensions"); ext != "" {
 		t.Errorf("the server negotiated %q", ext)
 	}
-	ws := &wsClient{t: t, conn: conn}
+	ws := newWSClient(t, conn)
 	if m := ws.read(); m["type"] != "connected" {
 		t.Fatalf("first message: %v", m)
 	}

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -14,7 +15,9 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "shopstream:", err)
+		if !errors.As(err, new(*loggedError)) {
+			fmt.Fprintln(os.Stderr, "shopstream:", err)
+		}
 		stop()
 		os.Exit(exitCode(err))
 	}

@@ -12,13 +12,17 @@ import (
 	"github.com/shopstream/shopstream/internal/config"
 )
 
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
-
 // usageError is a command line mistake: exit code 2.
 type usageError struct{ msg string }
 
 func (e *usageError) Error() string { return e.msg }
+
+// loggedError is an error the command has already logged (as JSON, with
+// LOG_FORMAT=json): main exits with its code without printing it again.
+type loggedError struct{ err error }
+
+func (e *loggedError) Error() string { return e.err.Error() }
+func (e *loggedError) Unwrap() error { return e.err }
 
 func exitCode(err error) int {
 	var ue *usageError
@@ -53,8 +57,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		err = cmdAdmin(ctx, e, rest)
 	case "tail":
 		err = cmdTail(ctx, e, rest)
+	case "doctor":
+		err = cmdDoctor(ctx, e, rest)
+	case "health":
+		err = cmdHealth(ctx, e, rest)
 	case "version":
-		fmt.Fprintln(stdout, "shopstream", version)
+		printVersion(stdout)
 		return nil
 	case "help", "-h", "--help":
 		usage(stdout)
@@ -81,8 +89,10 @@ Commands:
   admin enable         --email E
   admin passwd         --email E [--password P | password on stdin]
   admin role           --email E --role R
-  tail                 --email E [--url U] [--channel C]... [--json]  print events live (tail --help)
-  version              print the version
+  tail                 --email E [--url U] [--channel C]... [--since ID] [--count N] [--json]  print events (tail --help)
+  doctor               check the database before going live: triggers, privileges, NOTIFY queue, backlog
+  health [--ready]     GET /healthz (--ready: /readyz) on LISTEN_ADDR; exit 0 when 200 (container health check)
+  version              print the version, the commit built, its time, whether it had changes, the Go version
 
 Every command reads its settings from the environment:
 `)
@@ -114,7 +124,18 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	_ = level.UnmarshalText([]byte(cfg.LogLevel))
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "json" {
+		opts.ReplaceAttr = durationsInMillis
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// durationsInMillis writes a time.Duration as a number of milliseconds under
+// its key with "_ms" appended ("duration": 1.5ms becomes "duration_ms": 1.5):
+// slog's JSON handler would write nanoseconds, a unit nobody reads.
+func durationsInMillis(_ []string, a slog.Attr) slog.Attr {
+	if a.Value.Kind() != slog.KindDuration {
+		return a
+	}
+	return slog.Float64(a.Key+"_ms", float64(a.Value.Duration().Microseconds())/1000)
 }

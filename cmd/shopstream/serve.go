@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	stdlog "log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -31,24 +32,53 @@ const (
 	devPassword = "shopstream-dev"
 )
 
-func cmdServe(ctx context.Context, e env, args []string) error {
+func cmdServe(ctx context.Context, e env, args []string) (err error) {
 	fs := newFlagSet("serve", e)
 	dev := fs.Bool("dev", false, "development: migrate with the demo schema and make sure a development admin exists")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, db, err := configAndDB(ctx, e)
+	cfg, err := config.Load(e.getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log := newLogger(cfg, e.stderr)
+	defer routeStdLog(log)()
+	if cfg.LogFormat == "json" {
+		// No plain line among the JSON ones (docker logs merges stdout and
+		// stderr): what serve prints for people becomes a log record, and so
+		// does the error it exits with.
+		e.stdout = slog.NewLogLogger(log.Handler(), slog.LevelInfo).Writer()
+		defer func() {
+			if err != nil {
+				log.Error("exiting", "err", err)
+				err = &loggedError{err}
+			}
+		}()
+	}
+	db, err := openDB(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	log := newLogger(cfg, e.stderr)
 	if *dev {
 		if err := devSetup(ctx, e, db, cfg); err != nil {
 			return err
 		}
 	}
 	return serve(ctx, e, cfg, db, log)
+}
+
+// routeStdLog sends what libraries write with the standard log package (scs's
+// session cleanup errors) through log, at warn, and returns the undo.
+func routeStdLog(log *slog.Logger) func() {
+	out, flags := stdlog.Writer(), stdlog.Flags()
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(slog.NewLogLogger(log.With("component", "stdlog").Handler(), slog.LevelWarn).Writer())
+	return func() {
+		stdlog.SetOutput(out)
+		stdlog.SetFlags(flags)
+	}
 }
 
 func openDB(ctx context.Context, cfg config.Config) (*postgres.DB, error) {
@@ -81,8 +111,12 @@ func devSetup(ctx context.Context, e env, db *postgres.DB, cfg config.Config) er
 		return fmt.Errorf("looking up development admin: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "development login: %s / %s\n", devEmail, devPassword)
-	return nil
+	return printDatabase(ctx, e, db, cfg.DatabaseURL)
 }
+
+// shutdownTimeout bounds a graceful shutdown: closing the sockets with 1001,
+// then the HTTP server. deploy/kubernetes's termination grace covers it.
+const shutdownTimeout = 8 * time.Second
 
 // server is everything serve wires together.
 type server struct {
@@ -161,6 +195,7 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 		Reconnects:     func() float64 { return float64(s.listener.Reconnects()) },
 		Unattached:     func() float64 { return float64(len(s.tables.Problems())) },
 		Leader:         s.sequencer.Leading,
+		ListenerUp:     s.listener.Connected,
 		DB:             db,
 		DBQueryTimeout: 2 * time.Second,
 	}, log)
@@ -234,7 +269,7 @@ func (s *server) run(ctx context.Context, e env, srv *http.Server, ln net.Listen
 	}
 	s.log.Info("shutting down")
 	s.draining.Store(true)
-	shutCtx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
+	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
 	go func() { _ = srv.Shutdown(shutCtx) }()
 	s.hub.Shutdown()

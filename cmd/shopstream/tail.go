@@ -25,6 +25,8 @@ type tailOptions struct {
 	filter   json.RawMessage // nil: no filter
 	actions  []string
 	json     bool
+	since    int64 // resume every channel after this event id; 0: live
+	count    int   // exit after this many events; 0: never
 }
 
 // stringList is a repeatable flag.
@@ -66,6 +68,8 @@ func parseTailFlags(e env, args []string) (tailOptions, error) {
 	filter := fs.String("filter", "", `filter as a JSON object, e.g. '{"status":"pending"}'`)
 	fs.Var(&actions, "actions", "comma-separated actions: created, updated, deleted, truncated (default: all)")
 	asJSON := fs.Bool("json", false, "print each event message as the raw JSON the server sent, one per line")
+	since := fs.Int64("since", 0, "first replay, on every channel, the events after this event `id` (0: from now on)")
+	count := fs.Int("count", 0, "exit after printing `n` events (0: run until interrupted)")
 	fs.Usage = func() { tailUsage(fs.Output(), fs.PrintDefaults) }
 	if err := fs.Parse(args); err != nil {
 		return tailOptions{}, err
@@ -76,11 +80,14 @@ func parseTailFlags(e env, args []string) (tailOptions, error) {
 	if *email == "" {
 		return tailOptions{}, &usageError{"tail: --email is required"}
 	}
+	if *since < 0 || *count < 0 {
+		return tailOptions{}, &usageError{"tail: --since and --count take a number, 0 or more"}
+	}
 	base, err := parseBaseURL(*rawURL)
 	if err != nil {
 		return tailOptions{}, err
 	}
-	opts := tailOptions{base: base, email: *email, channels: channels, actions: actions, json: *asJSON}
+	opts := tailOptions{base: base, email: *email, channels: channels, actions: actions, json: *asJSON, since: *since, count: *count}
 	if len(opts.channels) == 0 {
 		for _, ent := range config.Entities {
 			opts.channels = append(opts.channels, client.Channel(ent))
@@ -101,7 +108,7 @@ func tailUsage(w io.Writer, printDefaults func()) {
 
 Logs in over REST, opens the socket and prints the events of the chosen channels
 as they are committed, one line each. Reconnects with backoff and resumes where
-it stopped. Ends with exit code 0 on SIGINT.
+it stopped. Ends with exit code 0 on SIGINT, or after --count events.
 
 Flags:
 `)
@@ -177,7 +184,7 @@ func (t *tailer) run(ctx context.Context) error {
 	}
 	subs := make([]client.Subscription, len(t.opts.channels))
 	for i, ch := range t.opts.channels {
-		subs[i] = client.Subscription{Channel: ch, Filter: t.opts.filter, Actions: t.opts.actions}
+		subs[i] = client.Subscription{Channel: ch, Filter: t.opts.filter, Actions: t.opts.actions, Since: t.opts.since}
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -185,10 +192,12 @@ func (t *tailer) run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("tail: %w", err)
 	}
+	printed := 0
 	for m := range stream.Messages() {
 		switch m := m.(type) {
 		case client.Event:
-			if err := t.print(m); err != nil {
+			err := t.print(m)
+			if printed++; err != nil || printed == t.opts.count {
 				cancel()
 				<-stream.Done()
 				return err

@@ -50,6 +50,13 @@ func TestTwoPhaseCommitWriters(t *testing.T) {
 	exec(t, app, `PREPARE TRANSACTION 'shop-rollback'`)
 	exec(t, app, `ROLLBACK PREPARED 'shop-rollback'`)
 	expectQuiet(t, ws, url)
+	// shopstream doctor says what such a server means for the doorbell, as a
+	// warning: nothing fails.
+	out, code := runDoctor(t, url)
+	if _, line := doctorLine(t, out, "two-phase commit"); code != 0 || !strings.HasPrefix(line, "WARN") ||
+		!strings.Contains(line, "max_prepared_transactions = 5: writers do not ring the doorbell") {
+		t.Errorf("doctor exited %d, two-phase commit line: %s\n%s", code, line, out)
+	}
 }
 
 // The event's data does not depend on the writer's session settings: a writer

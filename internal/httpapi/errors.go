@@ -63,10 +63,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 			secs := int(ae.RetryAfter.Seconds() + 0.999)
 			c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
 		}
-		if c.Request().Method == http.MethodHead {
-			_ = c.NoContent(ae.Status)
-			return
-		}
+		// For HEAD, net/http drops the body and keeps GET's headers.
 		_ = c.JSON(ae.Status, map[string]string{"error": ae.Code, "message": ae.Message})
 	}
 }

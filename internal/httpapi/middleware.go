@@ -35,7 +35,7 @@ func requestLog(log *slog.Logger) echo.MiddlewareFunc {
 				return nil // the socket logs its own open and close
 			}
 			log.Info("request", "method", c.Request().Method, "path", c.Request().URL.Path,
-				"status", c.Response().Status, "duration", time.Since(start).Round(time.Microsecond).String(),
+				"status", c.Response().Status, "duration", time.Since(start).Round(time.Microsecond),
 				"remote", c.RealIP())
 			return nil
 		}

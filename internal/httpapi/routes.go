@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -57,6 +58,9 @@ type Deps struct {
 func New(d Deps) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
+	// echo's own warnings (a response already committed) go through slog.
+	e.Logger.SetHeader("${short_file}:${line}")
+	e.Logger.SetOutput(slog.NewLogLogger(d.Log.With("component", "echo").Handler(), slog.LevelWarn).Writer())
 	e.IPExtractor = echo.ExtractIPDirect()
 	if d.TrustProxy {
 		// Only the configured proxies: echo's defaults would also believe any
@@ -75,8 +79,12 @@ func New(d Deps) *echo.Echo {
 	e.Use(recoverer(d.Log), requestLog(d.Log), securityHeaders, hostCheck(d.OriginsAllowed), bodyLimit(d.MaxBodyBytes))
 	h := &handlers{d: d}
 
-	e.GET("/healthz", h.healthz)
-	e.GET("/readyz", h.readyz)
+	// HEAD answers as GET does, without the body (net/http drops it), for
+	// load balancers that probe with HEAD.
+	for _, m := range []string{http.MethodGet, http.MethodHead} {
+		e.Add(m, "/healthz", h.healthz)
+		e.Add(m, "/readyz", h.readyz)
+	}
 	if d.Metrics != nil {
 		e.GET("/metrics", echo.WrapHandler(d.Metrics))
 	}
@@ -90,6 +98,18 @@ func New(d Deps) *echo.Echo {
 	api.GET("/auth/me", h.me)
 	api.GET("/v1/ws/stats", h.stats)
 
-	e.GET("/*", echo.WrapHandler(http.FileServer(http.FS(d.Static))))
+	e.GET("/*", echo.WrapHandler(staticTypes(http.FileServer(http.FS(d.Static)))))
 	return e
+}
+
+// staticTypes gives the TypeScript declarations their type: the system's MIME
+// table, which http.FileServer reads, maps .ts to video/mp2t (MPEG transport
+// streams) or to nothing at all, depending on the machine.
+func staticTypes(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, ".d.ts") {
+			w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		}
+		next.ServeHTTP(w, r)
+	})
 }

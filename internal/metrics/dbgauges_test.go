@@ -27,7 +27,7 @@ func TestScrapesRunNoQueries(t *testing.T) {
 	m := New(Sources{
 		Sockets: func() float64 { return 0 }, Subscriptions: func() map[string]int { return nil },
 		EventsRead: func() float64 { return 0 }, Reconnects: func() float64 { return 0 },
-		Leader: func() bool { return false }, Unattached: func() float64 { return 0 },
+		Leader: func() bool { return false }, ListenerUp: func() bool { return true }, Unattached: func() float64 { return 0 },
 		DB: db, DBQueryTimeout: time.Second,
 	}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	m.RefreshDB(t.Context())

@@ -21,6 +21,7 @@ type Sources struct {
 	EventsRead     func() float64
 	Reconnects     func() float64
 	Leader         func() bool
+	ListenerUp     func() bool    // the listener's dedicated connection is up (half of /readyz)
 	Unattached     func() float64 // configured tables without capture triggers
 	DB             DBStats
 	DBQueryTimeout time.Duration
@@ -69,6 +70,13 @@ func New(src Sources, log *slog.Logger) *Metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shopstream_sequencer_leader",
 			Help: "1 on the instance that orders the event log."}, func() float64 {
 			if src.Leader() {
+				return 1
+			}
+			return 0
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shopstream_listener_connected",
+			Help: "1 while the listener's dedicated connection is up; 0 makes /readyz fail (listener disconnected)."}, func() float64 {
+			if src.ListenerUp() {
 				return 1
 			}
 			return 0

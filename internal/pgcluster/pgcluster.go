@@ -24,6 +24,7 @@ import (
 
 const (
 	portFile   = "shopstream-port"
+	ownerFile  = "shopstream-owner" // pid of the process that started the running server
 	logFile    = "server.log"
 	superuser  = "postgres"
 	maxSockDir = 100 // sun_path is 108 bytes including "/.s.PGSQL.NNNNN"
@@ -56,6 +57,10 @@ type Cluster struct {
 	Port      int    // TCP port on 127.0.0.1
 	BinDir    string // directory of the PostgreSQL binaries
 	Ephemeral bool   // Dir is temporary and deleted by Remove
+	// Leftover is the pid of a server New found running in a persistent Dir
+	// whose starter has exited without stopping it (killed, say), and which
+	// New stopped before starting afresh; 0 when there was none.
+	Leftover int
 
 	fastUnsafe bool
 	extraConf  []string
@@ -68,8 +73,11 @@ type Cluster struct {
 }
 
 // New prepares a cluster (running initdb when the data dir is new) and
-// starts it. If a server is already running in a persistent Dir, New uses it
-// as is; Stop then leaves it running. On error an ephemeral dir is removed.
+// starts it. If a server is already running in a persistent Dir and the
+// process that started it is still alive, New uses it as is; Stop then leaves
+// it running. A server whose starter is gone is a leftover: New stops it,
+// records its pid in Leftover and starts its own. On error an ephemeral dir
+// is removed.
 func New(ctx context.Context, opts Options) (*Cluster, error) {
 	c, err := prepare(opts)
 	if err != nil {
@@ -146,10 +154,15 @@ func (c *Cluster) makeDir(dir string) error {
 
 // open reuses a server already running in Dir, or initializes and starts one.
 func (c *Cluster) open(ctx context.Context, port int) error {
-	if p, ok := c.runningPort(ctx); ok {
-		c.Port, c.running = p, true
-		c.log.Info("reusing running PostgreSQL", "dir", c.Dir, "port", p)
-		return nil
+	if p, pid, ok := c.runningServer(ctx); ok {
+		if owner, alive := c.owner(); alive {
+			c.Port, c.running = p, true
+			c.log.Info("reusing running PostgreSQL", "dir", c.Dir, "port", p, "owner_pid", owner)
+			return nil
+		}
+		if err := c.stopLeftover(ctx, pid); err != nil {
+			return err
+		}
 	}
 	if err := c.initdb(ctx); err != nil {
 		return err
@@ -206,6 +219,9 @@ func (c *Cluster) Start(ctx context.Context) error {
 	if err := waitTCP(ctx, c.Port, 10*time.Second); err != nil {
 		return err
 	}
+	if err := c.saveOwner(); err != nil {
+		return err
+	}
 	return c.savePort()
 }
 
@@ -230,7 +246,7 @@ func (c *Cluster) stop(ctx context.Context, mode string) error {
 		return fmt.Errorf("stop postgres (%s): %w\n%s", mode, err, out)
 	}
 	c.running, c.owned = false, false
-	return nil
+	return c.removeOwner()
 }
 
 // Restart stops the server and starts it again on the same port, dropping

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -45,21 +47,73 @@ func (c *Cluster) initdb(ctx context.Context) error {
 	return fmt.Errorf("initdb %s failed:\n%s", c.Dir, outputs)
 }
 
-// runningPort reports the port of a server already running in Dir.
-func (c *Cluster) runningPort(ctx context.Context) (int, bool) {
+// runningServer reports the port and the postmaster's pid of a server
+// already running in Dir (postmaster.pid: line 1 the pid, line 4 the port).
+func (c *Cluster) runningServer(ctx context.Context) (port, pid int, ok bool) {
 	b, err := os.ReadFile(filepath.Join(c.Dir, "postmaster.pid"))
 	if err != nil {
-		return 0, false
+		return 0, 0, false
 	}
 	if c.pgCommand(ctx, "pg_ctl", "-D", c.Dir, "status").Run() != nil {
-		return 0, false
+		return 0, 0, false
 	}
 	lines := strings.Split(string(b), "\n")
 	if len(lines) < 4 {
+		return 0, 0, false
+	}
+	port, err1 := strconv.Atoi(strings.TrimSpace(lines[3]))
+	pid, err2 := strconv.Atoi(strings.TrimSpace(lines[0]))
+	return port, pid, err1 == nil && err2 == nil
+}
+
+// stopLeftover stops a server whose starter is gone, so that this run starts
+// one of its own with its own settings and stops it at the end.
+func (c *Cluster) stopLeftover(ctx context.Context, pid int) error {
+	c.log.Warn("stopping PostgreSQL left running by an earlier run", "dir", c.Dir, "pid", pid)
+	out, err := c.pgCommand(ctx, "pg_ctl", "-D", c.Dir, "-m", "fast", "-w", "-t", "60", "stop").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("stop the PostgreSQL (pid %d) left running in %s by an earlier run: %w\n%s", pid, c.Dir, err, out)
+	}
+	c.Leftover = pid
+	return c.removeOwner()
+}
+
+// owner reads the pid recorded by the process that started the running
+// server, and whether that process is still alive (then the server is shared,
+// not left over). A server started by this process is alive too.
+func (c *Cluster) owner() (int, bool) {
+	b, err := os.ReadFile(filepath.Join(c.Dir, ownerFile))
+	if err != nil {
 		return 0, false
 	}
-	port, err := strconv.Atoi(strings.TrimSpace(lines[3]))
-	return port, err == nil
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	err = syscall.Kill(pid, 0)
+	return pid, err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// saveOwner records this process as the starter of the running server.
+func (c *Cluster) saveOwner() error {
+	if c.Ephemeral {
+		return nil
+	}
+	path := filepath.Join(c.Dir, ownerFile)
+	if err := os.WriteFile(path, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		return fmt.Errorf("record server owner: %w", err)
+	}
+	return nil
+}
+
+func (c *Cluster) removeOwner() error {
+	if c.Ephemeral {
+		return nil
+	}
+	if err := os.Remove(filepath.Join(c.Dir, ownerFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("remove server owner file: %w", err)
+	}
+	return nil
 }
 
 // choosePort returns want if set, else the port saved in a persistent dir if

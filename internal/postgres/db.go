@@ -63,3 +63,12 @@ func (db *DB) connectDedicated(ctx context.Context) (*pgx.Conn, error) {
 	}
 	return conn, nil
 }
+
+// CurrentUser is the role the pool's connections log in as.
+func (db *DB) CurrentUser(ctx context.Context) (string, error) {
+	var u string
+	if err := db.Pool.QueryRow(ctx, "SELECT current_user").Scan(&u); err != nil {
+		return "", fmt.Errorf("reading the current role: %w", err)
+	}
+	return u, nil
+}

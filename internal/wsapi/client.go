@@ -394,7 +394,9 @@ func (w *writer) runReplay(ctx context.Context, r *replay) error {
 		}
 		recs, pruned, err := w.h.replayer.ReplayEvents(ctx, r.entity, after, r.upto, 1000)
 		if err != nil {
-			w.h.log.Error("replaying events failed", "err", err)
+			if ctx.Err() == nil { // else the socket is closing: nothing failed
+				w.h.log.Error("replaying events failed", "err", err)
+			}
 			return err
 		}
 		if after < pruned {

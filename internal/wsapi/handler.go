@@ -83,7 +83,7 @@ type Handler struct {
 	fields   *fieldCache
 	log      *slog.Logger
 	base     context.Context // the server's lifetime: sockets outlive their request
-	open     sync.WaitGroup
+	open     inFlight        // requests and sockets being served, for Wait
 	guard    *guard
 
 	mu      sync.Mutex
@@ -160,16 +160,10 @@ func every(ctx context.Context, period time.Duration, fn func()) {
 	}
 }
 
-// Wait waits until every socket has ended, or ctx ends.
+// Wait waits until every socket has ended, or ctx ends; from its call on, new
+// sockets are refused with 503.
 func (h *Handler) Wait(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() { h.open.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return h.open.wait(ctx)
 }
 
 // NewHandler returns the socket handler. base bounds every socket's lifetime.
@@ -202,8 +196,11 @@ func NewHandler(base context.Context, cfg Config, hub *events.Hub, sessions Sess
 // down". Every socket, logged in or not, holds a place under MaxSockets from
 // its handshake on.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.open.Add(1)
-	defer h.open.Done()
+	if !h.open.enter() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer h.open.leave()
 	passes := h.guard.passes.Load() // before the session and rights are read: see recheckSince
 	held := h.admitAny()            // the place under MaxSockets, until serve takes it over
 	defer func() {
@@ -269,9 +266,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// stack, the request and echo's context are not kept for the socket's life.
 	origin := r.Header.Get("Origin")
 	held = false
-	h.open.Add(1)
+	h.open.join()
 	go func() {
-		defer h.open.Done()
+		defer h.open.leave()
 		h.serve(conn, frameWriterOf(sw), user, allowed, passes, token, origin)
 	}()
 }
@@ -399,7 +396,7 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 	}
 	c.countClose(label)
 	h.log.Info("socket closed", "user_id", user.ID, "reason", label, "close_code", code,
-		"duration", time.Since(start).Round(time.Millisecond).String())
+		"duration", time.Since(start).Round(time.Millisecond))
 }
 
 // track registers the open socket c with its session s; a nil s forgets c.

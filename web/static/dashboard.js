@@ -3,8 +3,13 @@
 import { connect, parseEventName } from '/shopstream.js';
 
 const CHANNELS = ['order_changes', 'product_changes', 'customer_changes', 'shipment_changes', 'transaction_changes'];
-const MAX_EVENTS = 500; // the feed keeps the newest 500
-const STATS_EVERY = 5000;
+// The feed keeps the newest MAX_ROWS rows in the DOM. A burst is rendered a
+// slice per animation frame: each frame builds rows for about FRAME_BUDGET ms
+// (at least MIN_PER_FRAME rows), so that no frame becomes a long task.
+const MAX_ROWS = 200;
+const FRAME_BUDGET = 4;
+const MIN_PER_FRAME = 8;
+const STATS_EVERY = 5000; // unless #stats says otherwise in data-every (ms)
 const STATE_TEXT = { connecting: 'connecting', live: 'live', reconnecting: 'reconnecting', 'login-required': 'login required', closed: 'login required' };
 
 const $ = (id) => document.getElementById(id);
@@ -77,6 +82,9 @@ function startApp(user) {
     onState: (s) => {
       if (s === 'closed') return;
       setState(s);
+      // Live: every subscription is in, so the stats are worth showing now
+      // rather than at the next tick.
+      if (s === 'live') refreshStats();
       if (s === 'login-required') showLogin('Your session ended. Log in again.');
     },
     onResync: (channel) => notice(`${label(channel)}: some changes are older than the server keeps. Reload that data.`),
@@ -94,7 +102,7 @@ function startApp(user) {
   for (const c of CHANNELS) if (enabled.has(c)) subscribe(c);
   refreshStats();
   clearInterval(statsTimer);
-  statsTimer = setInterval(refreshStats, STATS_EVERY);
+  statsTimer = setInterval(refreshStats, Number($('stats').dataset.every) || STATS_EVERY);
 }
 
 function showLogin(note) {
@@ -111,9 +119,7 @@ function showLogin(note) {
   $('logout').hidden = true;
   $('user').hidden = true;
   $('login-view').hidden = false;
-  const n = $('login-note');
-  n.textContent = note || '';
-  n.hidden = !note;
+  showBanner($('login-note'), note || '');
   $('password').value = '';
   $('login-error').textContent = '';
   ($('email').value ? $('password') : $('email')).focus();
@@ -276,35 +282,84 @@ function applyFilter(text) {
 $('filter-apply').addEventListener('click', () => applyFilter($('filter').value));
 $('filter-clear').addEventListener('click', () => applyFilter(''));
 
-// ---- the feed: queued, rendered once per animation frame, capped ----
+// ---- the feed: queued, rendered a slice per animation frame, capped ----
 
-let queue = [];
+let queue = []; // oldest first, as received; never more than MAX_ROWS (older ones would be dropped anyway)
 let scheduled = false;
 let paused = false;
 let total = 0;
+$('feed').dataset.max = String(MAX_ROWS);
+
+function schedule() {
+  if (paused || scheduled || !queue.length) return;
+  scheduled = true;
+  $('feed').setAttribute('aria-busy', 'true');
+  requestAnimationFrame(flush);
+}
 
 function enqueue(msg) {
   total++;
   queue.push(msg);
-  if (queue.length > MAX_EVENTS) queue.splice(0, queue.length - MAX_EVENTS);
-  if (!paused && !scheduled) {
-    scheduled = true;
-    requestAnimationFrame(flush);
-  }
+  if (queue.length > MAX_ROWS) queue.splice(0, queue.length - MAX_ROWS);
+  schedule();
 }
 
+// Event ids are decimal strings: compared by length, then as text.
+const newer = (a, b) => a.length > b.length || (a.length === b.length && a > b);
+
+// flush renders the newest queued events for about FRAME_BUDGET ms and puts
+// each where it belongs in the feed (newest first), in as few insertions as
+// possible, then drops the rows past MAX_ROWS in one removal; what is left
+// waits for the next frame. Newest first means the first frame of a burst
+// fills the screen and the later ones add rows below it, off screen, where
+// content-visibility spares their layout and paint. flush reads no layout.
 function flush() {
   scheduled = false;
   const feed = $('feed');
-  if (queue.length) {
-    const frag = document.createDocumentFragment();
-    for (let i = queue.length - 1; i >= 0; i--) frag.append(renderEvent(queue[i])); // newest first
-    queue = [];
-    feed.prepend(frag);
-    while (feed.childElementCount > MAX_EVENTS) feed.lastElementChild.remove();
+  if (!paused && queue.length) {
+    const start = performance.now();
+    let at = feed.firstElementChild; // the first row older than the row being placed
+    let index = 0; // at's position in the feed
+    let frag = null;
+    let fragAt = null;
+    const place = () => {
+      if (frag) feed.insertBefore(frag, fragAt);
+      frag = null;
+    };
+    let rendered = 0;
+    while (queue.length && (rendered < MIN_PER_FRAME || performance.now() - start < FRAME_BUDGET)) {
+      const msg = queue.pop();
+      const id = String(msg.id);
+      while (at && newer(at.dataset.id, id)) {
+        place();
+        at = at.nextElementSibling;
+        index++;
+      }
+      if (index >= MAX_ROWS) {
+        queue = []; // this one and every older one would be dropped at once
+        break;
+      }
+      if (!frag) {
+        frag = document.createDocumentFragment();
+        fragAt = at;
+      }
+      frag.append(renderEvent(msg));
+      rendered++;
+      index++;
+    }
+    place();
+    if (feed.childElementCount > MAX_ROWS) {
+      const extra = document.createRange();
+      extra.setStartBefore(feed.children[MAX_ROWS]);
+      extra.setEndAfter(feed.lastElementChild);
+      extra.deleteContents();
+    }
   }
-  $('empty').hidden = feed.childElementCount > 0;
-  $('feed-count').textContent = `${total} event${total === 1 ? '' : 's'}${feed.childElementCount < total ? `, newest ${feed.childElementCount} shown` : ''}`;
+  const shown = feed.childElementCount;
+  $('empty').hidden = shown > 0;
+  $('feed-count').textContent = `${total} event${total === 1 ? '' : 's'}${shown < total ? `, newest ${shown} shown` : ''}`;
+  if (paused || !queue.length) feed.setAttribute('aria-busy', 'false');
+  schedule();
 }
 
 function fmt(v) {
@@ -313,9 +368,14 @@ function fmt(v) {
   return s.length > 80 ? s.slice(0, 79) + '…' : s;
 }
 
+// One formatter, made (and its locale data loaded) at start: toLocaleTimeString
+// would make one per row, a cost that shows in a burst.
+const TIME = new Intl.DateTimeFormat([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+TIME.format(0);
+
 function timeOf(ts) {
   const d = new Date(ts);
-  return isNaN(d) ? '' : d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  return isNaN(d) ? '' : TIME.format(d);
 }
 
 const SUMMARY_SKIP = new Set(['id', 'created_at', 'updated_at', 'changed_fields']);
@@ -363,8 +423,14 @@ function renderEvent(msg) {
   const det = el('details', 'json');
   det.append(el('summary', '', 'JSON'));
   det.addEventListener('toggle', () => {
-    if (det.open && !det.querySelector('pre')) det.append(el('pre', '', JSON.stringify(msg, null, 2)));
-  }, { once: false });
+    if (!det.open || det.querySelector('pre')) return;
+    // A scroll container of its own: focusable, so the keyboard scrolls it.
+    const pre = el('pre', '', JSON.stringify(msg, null, 2));
+    pre.tabIndex = 0;
+    pre.setAttribute('role', 'region');
+    pre.setAttribute('aria-label', `JSON of event ${msg.id}`);
+    det.append(pre);
+  });
   li.append(det);
   return li;
 }
@@ -373,10 +439,7 @@ $('pause').addEventListener('click', () => {
   paused = !paused;
   $('pause').textContent = paused ? 'Resume' : 'Pause';
   $('pause').setAttribute('aria-pressed', String(paused));
-  if (!paused && queue.length && !scheduled) {
-    scheduled = true;
-    requestAnimationFrame(flush);
-  }
+  schedule();
 });
 
 $('clear').addEventListener('click', () => {
@@ -386,18 +449,24 @@ $('clear').addEventListener('click', () => {
   flush();
 });
 
-// ---- notices ----
+// ---- notices: a text and a close button ----
 
-function notice(text) {
-  const n = $('notice');
-  n.textContent = text;
-  n.hidden = false;
+function showBanner(box, text) {
+  box.querySelector('.text').textContent = text;
+  box.hidden = !text;
 }
+
+for (const box of document.querySelectorAll('.dismissable')) {
+  box.querySelector('.close').addEventListener('click', () => {
+    box.hidden = true;
+  });
+}
+
+const notice = (text) => showBanner($('notice'), text);
 
 function hideNotice() {
   $('notice').hidden = true;
 }
-$('notice').addEventListener('click', hideNotice);
 
 // ---- start: /api/auth/me decides ----
 
