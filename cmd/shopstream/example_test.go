@@ -123,7 +123,7 @@ func exampleEvents(t *testing.T, ctx context.Context) []exampleEvent {
 // after, as the page would list them: the exact ids a resume must deliver.
 func loggedOrderEvents(t *testing.T, conn *pgx.Conn, after int64) []exampleEvent {
 	t.Helper()
-	rows, err := conn.Query(context.Background(), `SELECT position::text, 'order:' || action,
+	rows, err := conn.Query(context.Background(), `SELECT position::text AS id, 'order:' || action,
 		coalesce(data->>'id', ''), coalesce(data->>'status', '')
 		FROM shopstream.events WHERE entity = 'order' AND position > $1 ORDER BY position`, after)
 	if err != nil {
