@@ -220,12 +220,13 @@ func TestReactExample(t *testing.T) {
 		chromedp.Click(chromedp.ID("login-submit")),
 		chromedp.WaitVisible(chromedp.ID("orders")))
 	waitFor(t, ctx, `state "live"`, jsState("live"))
-	waitFor(t, ctx, "the activity query's first fetch", jsFetch+` === 1`)
+	waitFor(t, ctx, "the activity query's first fetch", jsFetch+` >= 1`)
+	first := evalInt(t, ctx, jsFetch)
 
 	// Another app's write: the row appears and the hook's invalidation refetches.
 	exec(t, app, `UPDATE orders SET status = 'shipped' WHERE id = 1`)
 	waitFor(t, ctx, "order 1 shipped in the list", jsOrderStatus(1, "shipped"))
-	waitFor(t, ctx, "the refetch after the update", jsFetch+` >= 2 && `+jsCaughtUp)
+	waitFor(t, ctx, "the refetch after the update", fmt.Sprintf("%s > %d && %s", jsFetch, first, jsCaughtUp))
 
 	// A 1,000-row burst: a few refetches, not one per row.
 	before := evalInt(t, ctx, jsFetch)
