@@ -21,6 +21,11 @@ TSC     := $(CLIENT)/node_modules/.bin/tsc
 # The official JSON Schemas of OpenAPI 3.1 and AsyncAPI 3.0 (npm, pinned in
 # docs/package-lock.json): internal/contract checks docs/*.yaml against them.
 APISPECS := docs/node_modules/.package-lock.json
+# The README's React app (Vite, React, TanStack Query, pinned in its
+# package-lock.json; the package from web/client): typecheck runs its tsc,
+# TestReactExample builds it with Vite and drives it in Chromium.
+EXAMPLE  := examples/react-dashboard
+EXAMPLEDEPS := $(EXAMPLE)/node_modules/.package-lock.json
 
 .PHONY: help build run test suite stress-test check typecheck deps test-tools fuzz bench clean
 
@@ -52,17 +57,18 @@ suite: typecheck $(APISPECS) ## the tests alone (what make test runs after its c
 stress-test: build deps ## the suite STRESS_RUNS times (default 10) with one core kept busy; stops at the first failure
 	bash .ci/stress-test $${STRESS_RUNS:-10}
 
-typecheck: $(TSC) ## tsc --strict over the browser client's type fixture (web/client/typecheck)
+typecheck: $(TSC) $(EXAMPLEDEPS) ## tsc --strict over the browser client's type fixture (web/client/typecheck) and the React example
 	$(TSC) -p $(CLIENT)/typecheck
 	$(TSC) -p $(CLIENT)/typecheck/tsconfig.bundler.json
+	$(EXAMPLE)/node_modules/.bin/tsc -p $(EXAMPLE)
 
 # npm ci installs the locked TypeScript when it is missing or the lock changed.
 $(TSC): $(CLIENT)/package-lock.json | test-tools
 	cd $(CLIENT) && npm ci --no-audit --no-fund
 	@touch $@
 
-# Node.js 20.10+ with npm (the client's tests and type check, the README
-# walkthrough's socket), curl and psql (the walkthrough): installed with
+# Node.js 20.19+ or 22.12+ with npm (the client's tests and type check, the
+# README walkthrough's socket, Vite 8 for the React example), curl and psql (the walkthrough): installed with
 # apt-get as root on Debian/Ubuntu when missing, else named.
 test-tools:
 	@missing=""; for t in node:nodejs npm:npm curl:curl psql:postgresql-client; do \
@@ -71,9 +77,9 @@ test-tools:
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing$$missing (Debian packages) for the tests"; \
 			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
-		else echo "the tests need:$$missing (Node.js 20.10 or later)"; exit 1; fi; fi
-	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 10) ? 0 : 1)' || { \
-		echo "Node.js $$(node --version) is too old: the tests need 20.10 or later (its WebSocket); install one from nodejs.org"; exit 1; }
+		else echo "the tests need:$$missing (Node.js 20.19+ or 22.12+)"; exit 1; fi; fi
+	@node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 22 || (a === 22 && b >= 12) || (a === 20 && b >= 19) ? 0 : 1)' || { \
+		echo "Node.js $$(node --version) is too old: the tests need 20.19+ or 22.12+ (WebSocket; Vite 8 for the React example); install one from nodejs.org"; exit 1; }
 
 # axe-core, pinned in its package-lock.json, for the dashboard's accessibility
 # checks in the Chromium tests (cmd/shopstream/dashboard_ux_test.go).
@@ -88,7 +94,13 @@ $(APISPECS): docs/package-lock.json | test-tools
 	cd docs && npm ci --no-audit --no-fund
 	@touch $@
 
-deps: $(TSC) $(AXE) $(APISPECS) test-tools ## install what the tests need and the machine lacks (Debian, as root: chromium, nodejs, npm, curl, postgresql-client; TypeScript, axe-core and the OpenAPI/AsyncAPI schemas from npm)
+# After the client's npm ci: the example links web/client, whose node_modules
+# hold the types its react.d.ts resolves.
+$(EXAMPLEDEPS): $(EXAMPLE)/package-lock.json | test-tools $(TSC)
+	cd $(EXAMPLE) && npm ci --no-audit --no-fund
+	@touch $@
+
+deps: $(TSC) $(AXE) $(APISPECS) $(EXAMPLEDEPS) test-tools ## install what the tests need and the machine lacks (Debian, as root: chromium, nodejs, npm, curl, postgresql-client; TypeScript, axe-core, the OpenAPI/AsyncAPI schemas and the React example's packages from npm)
 	@command -v chromium >/dev/null 2>&1 || { \
 		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 			echo "installing chromium (Debian package) for the dashboard test"; \
