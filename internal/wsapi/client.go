@@ -41,13 +41,14 @@ type client struct {
 	closeLabel  string // metrics reason: auth, slow, rate, shutdown
 	counted     bool   // the close was counted in the metrics
 	unwoken     bool   // frames were queued by SendEvent since the last Wake
-	running     bool   // a drain goroutine is writing
-	finished    bool   // the socket ended: no new drain starts
+	running     bool   // on the writers' ready queue, or being written by a worker
+	finished    bool   // the socket ended: it is not scheduled again
+	readyAt     time.Time
 
 	ctx    context.Context // the socket's lifetime
 	cancel context.CancelFunc
 	w      *writer
-	drains sync.WaitGroup
+	drains sync.WaitGroup // one while running, and while a close handshake runs
 
 	// writeSince is when the running write began (unix ns), 0 between writes.
 	// Writes carry no context deadline (the library would arm and disarm a
@@ -81,22 +82,24 @@ func (c *client) writeExpired(cutoff int64) bool {
 	return since != 0 && since < cutoff
 }
 
-// signal starts a drain goroutine unless one runs: an idle socket has no
-// writer goroutine at all, only its reader.
+// signal puts the socket on the writers' ready queue unless it is there or
+// being written: an idle socket has no writer goroutine at all, only its
+// reader.
 func (c *client) signal() {
 	c.mu.Lock()
 	start := !c.running && !c.finished && (len(c.queue) > 0 || c.closing)
 	if start {
 		c.running = true
+		c.readyAt = time.Now()
 		c.drains.Add(1)
 	}
 	c.mu.Unlock()
 	if start {
-		go c.drain()
+		c.w.h.writers.schedule(c)
 	}
 }
 
-// finish stops new drains and waits for a running one.
+// finish stops new turns and waits for the running one, if any.
 func (c *client) finish() {
 	c.mu.Lock()
 	c.finished = true
@@ -207,17 +210,20 @@ func (c *client) label() string {
 	return c.closeLabel
 }
 
-// next swaps the queue out; ok is false (and the drain ends) when there is
-// nothing to write and no close to send. After a long queue the next one
+// next swaps the queue out; ok is false (and the socket leaves the writers)
+// when there is nothing to write and no close to send. waited is how long
+// the socket was ready before this turn. After a long queue the next one
 // starts from a pooled slice: under load queues refill to the same length, and
 // growing a fresh one by doubling allocates (and zeroes) it again and again.
-func (c *client) next() (items []item, closing bool, code websocket.StatusCode, reason string, ok bool) {
+func (c *client) next() (items []item, closing bool, code websocket.StatusCode, reason string, waited time.Duration, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.queue) == 0 && !c.closing {
 		c.running = false
-		return nil, false, 0, "", false
+		c.drains.Done()
+		return nil, false, 0, "", 0, false
 	}
+	waited = time.Since(c.readyAt)
 	items, c.queue = c.queue, c.spare[:0]
 	c.spare, c.queued = nil, 0
 	if len(items) > smallQueue && c.queue == nil {
@@ -225,7 +231,7 @@ func (c *client) next() (items []item, closing bool, code websocket.StatusCode, 
 			c.queue = *q
 		}
 	}
-	return items, c.closing, c.closeCode, c.closeReason, true
+	return items, c.closing, c.closeCode, c.closeReason, waited, true
 }
 
 // smallQueue is the longest drained queue a socket keeps for its next one;
@@ -234,42 +240,61 @@ const smallQueue = 256
 
 var queuePool sync.Pool // of *[]item, length 0
 
-// giveBack returns the drained slice for reuse.
-func (c *client) giveBack(items []item) {
+// giveBack returns the drained slice for reuse and reports whether more is
+// queued (the socket stays scheduled: the worker puts it back on the ready
+// queue); else the socket leaves the writers until it is signalled again.
+func (c *client) giveBack(items []item) (again bool) {
 	clear(items)
-	if cap(items) > smallQueue {
+	keep := cap(items) <= smallQueue
+	if !keep {
 		items = items[:0]
 		queuePool.Put(&items)
-		return
 	}
 	c.mu.Lock()
-	c.spare = items[:0]
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if keep {
+		c.spare = items[:0]
+	}
+	if len(c.queue) > 0 || c.closing {
+		c.readyAt = time.Now()
+		return true
+	}
+	c.running = false
+	c.drains.Done()
+	return false
 }
 
-// drain writes what is queued until the queue is empty, then ends; a write
-// error or a close ends the socket (and its read loop, through the context).
-func (c *client) drain() {
-	defer c.drains.Done()
-	for {
-		items, closing, code, reason, ok := c.next()
-		if !ok {
-			return
-		}
-		if err := c.w.write(c.ctx, items); err != nil {
-			c.w.h.log.Debug("socket write failed", "err", err)
-			_ = c.conn.CloseNow()
-			c.cancel()
-			return
-		}
-		if closing {
+// turn writes what is queued, once, on a writer worker, and reports whether
+// more was queued meanwhile. A write error or a close ends the socket (and its
+// read loop, through the context); the close handshake, which waits for the
+// peer, runs on a goroutine of its own.
+func (c *client) turn() (again bool) {
+	items, closing, code, reason, waited, ok := c.next()
+	if !ok {
+		return false
+	}
+	stages := c.w.h.writers.obs
+	stages.Stage(StageWait, waited)
+	start := time.Now()
+	err := c.w.write(c.ctx, items)
+	stages.Stage(StageWrite, time.Since(start))
+	if err != nil {
+		c.w.h.log.Debug("socket write failed", "err", err)
+		_ = c.conn.CloseNow()
+		c.cancel()
+		c.drains.Done() // running stays set: the socket is not scheduled again
+		return false
+	}
+	if closing {
+		go func() {
+			defer c.drains.Done()
 			c.countClose(c.label())
 			_ = c.conn.Close(code, reason)
 			c.cancel()
-			return
-		}
-		c.giveBack(items)
+		}()
+		return false
 	}
+	return c.giveBack(items)
 }
 
 // writer is the write side of one socket.

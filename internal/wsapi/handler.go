@@ -1,6 +1,6 @@
 // Package wsapi is the socket protocol of GET /ws: the handshake (Origin, session),
-// the read loop that answers client messages, and the write loop that drains each
-// socket's bounded queue.
+// the read loop that answers client messages, and the writer workers that drain
+// the sockets' bounded queues.
 package wsapi
 
 import (
@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +68,7 @@ type Config struct {
 	MessageBurst     int     // (default 40)
 	MaxSockets       int     // in total on this instance (default 20000)
 	MaxUserSockets   int     // per user on this instance (default 50)
+	Writers          int     // goroutines writing to sockets (default GOMAXPROCS)
 	Fields           FieldSource
 	Observer         Observer
 }
@@ -85,6 +87,7 @@ type Handler struct {
 	base     context.Context // the server's lifetime: sockets outlive their request
 	open     sync.WaitGroup
 	guard    *guard
+	writers  *writers
 
 	mu      sync.Mutex
 	total   int
@@ -193,6 +196,14 @@ func NewHandler(base context.Context, cfg Config, hub *events.Hub, sessions Sess
 	h := &Handler{cfg: cfg, hub: hub, sessions: sessions, roles: roles, replayer: replayer, keeper: keeper, obs: obs,
 		fields: newFieldCache(cfg.Fields), log: log, base: base, perUser: map[int64]int{}, clients: map[*client]*session{}}
 	h.guard = newGuard(h)
+	stages, ok := obs.(StageObserver)
+	if !ok {
+		stages = noStages{}
+	}
+	if cfg.Writers <= 0 {
+		cfg.Writers = runtime.GOMAXPROCS(0)
+	}
+	h.writers = newWriters(base, cfg.Writers, stallAfter, stages)
 	return h
 }
 
