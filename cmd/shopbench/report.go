@@ -305,7 +305,47 @@ func (r *report) fanoutSection(b *strings.Builder) {
 			l.Lost, l.Dups, l.ClosedSlow, l.Reconnects, l.ClosedOther, l.Drained, l.ServerCPU, l.ClientCPU, l.PGCPU, l.Wall, float64(l.PeakRSSKiB)/1024)
 	}
 	p("\n![p50 and p99 commit-to-receive latency vs events/s](latency.svg)\n\n")
+	r.stagesSection(b)
 	r.baselineSection(b)
+}
+
+// stagesSection is the per-step breakdown of each level, from the server's
+// own histograms (the difference of a scrape before and after the level).
+func (r *report) stagesSection(b *strings.Builder) {
+	p := func(f string, a ...any) { fmt.Fprintf(b, f, a...) }
+	found := false
+	for _, l := range r.fanout {
+		found = found || len(l.Stages) > 0
+	}
+	if !found {
+		return
+	}
+	p("### Where the time goes: the server's steps, per level\n\n")
+	p("From the server's histograms (`shopstream_delivery_stage_seconds{stage}` and `shopstream_delivery_latency_seconds`, scraped before and after each level; quantiles interpolated within buckets as `histogram_quantile` does, so they are estimates). *read*: the change (its trigger's clock) to its batch reaching the hub: the writer's commit, the doorbell and the ordering step, per event. *fanout*: the batch in the hub until every socket it queued to is woken, per batch. *wait*: a woken socket until a writer worker takes it, per socket turn. *write*: the worker writing that socket's queued frames, per turn. *total*: the change to its frame handed to the socket, per message. The load client's own share (reading the frame) is the rest of the commit-to-receive latency above.\n\n")
+	p("| sockets | frames | offered ev/s | read p50 / p99 ms | fanout p50 / p99 ms | wait p50 / p99 ms | write p50 / p99 ms | total p50 / p99 ms | turns per event |\n")
+	p("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, l := range r.fanout {
+		if len(l.Stages) == 0 {
+			continue
+		}
+		mode := "1 msg/frame"
+		if l.Batch {
+			mode = "batch"
+		}
+		cell := map[string]string{}
+		counts := map[string]float64{}
+		for _, s := range l.Stages {
+			cell[s.Stage] = ms(s.P50) + " / " + ms(s.P99)
+			counts[s.Stage] = s.Count
+		}
+		turns := "—"
+		if counts["read"] > 0 {
+			turns = fmt.Sprintf("%.0f", counts["write"]/counts["read"])
+		}
+		p("| %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", l.Sockets, mode, rateLabel(l.Offered),
+			cell["read"], cell["fanout"], cell["wait"], cell["write"], cell["total"], turns)
+	}
+	p("\n")
 }
 
 // baselineSection sets shopstream's one-message-per-frame levels beside the

@@ -56,11 +56,41 @@ type Hub struct {
 	traffic   map[string]*traffic // per channel, for the stats of a role that reads only some
 	closed    bool
 	moved     chan struct{} // closed when the position advances; made only while someone waits
+	stages    StageObserver
 }
+
+// StageObserver receives how long one step of an event's road took.
+type StageObserver interface {
+	Stage(stage string, d time.Duration)
+}
+
+// The stages the hub measures.
+const (
+	// StageRead is from the change (its trigger's clock) to its batch reaching
+	// the hub: the writer's commit, the doorbell, ordering the batch and, on
+	// other instances, reading it from the log. One observation per event.
+	StageRead = "read"
+	// StageFanout is from the batch reaching the hub until every socket it
+	// queued frames to has been woken. One observation per batch.
+	StageFanout = "fanout"
+)
+
+type noStages struct{}
+
+func (noStages) Stage(string, time.Duration) {}
 
 // NewHub returns an empty hub.
 func NewHub() *Hub {
-	return &Hub{members: map[Subscriber]*member{}, channels: map[string]map[Subscriber]*Subscription{}, traffic: map[string]*traffic{}}
+	return &Hub{members: map[Subscriber]*member{}, channels: map[string]map[Subscriber]*Subscription{}, traffic: map[string]*traffic{},
+		stages: noStages{}}
+}
+
+// ObserveStages sends the hub's stage durations to o; call it before the
+// first Publish.
+func (h *Hub) ObserveStages(o StageObserver) {
+	h.mu.Lock()
+	h.stages = o
+	h.mu.Unlock()
 }
 
 // traffic is what the hub has fanned out on one channel.
@@ -199,12 +229,18 @@ func (h *Hub) Position() int64 {
 // delivered count (read by Stats under the lock) before the lock is let go.
 // Nobody observes an event before it is counted.
 func (h *Hub) Publish(recs []Record) {
+	start := time.Now()
 	evs := make([]Event, len(recs))
 	for i := range recs {
 		evs[i] = Event{Record: recs[i], Frame: recs[i].Frame()}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for i := range evs {
+		if at := evs[i].At; !at.IsZero() {
+			h.stages.Stage(StageRead, start.Sub(at))
+		}
+	}
 	h.published.Add(int64(len(evs)))
 	delivered := 0
 	var tr *traffic
@@ -244,6 +280,9 @@ func (h *Hub) Publish(recs []Record) {
 	}
 	for _, s := range h.touched {
 		s.Wake()
+	}
+	if len(h.touched) > 0 {
+		h.stages.Stage(StageFanout, time.Since(start))
 	}
 	clear(h.touched)
 	h.touched = h.touched[:0]
