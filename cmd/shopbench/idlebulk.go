@@ -308,7 +308,7 @@ func memStats(srv *server) string {
 			continue
 		}
 		switch name {
-		case "HeapAlloc", "HeapInuse", "HeapIdle", "HeapReleased", "StackInuse", "NextGC", "Sys":
+		case "HeapAlloc", "HeapInuse", "HeapIdle", "HeapReleased", "Stack", "NextGC", "Sys":
 			out = append(out, fmt.Sprintf("%s %.1f MiB", name, float64(v)/(1<<20)))
 		}
 	}
@@ -325,13 +325,8 @@ func captureHeap(srv *server, bin string) *profileResult {
 		return pr
 	}
 	defer resp.Body.Close()
-	dir, err := os.MkdirTemp("", "shopbench-heap")
-	if err != nil {
-		pr.Err = err.Error()
-		return pr
-	}
-	defer os.RemoveAll(dir)
-	path := filepath.Join(dir, "heap.pprof")
+	// Kept for a closer look: go tool pprof -list ... .bin/shopstream <path>
+	path := filepath.Join(os.TempDir(), "shopbench-idle-heap.pprof")
 	b, err := io.ReadAll(resp.Body)
 	if err == nil {
 		err = os.WriteFile(path, b, 0o600)
@@ -342,6 +337,7 @@ func captureHeap(srv *server, bin string) *profileResult {
 	}
 	out, err := exec.Command("go", "tool", "pprof", "-sample_index=inuse_space", "-top", "-nodecount=12", bin, path).CombinedOutput()
 	pr.Top = string(out)
+	logf("  heap profile kept in %s", path)
 	if err != nil {
 		pr.Err = err.Error()
 	}

@@ -45,10 +45,11 @@ type client struct {
 	finished    bool   // the socket ended: it is not scheduled again
 	readyAt     time.Time
 
-	ctx    context.Context // the socket's lifetime
-	cancel context.CancelFunc
-	w      *writer
-	drains sync.WaitGroup // one while running, and while a close handshake runs
+	ctx      context.Context // the socket's lifetime
+	cancel   context.CancelFunc
+	pingSlot int // guarded by the handler's mu
+	w        *writer
+	drains   sync.WaitGroup // one while running, and while a close handshake runs
 
 	// writeSince is when the running write began (unix ns), 0 between writes.
 	// Writes carry no context deadline (the library would arm and disarm a
@@ -68,12 +69,22 @@ func newClient(ctx context.Context, cancel context.CancelFunc, h *Handler, conn 
 		cancel:     cancel,
 	}
 	c.w = &writer{h: h, c: c}
-	context.AfterFunc(ctx, func() {
-		if c.writeSince.Load() != 0 {
-			_ = conn.CloseNow()
-		}
-	})
 	return c
+}
+
+// stop ends the socket: its context, and its connection at once, so that a
+// read or a write blocked on it returns. The read loop reads with a context
+// that never ends (the library would register a context callback for every
+// read, and keep it for as long as an idle socket waits), so this is what
+// ends a read; every end of a socket goes through it, the server's too
+// (Handler.stopAll).
+func (c *client) stop() {
+	c.cancel()
+	if c.fw != nil {
+		c.fw.drop()
+	} else {
+		_ = c.conn.CloseNow()
+	}
 }
 
 // writeExpired reports whether a write has been running since before cutoff.
@@ -281,7 +292,7 @@ func (c *client) turn() (again bool) {
 	if err != nil {
 		c.w.h.log.Debug("socket write failed", "err", err)
 		_ = c.conn.CloseNow()
-		c.cancel()
+		c.stop()
 		c.drains.Done() // running stays set: the socket is not scheduled again
 		return false
 	}
@@ -290,7 +301,7 @@ func (c *client) turn() (again bool) {
 			defer c.drains.Done()
 			c.countClose(c.label())
 			_ = c.conn.Close(code, reason)
-			c.cancel()
+			c.stop()
 		}()
 		return false
 	}
@@ -310,13 +321,16 @@ type writer struct {
 var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 // ping sends a WebSocket ping and drops the peer when no pong comes in time.
+// Its deadline does not hang on the socket's context (that would give every
+// socket a map of child contexts, kept after the ping); a socket that ends
+// meanwhile ends the ping through its connection.
 func (c *client) ping(interval time.Duration) {
-	ctx, cancel := context.WithTimeout(c.ctx, interval/2+time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), interval/2+time.Second)
 	defer cancel()
 	if err := c.conn.Ping(ctx); err != nil && c.ctx.Err() == nil {
 		c.w.h.log.Debug("socket ping unanswered", "err", err)
 		_ = c.conn.CloseNow()
-		c.cancel()
+		c.stop()
 	}
 }
 

@@ -40,10 +40,12 @@ type session struct {
 	subs    map[string]bool
 }
 
-// readLoop reads client messages until the socket closes.
+// readLoop reads client messages until the socket closes. Its reads do not
+// hang on ctx (see client.stop); handling a message does.
 func (s *session) readLoop(ctx context.Context) error {
+	rctx := context.WithoutCancel(ctx)
 	for {
-		typ, b, err := s.c.conn.Read(ctx)
+		typ, b, err := s.c.conn.Read(rctx)
 		if err != nil {
 			return err
 		}
