@@ -35,10 +35,12 @@ type Subscription struct {
 	Actions Actions // zero means all
 }
 
+// member is a registered subscriber. Its subscriptions live in Hub.channels
+// alone: there are only a few channels, and a map per socket would cost an
+// idle socket more than looking through them when it leaves.
 type member struct {
 	session string // sha256 hex of the session token
 	userID  int64
-	subs    map[string]*Subscription
 }
 
 // Hub fans events out to subscribers. Publish is called by one listener; the
@@ -108,7 +110,7 @@ func (h *Hub) Register(s Subscriber, sessionHash string, userID int64) bool {
 	if h.closed {
 		return false
 	}
-	h.members[s] = &member{session: sessionHash, userID: userID, subs: map[string]*Subscription{}}
+	h.members[s] = &member{session: sessionHash, userID: userID}
 	return true
 }
 
@@ -120,11 +122,10 @@ func (h *Hub) Unregister(s Subscriber) {
 }
 
 func (h *Hub) removeLocked(s Subscriber) {
-	m, ok := h.members[s]
-	if !ok {
+	if _, ok := h.members[s]; !ok {
 		return
 	}
-	for ch := range m.subs {
+	for ch := range h.channels {
 		h.dropLocked(ch, s)
 	}
 	delete(h.members, s)
@@ -147,11 +148,9 @@ func (h *Hub) dropLocked(channel string, s Subscriber) {
 func (h *Hub) Subscribe(s Subscriber, channel string, sub *Subscription, confirm func(position int64) bool) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	m, ok := h.members[s]
-	if !ok {
+	if _, ok := h.members[s]; !ok {
 		return false
 	}
-	m.subs[channel] = sub
 	if h.channels[channel] == nil {
 		h.channels[channel] = map[Subscriber]*Subscription{}
 	}
@@ -167,11 +166,9 @@ func (h *Hub) Subscribe(s Subscriber, channel string, sub *Subscription, confirm
 func (h *Hub) Unsubscribe(s Subscriber, channel string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	m, ok := h.members[s]
-	if !ok || m.subs[channel] == nil {
+	if _, ok := h.channels[channel][s]; !ok {
 		return false
 	}
-	delete(m.subs, channel)
 	h.dropLocked(channel, s)
 	return true
 }

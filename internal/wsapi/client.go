@@ -246,8 +246,9 @@ func (c *client) next() (items []item, closing bool, code websocket.StatusCode, 
 }
 
 // smallQueue is the longest drained queue a socket keeps for its next one;
-// longer ones go back to queuePool, shared by all sockets.
-const smallQueue = 256
+// longer ones go back to queuePool, shared by all sockets. Queues shorter
+// than minSpare are not kept: an idle socket holds no queue at all.
+const smallQueue, minSpare = 256, 4
 
 var queuePool sync.Pool // of *[]item, length 0
 
@@ -256,8 +257,8 @@ var queuePool sync.Pool // of *[]item, length 0
 // queue); else the socket leaves the writers until it is signalled again.
 func (c *client) giveBack(items []item) (again bool) {
 	clear(items)
-	keep := cap(items) <= smallQueue
-	if !keep {
+	keep := cap(items) <= smallQueue && cap(items) >= minSpare
+	if cap(items) > smallQueue {
 		items = items[:0]
 		queuePool.Put(&items)
 	}
