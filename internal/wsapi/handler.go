@@ -423,7 +423,7 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 	defer h.keeper.Remove(token)
 	start := time.Now()
 	h.log.Info("socket opened", "user_id", user.ID, "origin", origin, "session", hash[:12], "batch", c.batch)
-	s := &session{h: h, c: c, user: user, token: token, hash: hash, allowed: h.roleSet(allowed),
+	s := &session{h: h, c: c, user: sessionUser{ID: user.ID, Role: user.Role}, token: token, hash: hash, allowed: h.roleSet(allowed),
 		limiter: rate.NewLimiter(rate.Limit(h.cfg.MessageRate), h.cfg.MessageBurst)}
 	h.track(c, s)
 	defer h.track(c, nil)

@@ -12,7 +12,6 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
-	"github.com/shopstream/shopstream/internal/auth"
 	"github.com/shopstream/shopstream/internal/events"
 )
 
@@ -25,7 +24,7 @@ const rateLimitReason = "message rate limit exceeded"
 type session struct {
 	h       *Handler
 	c       *client
-	user    auth.User
+	user    sessionUser
 	token   string // the session's token, to check it again (the guard)
 	hash    string // its SHA-256, as signals and logs name it
 	limiter *rate.Limiter
@@ -47,10 +46,18 @@ func (s *session) forgetLocked(ch string) {
 	s.subs = slices.DeleteFunc(s.subs, func(c string) bool { return c == ch })
 }
 
+// sessionUser is what a socket keeps of its user: the rest (the email, the
+// password hash) is not needed after the handshake, and would stay in memory
+// for the socket's life.
+type sessionUser struct {
+	ID   int64
+	Role string
+}
+
 // readLoop reads client messages until the socket closes. Its reads do not
 // hang on ctx (see client.stop); handling a message does.
 func (s *session) readLoop(ctx context.Context) error {
-	rctx := context.WithoutCancel(ctx)
+	rctx := context.Background() // values neither: reads need none
 	for {
 		typ, b, err := s.c.conn.Read(rctx)
 		if err != nil {
