@@ -6,8 +6,9 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"google.golang.org/protobuf/proto"
 )
+
+func ptr[T any](v T) *T { return &v }
 
 func TestBucketQuantile(t *testing.T) {
 	bounds := []float64{0.001, 0.002, 0.005, math.Inf(1)}
@@ -28,9 +29,9 @@ func TestBucketQuantile(t *testing.T) {
 }
 
 func hist(sum float64, cum ...uint64) *dto.Histogram {
-	h := &dto.Histogram{SampleCount: proto.Uint64(cum[len(cum)-1]), SampleSum: proto.Float64(sum)}
+	h := &dto.Histogram{SampleCount: ptr(cum[len(cum)-1]), SampleSum: ptr(sum)}
 	for i, c := range cum {
-		h.Bucket = append(h.Bucket, &dto.Bucket{UpperBound: proto.Float64(0.001 * float64(i+1)), CumulativeCount: proto.Uint64(c)})
+		h.Bucket = append(h.Bucket, &dto.Bucket{UpperBound: ptr(0.001 * float64(i+1)), CumulativeCount: ptr(c)})
 	}
 	return h
 }
