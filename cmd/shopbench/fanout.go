@@ -181,6 +181,7 @@ type levelResult struct {
 	Wall        float64
 	PeakRSSKiB  int64
 	RSSKiB      int64
+	Stages      []stageSummary // the server's per-step histograms over the level (none for the baseline)
 }
 
 type profileResult struct {
@@ -237,6 +238,9 @@ func fanout(ctx context.Context, o options, srv *server, dbURL string) ([]levelR
 				results = append(results, r)
 				logf("  sockets=%d batch=%v offered=%s achieved=%.0f ev/s delivered=%.0f msg/s commit-p50=%v p50=%v p99=%v max=%v lost=%d dup=%d slow-closed=%d other-closed=%d drained=%v srvCPU=%.1fs cliCPU=%.1fs pgCPU=%.1fs",
 					n, batch, rateLabel(rate), r.Achieved, r.Delivered, r.Commit.P50, r.Lat.P50, r.Lat.P99, r.Lat.Max, r.Lost, r.Dups, r.ClosedSlow, r.ClosedOther, r.Drained, r.ServerCPU, r.ClientCPU, r.PGCPU)
+				if len(r.Stages) > 0 {
+					logf("  steps: %s", stagesLine(r.Stages))
+				}
 				if profDone != nil {
 					prof = <-profDone
 				}
@@ -337,6 +341,7 @@ func runLevel(ctx context.Context, o options, p *pool, w *writers, srv *server, 
 	base := w.startLevel()
 	p.resetLevel(base)
 	slow0, rec0, other0 := p.closedSlow.Load(), p.reconnects.Load(), p.closedOther.Load()
+	stages0 := scrapeStages(srv)
 	srv0, cli0, pg0 := procCPU(srv.pid), procCPU(os.Getpid()), pgCPU(postmaster)
 	start := now()
 	t0 := time.Now()
@@ -397,6 +402,7 @@ func runLevel(ctx context.Context, o options, p *pool, w *writers, srv *server, 
 	}
 	r.Wall = time.Since(t0).Seconds()
 	r.ServerCPU = procCPU(srv.pid) - srv0
+	r.Stages = stagesBetween(stages0, scrapeStages(srv))
 	r.ClientCPU = procCPU(os.Getpid()) - cli0
 	if postmaster != 0 {
 		r.PGCPU = pgCPU(postmaster) - pg0

@@ -4,6 +4,12 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,6 +31,11 @@ type idleResult struct {
 	QueriesPerS  float64 // transactions of the service's database per second
 	ServerCPUPct float64 // of one core
 	PGCPUPct     float64 // the whole PostgreSQL server, of one core
+	// With the sockets open: the server's goroutines and the top of its heap
+	// profile (in-use bytes, after a collection).
+	Goroutines int
+	MemStats   string // the runtime's figures as measured: heap and stacks in use, the GC goal
+	Heap       *profileResult
 }
 
 // quietWindow is how long the quiet service is watched, after it has had
@@ -107,6 +118,10 @@ func idleMemory(ctx context.Context, o options, srv *server, db *pgx.Conn) (idle
 	r.RSS1KiB = settledRSS(srv.pid)
 	r.PerSocketKiB = float64(r.RSS1KiB-r.RSS0KiB) / float64(o.idleSocks)
 	logf("  RSS %d KiB at 0 sockets, %d KiB at %d sockets: %.1f KiB per socket", r.RSS0KiB, r.RSS1KiB, o.idleSocks, r.PerSocketKiB)
+	r.Goroutines = countGoroutines(srv)
+	r.MemStats = memStats(srv)
+	r.Heap = captureHeap(srv, o.bin)
+	logf("  %d goroutines with the sockets open; %s; heap in use:\n%s", r.Goroutines, r.MemStats, r.Heap.Top)
 	// Then drop them all without a close handshake and see whether the server lets go.
 	r.FDsOpen = countFDs(srv.pid)
 	p.abort()
@@ -258,4 +273,73 @@ func bulk(ctx context.Context, o options, srv *server, db *pgx.Conn) (bulkResult
 		return r, fmt.Errorf("only %d of %d updated events arrived", u, tag.RowsAffected())
 	}
 	return r, nil
+}
+
+// countGoroutines reads the server's goroutine count from its pprof endpoint
+// (0 when it cannot).
+func countGoroutines(srv *server) int {
+	resp, err := http.Get("http://" + srv.debug + "/debug/pprof/goroutine?debug=1")
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	var n int
+	_, _ = fmt.Fscanf(resp.Body, "goroutine profile: total %d", &n)
+	return n
+}
+
+// memStats reads a few of the server's runtime.MemStats, in MiB (the text
+// heap profile ends with them).
+func memStats(srv *server) string {
+	resp, err := http.Get("http://" + srv.debug + "/debug/pprof/heap?debug=1")
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err.Error()
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		var name string
+		var v int64
+		if n, _ := fmt.Sscanf(line, "# %s = %d", &name, &v); n != 2 {
+			continue
+		}
+		switch name {
+		case "HeapAlloc", "HeapInuse", "HeapIdle", "HeapReleased", "Stack", "NextGC", "Sys":
+			out = append(out, fmt.Sprintf("%s %.1f MiB", name, float64(v)/(1<<20)))
+		}
+	}
+	return strings.Join(out, ", ")
+}
+
+// captureHeap reads the server's heap profile (after a collection) and keeps
+// the top of its in-use bytes.
+func captureHeap(srv *server, bin string) *profileResult {
+	pr := &profileResult{Label: "heap in use, after a collection"}
+	resp, err := http.Get("http://" + srv.debug + "/debug/pprof/heap?gc=1")
+	if err != nil {
+		pr.Err = err.Error()
+		return pr
+	}
+	defer resp.Body.Close()
+	// Kept for a closer look: go tool pprof -list ... .bin/shopstream <path>
+	path := filepath.Join(os.TempDir(), "shopbench-idle-heap.pprof")
+	b, err := io.ReadAll(resp.Body)
+	if err == nil {
+		err = os.WriteFile(path, b, 0o600)
+	}
+	if err != nil {
+		pr.Err = err.Error()
+		return pr
+	}
+	out, err := exec.Command("go", "tool", "pprof", "-sample_index=inuse_space", "-top", "-nodecount=12", bin, path).CombinedOutput()
+	pr.Top = string(out)
+	logf("  heap profile kept in %s", path)
+	if err != nil {
+		pr.Err = err.Error()
+	}
+	return pr
 }

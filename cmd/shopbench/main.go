@@ -75,6 +75,7 @@ func main() {
 	flag.StringVar(&sockets, "sockets", "", "socket counts for fan-out (default 100,1000,10000; -quick 100,1000)")
 	flag.StringVar(&rates, "rates", "100,1000,5000,0", "offered events/s per fan-out level; 0 is unthrottled (saturation)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this load generator to the file")
+	idle := flag.Int("idle", 0, "idle sockets of the idle scenario (default 10,000; -quick 1,000)")
 	flag.IntVar(&o.msgBudget, "msgs", 0, "messages (events × sockets) a fan-out level may ask for, twice that with batch (default 1,500,000; -quick 400,000)")
 	flag.Parse()
 	if o.msgBudget == 0 {
@@ -93,6 +94,9 @@ func main() {
 	}
 	if o.quick {
 		o.levelDur, o.pgbenchDur, o.bulkRows, o.idleSocks = 3*time.Second, 5, 20000, 1000
+	}
+	if *idle > 0 {
+		o.idleSocks = *idle
 	}
 	o.sockets = intList(sockets)
 	o.rates = intList(rates)

@@ -200,6 +200,7 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 		DBQueryTimeout: 2 * time.Second,
 	}, log)
 	s.metrics = m
+	s.hub.ObserveStages(m)
 	origins, err := origin.New(cfg.PublicURLs, cfg.AllowedOrigins, cfg.OriginOptions())
 	if err != nil {
 		return err

@@ -35,10 +35,12 @@ type Subscription struct {
 	Actions Actions // zero means all
 }
 
+// member is a registered subscriber. Its subscriptions live in Hub.channels
+// alone: there are only a few channels, and a map per socket would cost an
+// idle socket more than looking through them when it leaves.
 type member struct {
 	session string // sha256 hex of the session token
 	userID  int64
-	subs    map[string]*Subscription
 }
 
 // Hub fans events out to subscribers. Publish is called by one listener; the
@@ -56,11 +58,41 @@ type Hub struct {
 	traffic   map[string]*traffic // per channel, for the stats of a role that reads only some
 	closed    bool
 	moved     chan struct{} // closed when the position advances; made only while someone waits
+	stages    StageObserver
 }
+
+// StageObserver receives how long one step of an event's road took.
+type StageObserver interface {
+	Stage(stage string, d time.Duration)
+}
+
+// The stages the hub measures.
+const (
+	// StageRead is from the change (its trigger's clock) to its batch reaching
+	// the hub: the writer's commit, the doorbell, ordering the batch and, on
+	// other instances, reading it from the log. One observation per event.
+	StageRead = "read"
+	// StageFanout is from the batch reaching the hub until every socket it
+	// queued frames to has been woken. One observation per batch.
+	StageFanout = "fanout"
+)
+
+type noStages struct{}
+
+func (noStages) Stage(string, time.Duration) {}
 
 // NewHub returns an empty hub.
 func NewHub() *Hub {
-	return &Hub{members: map[Subscriber]*member{}, channels: map[string]map[Subscriber]*Subscription{}, traffic: map[string]*traffic{}}
+	return &Hub{members: map[Subscriber]*member{}, channels: map[string]map[Subscriber]*Subscription{}, traffic: map[string]*traffic{},
+		stages: noStages{}}
+}
+
+// ObserveStages sends the hub's stage durations to o; call it before the
+// first Publish.
+func (h *Hub) ObserveStages(o StageObserver) {
+	h.mu.Lock()
+	h.stages = o
+	h.mu.Unlock()
 }
 
 // traffic is what the hub has fanned out on one channel.
@@ -78,7 +110,7 @@ func (h *Hub) Register(s Subscriber, sessionHash string, userID int64) bool {
 	if h.closed {
 		return false
 	}
-	h.members[s] = &member{session: sessionHash, userID: userID, subs: map[string]*Subscription{}}
+	h.members[s] = &member{session: sessionHash, userID: userID}
 	return true
 }
 
@@ -90,11 +122,10 @@ func (h *Hub) Unregister(s Subscriber) {
 }
 
 func (h *Hub) removeLocked(s Subscriber) {
-	m, ok := h.members[s]
-	if !ok {
+	if _, ok := h.members[s]; !ok {
 		return
 	}
-	for ch := range m.subs {
+	for ch := range h.channels {
 		h.dropLocked(ch, s)
 	}
 	delete(h.members, s)
@@ -117,11 +148,9 @@ func (h *Hub) dropLocked(channel string, s Subscriber) {
 func (h *Hub) Subscribe(s Subscriber, channel string, sub *Subscription, confirm func(position int64) bool) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	m, ok := h.members[s]
-	if !ok {
+	if _, ok := h.members[s]; !ok {
 		return false
 	}
-	m.subs[channel] = sub
 	if h.channels[channel] == nil {
 		h.channels[channel] = map[Subscriber]*Subscription{}
 	}
@@ -137,11 +166,9 @@ func (h *Hub) Subscribe(s Subscriber, channel string, sub *Subscription, confirm
 func (h *Hub) Unsubscribe(s Subscriber, channel string) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	m, ok := h.members[s]
-	if !ok || m.subs[channel] == nil {
+	if _, ok := h.channels[channel][s]; !ok {
 		return false
 	}
-	delete(m.subs, channel)
 	h.dropLocked(channel, s)
 	return true
 }
@@ -199,12 +226,18 @@ func (h *Hub) Position() int64 {
 // delivered count (read by Stats under the lock) before the lock is let go.
 // Nobody observes an event before it is counted.
 func (h *Hub) Publish(recs []Record) {
+	start := time.Now()
 	evs := make([]Event, len(recs))
 	for i := range recs {
 		evs[i] = Event{Record: recs[i], Frame: recs[i].Frame()}
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	for i := range evs {
+		if at := evs[i].At; !at.IsZero() {
+			h.stages.Stage(StageRead, start.Sub(at))
+		}
+	}
 	h.published.Add(int64(len(evs)))
 	delivered := 0
 	var tr *traffic
@@ -244,6 +277,9 @@ func (h *Hub) Publish(recs []Record) {
 	}
 	for _, s := range h.touched {
 		s.Wake()
+	}
+	if len(h.touched) > 0 {
+		h.stages.Stage(StageFanout, time.Since(start))
 	}
 	clear(h.touched)
 	h.touched = h.touched[:0]

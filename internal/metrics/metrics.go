@@ -39,6 +39,8 @@ type Metrics struct {
 	reg           *prometheus.Registry
 	framesSent    prometheus.Counter
 	latency       prometheus.Histogram
+	stages        *prometheus.HistogramVec
+	stage         map[string]prometheus.Observer // the stages' histograms, looked up once
 	socketsClosed *prometheus.CounterVec
 	logins        *prometheus.CounterVec
 	db            *dbGauges
@@ -55,6 +57,12 @@ func New(src Sources, log *slog.Logger) *Metrics {
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "shopstream_delivery_latency_seconds",
 			Help:    "Time from a change (its trigger's clock) to its frame being handed to a socket to write.",
 			Buckets: []float64{.0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10}}),
+		stages: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "shopstream_delivery_stage_seconds",
+			Help: "Steps of the road from a change to its frame on a socket: read (the change, by its trigger's clock, to its batch reaching the hub; per event), " +
+				"fanout (the batch in the hub to every socket woken; per batch), wait (a socket woken to a writer worker taking it; per socket turn), " +
+				"write (a worker's turn writing the socket's queued frames; per socket turn).",
+			Buckets: []float64{.00002, .00005, .0001, .0002, .0005, .001, .002, .005, .01, .02, .05, .1, .25, .5, 1, 2.5, 5, 10}},
+			[]string{"stage"}),
 		socketsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopstream_sockets_closed_total",
 			Help: "Sockets closed, by reason: auth, slow, rate, limit, shutdown, client, error."}, []string{"reason"}),
 		logins: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "shopstream_logins_total",
@@ -62,7 +70,7 @@ func New(src Sources, log *slog.Logger) *Metrics {
 	}
 	reg.MustRegister(m.framesSent,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shopstream_events_read_total",
-			Help: "Events this instance read from the event log and fanned out."}, src.EventsRead), m.latency, m.socketsClosed, m.logins,
+			Help: "Events this instance read from the event log and fanned out."}, src.EventsRead), m.latency, m.stages, m.socketsClosed, m.logins,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "shopstream_sockets_open", Help: "Open authenticated sockets."}, src.Sockets),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "shopstream_listener_reconnects_total",
@@ -88,6 +96,10 @@ func New(src Sources, log *slog.Logger) *Metrics {
 	for _, r := range []string{"auth", "slow", "rate", "limit", "shutdown", "client", "error"} {
 		m.socketsClosed.WithLabelValues(r)
 	}
+	m.stage = map[string]prometheus.Observer{}
+	for _, st := range []string{"read", "fanout", "wait", "write"} {
+		m.stage[st] = m.stages.WithLabelValues(st)
+	}
 	for _, o := range []string{"success", "invalid", "throttled", "busy"} {
 		m.logins.WithLabelValues(o)
 	}
@@ -108,6 +120,15 @@ func (m *Metrics) FrameSent(now time.Time, changedAt []time.Time) {
 			m.latency.Observe(now.Sub(at).Seconds())
 		}
 	}
+}
+
+// Stage observes how long one step of delivery took.
+func (m *Metrics) Stage(stage string, d time.Duration) {
+	o, ok := m.stage[stage]
+	if !ok {
+		o = m.stages.WithLabelValues(stage)
+	}
+	o.Observe(d.Seconds())
 }
 
 // SocketClosed counts a closed socket.

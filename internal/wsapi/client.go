@@ -41,13 +41,15 @@ type client struct {
 	closeLabel  string // metrics reason: auth, slow, rate, shutdown
 	counted     bool   // the close was counted in the metrics
 	unwoken     bool   // frames were queued by SendEvent since the last Wake
-	running     bool   // a drain goroutine is writing
-	finished    bool   // the socket ended: no new drain starts
+	running     bool   // on the writers' ready queue, or being written by a worker
+	finished    bool   // the socket ended: it is not scheduled again
+	readyAt     time.Time
 
-	ctx    context.Context // the socket's lifetime
-	cancel context.CancelFunc
-	w      *writer
-	drains sync.WaitGroup
+	ctx      context.Context // the socket's lifetime
+	cancel   context.CancelFunc
+	pingSlot int // guarded by the handler's mu
+	w        *writer
+	drains   sync.WaitGroup // one while running, and while a close handshake runs
 
 	// writeSince is when the running write began (unix ns), 0 between writes.
 	// Writes carry no context deadline (the library would arm and disarm a
@@ -67,12 +69,22 @@ func newClient(ctx context.Context, cancel context.CancelFunc, h *Handler, conn 
 		cancel:     cancel,
 	}
 	c.w = &writer{h: h, c: c}
-	context.AfterFunc(ctx, func() {
-		if c.writeSince.Load() != 0 {
-			_ = conn.CloseNow()
-		}
-	})
 	return c
+}
+
+// stop ends the socket: its context, and its connection at once, so that a
+// read or a write blocked on it returns. The read loop reads with a context
+// that never ends (the library would register a context callback for every
+// read, and keep it for as long as an idle socket waits), so this is what
+// ends a read; every end of a socket goes through it, the server's too
+// (Handler.stopAll).
+func (c *client) stop() {
+	c.cancel()
+	if c.fw != nil {
+		c.fw.drop()
+	} else {
+		_ = c.conn.CloseNow()
+	}
 }
 
 // writeExpired reports whether a write has been running since before cutoff.
@@ -81,22 +93,24 @@ func (c *client) writeExpired(cutoff int64) bool {
 	return since != 0 && since < cutoff
 }
 
-// signal starts a drain goroutine unless one runs: an idle socket has no
-// writer goroutine at all, only its reader.
+// signal puts the socket on the writers' ready queue unless it is there or
+// being written: an idle socket has no writer goroutine at all, only its
+// reader.
 func (c *client) signal() {
 	c.mu.Lock()
 	start := !c.running && !c.finished && (len(c.queue) > 0 || c.closing)
 	if start {
 		c.running = true
+		c.readyAt = time.Now()
 		c.drains.Add(1)
 	}
 	c.mu.Unlock()
 	if start {
-		go c.drain()
+		c.w.h.writers.schedule(c)
 	}
 }
 
-// finish stops new drains and waits for a running one.
+// finish stops new turns and waits for the running one, if any.
 func (c *client) finish() {
 	c.mu.Lock()
 	c.finished = true
@@ -207,17 +221,20 @@ func (c *client) label() string {
 	return c.closeLabel
 }
 
-// next swaps the queue out; ok is false (and the drain ends) when there is
-// nothing to write and no close to send. After a long queue the next one
+// next swaps the queue out; ok is false (and the socket leaves the writers)
+// when there is nothing to write and no close to send. waited is how long
+// the socket was ready before this turn. After a long queue the next one
 // starts from a pooled slice: under load queues refill to the same length, and
 // growing a fresh one by doubling allocates (and zeroes) it again and again.
-func (c *client) next() (items []item, closing bool, code websocket.StatusCode, reason string, ok bool) {
+func (c *client) next() (items []item, closing bool, code websocket.StatusCode, reason string, waited time.Duration, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.queue) == 0 && !c.closing {
 		c.running = false
-		return nil, false, 0, "", false
+		c.drains.Done()
+		return nil, false, 0, "", 0, false
 	}
+	waited = time.Since(c.readyAt)
 	items, c.queue = c.queue, c.spare[:0]
 	c.spare, c.queued = nil, 0
 	if len(items) > smallQueue && c.queue == nil {
@@ -225,51 +242,71 @@ func (c *client) next() (items []item, closing bool, code websocket.StatusCode, 
 			c.queue = *q
 		}
 	}
-	return items, c.closing, c.closeCode, c.closeReason, true
+	return items, c.closing, c.closeCode, c.closeReason, waited, true
 }
 
 // smallQueue is the longest drained queue a socket keeps for its next one;
-// longer ones go back to queuePool, shared by all sockets.
-const smallQueue = 256
+// longer ones go back to queuePool, shared by all sockets. Queues shorter
+// than minSpare are not kept: an idle socket holds no queue at all.
+const smallQueue, minSpare = 256, 4
 
 var queuePool sync.Pool // of *[]item, length 0
 
-// giveBack returns the drained slice for reuse.
-func (c *client) giveBack(items []item) {
+// giveBack returns the drained slice for reuse and reports whether more is
+// queued (the socket stays scheduled: the worker puts it back on the ready
+// queue); else the socket leaves the writers until it is signalled again.
+func (c *client) giveBack(items []item) (again bool) {
 	clear(items)
+	keep := cap(items) <= smallQueue && cap(items) >= minSpare
 	if cap(items) > smallQueue {
 		items = items[:0]
 		queuePool.Put(&items)
-		return
 	}
 	c.mu.Lock()
-	c.spare = items[:0]
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	if keep {
+		c.spare = items[:0]
+	}
+	if len(c.queue) > 0 || c.closing {
+		c.readyAt = time.Now()
+		return true
+	}
+	c.running = false
+	c.drains.Done()
+	return false
 }
 
-// drain writes what is queued until the queue is empty, then ends; a write
-// error or a close ends the socket (and its read loop, through the context).
-func (c *client) drain() {
-	defer c.drains.Done()
-	for {
-		items, closing, code, reason, ok := c.next()
-		if !ok {
-			return
-		}
-		if err := c.w.write(c.ctx, items); err != nil {
-			c.w.h.log.Debug("socket write failed", "err", err)
-			_ = c.conn.CloseNow()
-			c.cancel()
-			return
-		}
-		if closing {
+// turn writes what is queued, once, on a writer worker, and reports whether
+// more was queued meanwhile. A write error or a close ends the socket (and its
+// read loop, through the context); the close handshake, which waits for the
+// peer, runs on a goroutine of its own.
+func (c *client) turn() (again bool) {
+	items, closing, code, reason, waited, ok := c.next()
+	if !ok {
+		return false
+	}
+	stages := c.w.h.writers.obs
+	stages.Stage(StageWait, waited)
+	start := time.Now()
+	err := c.w.write(c.ctx, items)
+	stages.Stage(StageWrite, time.Since(start))
+	if err != nil {
+		c.w.h.log.Debug("socket write failed", "err", err)
+		_ = c.conn.CloseNow()
+		c.stop()
+		c.drains.Done() // running stays set: the socket is not scheduled again
+		return false
+	}
+	if closing {
+		go func() {
+			defer c.drains.Done()
 			c.countClose(c.label())
 			_ = c.conn.Close(code, reason)
-			c.cancel()
-			return
-		}
-		c.giveBack(items)
+			c.stop()
+		}()
+		return false
 	}
+	return c.giveBack(items)
 }
 
 // writer is the write side of one socket.
@@ -285,13 +322,16 @@ type writer struct {
 var batchPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
 
 // ping sends a WebSocket ping and drops the peer when no pong comes in time.
+// Its deadline does not hang on the socket's context (that would give every
+// socket a map of child contexts, kept after the ping); a socket that ends
+// meanwhile ends the ping through its connection.
 func (c *client) ping(interval time.Duration) {
-	ctx, cancel := context.WithTimeout(c.ctx, interval/2+time.Second)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), interval/2+time.Second)
 	defer cancel()
 	if err := c.conn.Ping(ctx); err != nil && c.ctx.Err() == nil {
 		c.w.h.log.Debug("socket ping unanswered", "err", err)
 		_ = c.conn.CloseNow()
-		c.cancel()
+		c.stop()
 	}
 }
 

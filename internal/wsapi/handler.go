@@ -1,6 +1,6 @@
 // Package wsapi is the socket protocol of GET /ws: the handshake (Origin, session),
-// the read loop that answers client messages, and the write loop that drains each
-// socket's bounded queue.
+// the read loop that answers client messages, and the writer workers that drain
+// the sockets' bounded queues.
 package wsapi
 
 import (
@@ -8,6 +8,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -67,6 +68,7 @@ type Config struct {
 	MessageBurst     int     // (default 40)
 	MaxSockets       int     // in total on this instance (default 20000)
 	MaxUserSockets   int     // per user on this instance (default 50)
+	Writers          int     // goroutines writing to sockets (default GOMAXPROCS)
 	Fields           FieldSource
 	Observer         Observer
 }
@@ -85,11 +87,14 @@ type Handler struct {
 	base     context.Context // the server's lifetime: sockets outlive their request
 	open     inFlight        // requests and sockets being served, for Wait
 	guard    *guard
+	writers  *writers
 
 	mu      sync.Mutex
 	total   int
 	perUser map[int64]int
 	clients map[*client]*session // open sockets, for the pinger and the guard
+	slots   int                  // sockets tracked so far: the next one's ping slot
+	sets    map[string]map[string]bool
 }
 
 // Run pings every open socket each PingInterval until ctx ends; a peer that does
@@ -107,12 +112,32 @@ func (h *Handler) Run(ctx context.Context) {
 		defer wg.Done()
 		h.guard.run(ctx)
 	}()
-	every(ctx, h.cfg.PingInterval, func() {
-		for _, c := range h.openClients() {
+	tick := 0
+	every(ctx, max(h.cfg.PingInterval/pingSlots, time.Millisecond), func() {
+		for _, c := range h.dueClients(tick % pingSlots) {
 			go c.ping(h.cfg.PingInterval)
 		}
+		tick++
 	})
 	wg.Wait()
+}
+
+// pingSlots spreads the pings over the interval: each socket is pinged once
+// per PingInterval, in its own slot of pingSlots, so that 10,000 sockets do
+// not start 10,000 ping goroutines (and their stacks) at the same moment.
+const pingSlots = 30
+
+// dueClients returns the open sockets whose ping slot is slot.
+func (h *Handler) dueClients(slot int) []*client {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var due []*client
+	for c := range h.clients {
+		if c.pingSlot == slot {
+			due = append(due, c)
+		}
+	}
+	return due
 }
 
 func (h *Handler) openClients() []*client {
@@ -135,6 +160,13 @@ func (h *Handler) openSessions() []*session {
 	return open
 }
 
+// stopAll ends every open socket: the server's lifetime ended (see client.stop).
+func (h *Handler) stopAll() {
+	for _, c := range h.openClients() {
+		c.stop()
+	}
+}
+
 // expireWrites drops the sockets whose write has run longer than WriteTimeout.
 func (h *Handler) expireWrites() {
 	cutoff := time.Now().Add(-h.cfg.WriteTimeout).UnixNano()
@@ -142,7 +174,7 @@ func (h *Handler) expireWrites() {
 		if c.writeExpired(cutoff) {
 			h.log.Debug("socket write timed out", "timeout", h.cfg.WriteTimeout)
 			_ = c.conn.CloseNow()
-			c.cancel()
+			c.stop()
 		}
 	}
 }
@@ -185,8 +217,17 @@ func NewHandler(base context.Context, cfg Config, hub *events.Hub, sessions Sess
 		obs = noObserver{}
 	}
 	h := &Handler{cfg: cfg, hub: hub, sessions: sessions, roles: roles, replayer: replayer, keeper: keeper, obs: obs,
-		fields: newFieldCache(cfg.Fields), log: log, base: base, perUser: map[int64]int{}, clients: map[*client]*session{}}
+		fields: newFieldCache(cfg.Fields), log: log, base: base, perUser: map[int64]int{}, clients: map[*client]*session{}, sets: map[string]map[string]bool{}}
 	h.guard = newGuard(h)
+	stages, ok := obs.(StageObserver)
+	if !ok {
+		stages = noStages{}
+	}
+	if cfg.Writers <= 0 {
+		cfg.Writers = runtime.GOMAXPROCS(0)
+	}
+	h.writers = newWriters(base, cfg.Writers, stallAfter, stages)
+	context.AfterFunc(base, h.stopAll)
 	return h
 }
 
@@ -379,13 +420,16 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 	defer h.keeper.Remove(token)
 	start := time.Now()
 	h.log.Info("socket opened", "user_id", user.ID, "origin", origin, "session", hash[:12], "batch", c.batch)
-	s := &session{h: h, c: c, user: user, token: token, hash: hash, allowed: toSet(allowed), subs: map[string]bool{},
+	s := &session{h: h, c: c, user: sessionUser{ID: user.ID, Role: user.Role}, token: token, hash: hash, allowed: h.roleSet(allowed),
 		limiter: rate.NewLimiter(rate.Limit(h.cfg.MessageRate), h.cfg.MessageBurst)}
 	h.track(c, s)
 	defer h.track(c, nil)
+	if ctx.Err() != nil { // the server ended before stopAll could see c
+		c.stop()
+	}
 	h.guard.recheckSince(passes, hash)
 	err := s.readLoop(ctx)
-	cancel()
+	c.stop()
 	c.finish()
 	label, code := c.label(), int(websocket.CloseStatus(err))
 	if label == "" {
@@ -404,11 +448,35 @@ func (h *Handler) track(c *client, s *session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if s != nil {
+		c.pingSlot = h.slots % pingSlots
+		h.slots++
 		h.clients[c] = s
 	} else {
 		delete(h.clients, c)
 	}
 }
+
+// roleSet returns the set of list, shared by every socket opened with the
+// same channels (sets are read-only: restrict replaces a session's whole):
+// 10,000 sockets of one role hold one set, not 10,000, and not the strings
+// each role query scanned.
+func (h *Handler) roleSet(list []string) map[string]bool {
+	key := strings.Join(list, "\x00")
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if set, ok := h.sets[key]; ok {
+		return set
+	}
+	if len(h.sets) >= maxRoleSets {
+		clear(h.sets)
+	}
+	set := toSet(list)
+	h.sets[strings.Clone(key)] = set
+	return set
+}
+
+// maxRoleSets bounds roleSet's cache (distinct channel lists: a few roles).
+const maxRoleSets = 64
 
 func toSet(list []string) map[string]bool {
 	m := make(map[string]bool, len(list))

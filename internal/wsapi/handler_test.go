@@ -127,7 +127,7 @@ func TestGuardPassBudget(t *testing.T) {
 	h.guard = newGuard(h)
 	for i := 0; i < guardBudget+10; i++ {
 		tok := strconv.Itoa(i)
-		s := &session{h: h, c: &client{}, token: tok, hash: auth.TokenHash(tok), user: auth.User{ID: int64(i + 1)}}
+		s := &session{h: h, c: &client{}, token: tok, hash: auth.TokenHash(tok), user: sessionUser{ID: int64(i + 1)}}
 		h.clients[s.c] = s
 		h.guard.signal(s.hash)
 	}

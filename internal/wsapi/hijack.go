@@ -28,7 +28,7 @@ import (
 //     system call, where net/http's 4 KiB bufio.Writer made two or more for a
 //     frame over 4 KiB.
 const (
-	socketReadBuffer = 256
+	socketReadBuffer = 128
 	socketWriteStage = 16
 )
 

@@ -2,6 +2,7 @@ package wsapi
 
 import (
 	"context"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -11,7 +12,6 @@ import (
 	"github.com/coder/websocket"
 	"golang.org/x/time/rate"
 
-	"github.com/shopstream/shopstream/internal/auth"
 	"github.com/shopstream/shopstream/internal/events"
 )
 
@@ -24,7 +24,7 @@ const rateLimitReason = "message rate limit exceeded"
 type session struct {
 	h       *Handler
 	c       *client
-	user    auth.User
+	user    sessionUser
 	token   string // the session's token, to check it again (the guard)
 	hash    string // its SHA-256, as signals and logs name it
 	limiter *rate.Limiter
@@ -37,13 +37,29 @@ type session struct {
 	// subscribe's check and its hub.Subscribe.
 	mu      sync.Mutex
 	allowed map[string]bool
-	subs    map[string]bool
+	subs    []string // the subscribed channels (a slice: few, and an idle socket's map would cost more)
 }
 
-// readLoop reads client messages until the socket closes.
+func (s *session) subscribedLocked(ch string) bool { return slices.Contains(s.subs, ch) }
+
+func (s *session) forgetLocked(ch string) {
+	s.subs = slices.DeleteFunc(s.subs, func(c string) bool { return c == ch })
+}
+
+// sessionUser is what a socket keeps of its user: the rest (the email, the
+// password hash) is not needed after the handshake, and would stay in memory
+// for the socket's life.
+type sessionUser struct {
+	ID   int64
+	Role string
+}
+
+// readLoop reads client messages until the socket closes. Its reads do not
+// hang on ctx (see client.stop); handling a message does.
 func (s *session) readLoop(ctx context.Context) error {
+	rctx := context.Background() // values neither: reads need none
 	for {
-		typ, b, err := s.c.conn.Read(ctx)
+		typ, b, err := s.c.conn.Read(rctx)
 		if err != nil {
 			return err
 		}
@@ -128,14 +144,14 @@ func (s *session) restrict(allowed map[string]bool) {
 	defer s.mu.Unlock()
 	s.allowed = allowed
 	var revoked []string
-	for ch := range s.subs {
+	for _, ch := range s.subs {
 		if !allowed[ch] {
 			revoked = append(revoked, ch)
 		}
 	}
 	sort.Strings(revoked)
 	for _, ch := range revoked {
-		delete(s.subs, ch)
+		s.forgetLocked(ch)
 		s.h.hub.Unsubscribe(s.c, ch)
 		s.c.Send(msgChannelError(CodeForbidden, ch, "your role may no longer read "+ch))
 	}
@@ -149,7 +165,7 @@ func (s *session) restrict(allowed map[string]bool) {
 func (s *session) reading(ch string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.subs[ch]
+	return s.subscribedLocked(ch)
 }
 
 func (s *session) subscribe(ctx context.Context, req request) *protocolError {
@@ -184,10 +200,12 @@ func (s *session) subscribe(ctx context.Context, req request) *protocolError {
 		if perr := s.checkAllowedLocked(ch); perr != nil { // revoked while the filter was checked
 			return perr
 		}
-		if !s.subs[ch] && len(s.subs) >= s.h.cfg.MaxSubscriptions {
-			return &protocolError{Code: CodeSubscriptionLimit, Message: "too many subscriptions on this connection"}
+		if !s.subscribedLocked(ch) { // else the new subscription replaces the old one
+			if len(s.subs) >= s.h.cfg.MaxSubscriptions {
+				return &protocolError{Code: CodeSubscriptionLimit, Message: "too many subscriptions on this connection"}
+			}
+			s.subs = append(s.subs, ch)
 		}
-		s.subs[ch] = true
 		s.h.hub.Subscribe(s.c, ch, sub, func(position int64) bool {
 			if !s.c.Send(msgSubscribed(ch, position)) {
 				return false
@@ -265,7 +283,7 @@ func (s *session) unsubscribe(req request) *protocolError {
 	defer s.mu.Unlock()
 	for _, ch := range channels {
 		s.h.hub.Unsubscribe(s.c, ch)
-		delete(s.subs, ch)
+		s.forgetLocked(ch)
 		s.c.Send(msgUnsubscribed(ch))
 	}
 	return nil
