@@ -391,7 +391,6 @@ func (db *DB) ReplayEvents(ctx context.Context, entity string, after, upto int64
 	return out, pruned, nil
 }
 
-
 // HandedOut returns the highest position a ticker may have given an event:
 // the last position, or the reservation above it (a crash may have lost
 // ticks whose positions clients saw).

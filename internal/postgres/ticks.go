@@ -229,5 +229,3 @@ func (db *DB) UseLog(tables []config.Table, build func([]events.Change) []events
 	defer db.logMu.Unlock()
 	db.logTables, db.logBuild = tables, build
 }
-
-
