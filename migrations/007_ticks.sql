@@ -93,9 +93,11 @@ SET DateStyle = 'ISO, YMD'
 SET IntervalStyle = 'iso_8601'
 SET extra_float_digits = 1
 SET bytea_output = 'hex'
-AS $$SELECT coalesce(pg_catalog.json_object_agg(e.key, e.value), '{}'::json)
-    FROM pg_catalog.json_each(pg_catalog.row_to_json(r)) e
-    WHERE NOT pg_catalog.lower(e.key) = ANY (hide)$$;
+AS $$SELECT coalesce('{' OPERATOR(pg_catalog.||) pg_catalog.string_agg(
+        pg_catalog.to_json(e.key)::text OPERATOR(pg_catalog.||) ':' OPERATOR(pg_catalog.||) e.value::text, ',' ORDER BY e.i)
+        OPERATOR(pg_catalog.||) '}', '{}')::json
+    FROM pg_catalog.json_each(pg_catalog.row_to_json(r)) WITH ORDINALITY e(key, value, i)
+    WHERE NOT pg_catalog.lower(e.key) OPERATOR(pg_catalog.=) ANY (hide)$$;
 
 -- The trigger: append once, to the current capture table, and ring the
 -- ticker's doorbell as before (migration 4). Its arguments are the entity and

@@ -183,6 +183,10 @@ func (db *DB) tableProblems(ctx context.Context, t config.Table, replica bool) (
 	if oid == nil {
 		return nil, nil
 	}
+	args, err := triggerArgs(ctx, db.Pool, t, *oid)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := db.Pool.Query(ctx, `SELECT r.oid, format('%I.%I', n.nspname, r.relname), g.name,
 			t.tgname IS NOT NULL, coalesce(t.tgenabled::text, ''),
 			coalesce(t.tgfoid = to_regprocedure('shopstream.capture()')::oid, false),
@@ -193,7 +197,7 @@ func (db *DB) tableProblems(ctx context.Context, t config.Table, replica bool) (
 		JOIN pg_class r ON r.oid = p.relid JOIN pg_namespace n ON n.oid = r.relnamespace
 		CROSS JOIN unnest($3::text[]) g(name)
 		LEFT JOIN pg_trigger t ON t.tgrelid = r.oid AND t.tgname = g.name
-		ORDER BY r.oid <> $1::oid, r.relname, g.name`, *oid, t.Entity, captureTriggers(), tgargs(triggerArgs(t)))
+		ORDER BY r.oid <> $1::oid, r.relname, g.name`, *oid, t.Entity, captureTriggers(), tgargs(args))
 	if err != nil {
 		return nil, err
 	}

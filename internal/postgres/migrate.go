@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -166,7 +165,11 @@ func attach(ctx context.Context, c *pgx.Conn, t config.Table, replica bool) (str
 	if replica {
 		enabled = "A"
 	}
-	missing, err := missingTriggers(ctx, c, parts, enabled, triggerArgs(t))
+	args, err := triggerArgs(ctx, c, t, *oid)
+	if err != nil {
+		return "", err
+	}
+	missing, err := missingTriggers(ctx, c, parts, enabled, args)
 	if err != nil {
 		return "", err
 	}
@@ -178,11 +181,11 @@ func attach(ctx context.Context, c *pgx.Conn, t config.Table, replica bool) (str
 		return "", fmt.Errorf("beginning: %w", err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	args := make([]string, 0, 1+len(t.Secret))
-	for _, a := range triggerArgs(t) {
-		args = append(args, quoteLiteral(a))
+	quoted := make([]string, 0, len(args))
+	for _, a := range args {
+		quoted = append(quoted, quoteLiteral(a))
 	}
-	entity := strings.Join(args, ", ")
+	entity := strings.Join(quoted, ", ")
 	for _, d := range triggerDefs {
 		sql := "CREATE OR REPLACE TRIGGER " + d.name + " " + fmt.Sprintf(d.def, parts[0].qualified, entity)
 		if _, err := tx.Exec(ctx, sql); err != nil {
@@ -291,16 +294,29 @@ func partitionsOf(ctx context.Context, c *pgx.Conn, oid uint32) ([]rel, error) {
 	return out, nil
 }
 
-// triggerArgs are the capture triggers' arguments for t: the entity, then the
-// secret columns that capture() leaves out of the rows it stores (lower
-// case, sorted: capture matches them case-insensitively).
-func triggerArgs(t config.Table) []string {
-	secret := slices.Clone(t.Secret)
-	for i := range secret {
-		secret[i] = strings.ToLower(secret[i])
+// triggerArgs are the capture triggers' arguments for t (whose oid is oid):
+// the entity, then the secret columns the table has, which capture() leaves
+// out of the rows it stores (lower case, sorted: capture matches them
+// case-insensitively). Only the columns the table has: leaving out columns
+// costs the writer a pass over the row's fields, which a table without any
+// secret column does not pay. A secret column added later is stored until
+// migrate (or serve) runs again (doctor says so); it is never sent.
+func triggerArgs(ctx context.Context, q querier, t config.Table, oid uint32) ([]string, error) {
+	var have []string
+	rows, err := q.Query(ctx, `SELECT DISTINCT lower(attname::text) FROM pg_attribute
+		WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND lower(attname::text) = ANY ($2) ORDER BY 1`, oid, t.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("reading the columns of %s: %w", t.Name, err)
 	}
-	slices.Sort(secret)
-	return append([]string{t.Entity}, slices.Compact(secret)...)
+	if have, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return nil, fmt.Errorf("reading the columns of %s: %w", t.Name, err)
+	}
+	return append([]string{t.Entity}, have...), nil
+}
+
+// querier is a connection or a pool.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
 // tgargs is pg_trigger.tgargs for args: each argument NUL-terminated.
