@@ -244,7 +244,7 @@ const DefaultMaxDepth = 10000
 // MaxActorBytes bounds an event's actor; a longer one is cut (at a character).
 const MaxActorBytes = 256
 
-// Build turns an inbox change into a log record with no size limit. ok is
+// Build turns a captured change into a log record with no size limit. ok is
 // false when the change emits no event: an update where nothing but ignored
 // or secret columns changed.
 func Build(c Change, cols Columns) (rec Record, ok bool, err error) {

@@ -30,8 +30,8 @@ type SequencerConn interface {
 	// every change in it is ticked and older than retention.
 	Rotate(ctx context.Context, retention time.Duration) error
 	// Release lets writers ring the doorbell again (Sequence silences it
-	// while the sequencer works) and reports whether the inbox has rows; it
-	// does nothing when the doorbell was not silenced.
+	// while the sequencer works) and reports whether committed changes wait
+	// for a tick; it does nothing when the doorbell was not silenced.
 	Release(ctx context.Context) (pending bool, err error)
 	// Announce tells every instance that the log has grown to position last.
 	Announce(ctx context.Context, last int64) error
@@ -212,8 +212,8 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 			sleep(ctx, s.cfg.Gap)
 			continue
 		}
-		// Going to sleep: writers may ring again. Rows a writer committed while
-		// it could not ring are taken now.
+		// Going to sleep: writers may ring again. Changes a writer committed
+		// while it could not ring are ticked now.
 		pending, err := conn.Release(ctx)
 		if err != nil {
 			return err
@@ -231,7 +231,7 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 	}
 }
 
-// nextPoll is the wait before the next look at the inbox: short right after a
+// nextPoll is the wait before the next look for changes: short right after a
 // change (more may follow soon; a ring wakes the sequencer at once anyway),
 // doubling up to MaxPoll while changes flow, and IdlePoll once none came for
 // Warm.

@@ -50,14 +50,14 @@ type DoctorOptions struct {
 // REPLACE TRIGGER, both PostgreSQL 14.
 const minServerVersion = 140000
 
-// backlogAlarm is the age of the oldest inbox row above which changes are
+// backlogAlarm is the age of the oldest change waiting for a tick above which changes are
 // late (docs/operations.md, Metrics: shopstream_inbox_oldest_age_seconds).
 const backlogAlarm = 30 * time.Second
 
 // Doctor checks the database as an operator would before going live: the
 // server's version, the schema's migrations, the capture triggers of every
 // configured table and of no other, the privileges docs/operations.md asks
-// for, the NOTIFY queue, two-phase commit, the sequencer, the inbox backlog
+// for, the NOTIFY queue, two-phase commit, the sequencer, the backlog
 // and the event log's retention. A query that fails is a failed check.
 func (db *DB) Doctor(ctx context.Context, o DoctorOptions) []Check {
 	var out []Check
@@ -413,7 +413,7 @@ func (db *DB) checkPublic(ctx context.Context) Check {
 		return fail(name, "cannot check: %v", err)
 	}
 	if len(granted) > 0 {
-		return fail(name, "PUBLIC (every role) has %s (the inbox holds whole rows, secrets included): REVOKE ALL ON ALL TABLES IN SCHEMA shopstream FROM PUBLIC", strings.Join(granted, ", "))
+		return fail(name, "PUBLIC (every role) has %s (the capture tables hold whole rows): REVOKE ALL ON ALL TABLES IN SCHEMA shopstream FROM PUBLIC", strings.Join(granted, ", "))
 	}
 	return ok(name, "PUBLIC has no privilege on the tables of schema shopstream")
 }
@@ -446,7 +446,7 @@ func (db *DB) checkTwoPhase(ctx context.Context, idlePoll time.Duration) Check {
 		return fail(name, "cannot check: %v", err)
 	}
 	if old > 0 {
-		return fail(name, "%d prepared transactions older than 5 minutes (pg_prepared_xacts): they hold their locks and keep vacuum from reclaiming the inbox and the event log; COMMIT PREPARED or ROLLBACK PREPARED them", old)
+		return fail(name, "%d prepared transactions older than 5 minutes (pg_prepared_xacts): they hold their locks and keep vacuum from reclaiming rows; COMMIT PREPARED or ROLLBACK PREPARED them", old)
 	}
 	if maxPrepared > 0 {
 		return warn(name, "max_prepared_transactions = %d: writers do not ring the doorbell (a NOTIFY would make PREPARE TRANSACTION fail), so the first change after 10 s without one waits up to IDLE_POLL (%s) for the sequencer's poll; lower IDLE_POLL, or ALTER ROLE <writer> SET shopstream.doorbell = on for writers that never prepare", maxPrepared, short(idlePoll))
