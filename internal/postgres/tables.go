@@ -64,11 +64,11 @@ func newTableCheck(tables []config.Table) *tableCheck {
 }
 
 // prepare turns the rows of a batch into the changes the sequencer orders:
-// in id order, refused rows marked (Change.Refused), the DELETE and INSERT
+// in position order, refused rows marked (Change.Refused), the DELETE and INSERT
 // of a row moved between partitions paired into one update, and the TRUNCATE
 // of a partitioned table counted once.
 func (tc *tableCheck) prepare(ctx context.Context, conn *pgx.Conn, rows []capturedRow) ([]events.Change, error) {
-	slices.SortFunc(rows, func(a, b capturedRow) int { return cmp.Compare(a.change.ID, b.change.ID) })
+	slices.SortFunc(rows, func(a, b capturedRow) int { return cmp.Compare(a.change.Position, b.change.Position) })
 	if err := tc.learn(ctx, conn, rows); err != nil {
 		return nil, err
 	}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -200,6 +201,17 @@ func (lr *logReader) read(ctx context.Context, conn *pgx.Conn, after int64, limi
 	}
 	t := tick{first: *first, count: *count, snap: *snap, prev: *prev, minID: *minID, maxID: *maxID}
 	consumed := max(after-t.first+1, 0) // ranks of the tick at or before after
+	if consumed == 0 {
+		rows, through, err := readTicks(ctx, conn, after, limit, maxBytes, lr)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		changes, err := lr.tables.prepare(ctx, conn, rows)
+		if err != nil {
+			return nil, 0, false, err
+		}
+		return lr.build(changes), through, through < head, nil
+	}
 	lo, skip := t.minID-1, consumed
 	if consumed > 0 && lr.lastTick == t.first && lr.lastPos == after {
 		lo, skip = lr.lastID, 0
@@ -228,4 +240,96 @@ func (db *DB) UseLog(tables []config.Table, build func([]events.Change) []events
 	db.logMu.Lock()
 	defer db.logMu.Unlock()
 	db.logTables, db.logBuild = tables, build
+}
+
+// ticksPerRead bounds how many whole ticks one read covers.
+const ticksPerRead = 256
+
+// ticksSQL reads the changes of the ticks after position $1 (at most $4
+// ticks), each numbered by id within its tick, cut as a page across them ($2
+// changes, $3 bytes, plus one row for cutTicks). A tick whose changes are
+// gone (truncated) comes as one row without a change.
+const ticksSQL = `SELECT first_position, count, id, txid, entity, action, old_row, new_row, actor, created_at, relid, n, before FROM (
+		SELECT t.first_position, t.count, c.*,
+			coalesce(sum(c.size) OVER w, 0) - coalesce(c.size, 0) AS before,
+			coalesce(sum(c.size) OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND 2 PRECEDING), 0) AS before_prev,
+			count(c.id) OVER w AS g
+		FROM (SELECT * FROM shopstream.ticks WHERE first_position > $1 ORDER BY first_position LIMIT $4) t
+		LEFT JOIN LATERAL (
+			SELECT s.*, row_number() OVER (ORDER BY s.id) AS n FROM (
+				SELECT ` + changeCols + `, ` + changeSize + ` AS size FROM shopstream.changes c
+				WHERE c.id >= t.min_id AND c.id <= t.max_id AND pg_visible_in_snapshot(c.txid, t.snap)
+				  AND NOT pg_visible_in_snapshot(c.txid, t.prev)
+				ORDER BY c.id LIMIT $2 + 1) s) c ON true
+		WINDOW w AS (ORDER BY t.first_position, c.id)) r
+	WHERE r.g <= $2 + 1 AND (r.g <= 2 OR r.before_prev < $3)
+	ORDER BY first_position, id`
+
+// readTicks reads the changes of the ticks after position after in one
+// round trip, positioned, up to limit changes (fewer when they pass maxBytes
+// together, at least one), and returns the position through which the read
+// is complete. A read that ends inside a tick leaves lr where to go on.
+func readTicks(ctx context.Context, conn *pgx.Conn, after int64, limit, maxBytes int, lr *logReader) ([]capturedRow, int64, error) {
+	res, err := conn.Query(ctx, ticksSQL, after, limit, maxBytes, ticksPerRead)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading ticks: %w", err)
+	}
+	defer res.Close()
+	var out []capturedRow
+	through := after
+	var cur struct{ first, count, n int64 }
+	var last capturedRow
+	stopped := false
+	for res.Next() {
+		var first, count int64
+		var id, n, before *int64
+		var r capturedRow
+		c := &r.change
+		var txid, entity, action, actor *string
+		var at *time.Time
+		if err := res.Scan(&first, &count, &id, &txid, &entity, &action, &c.Old, &c.New, &actor, &at, &r.relid, &n, &before); err != nil {
+			return nil, 0, fmt.Errorf("reading ticks: %w", err)
+		}
+		if id == nil { // a tick without its changes
+			through = first + count - 1
+			continue
+		}
+		c.ID, r.txid, c.Entity, c.Action, c.Actor, c.At = *id, *txid, *entity, *action, *actor, *at
+		if len(out) >= limit || len(out) > 0 && *before >= int64(maxBytes) {
+			// The cut: one more when it would split a moved row's DELETE
+			// from its INSERT (see cutPage).
+			if last.change.Action == "deleted" && c.Action == "created" && last.txid == r.txid && first == cur.first {
+				c.Position = first + *n - 1
+				out = append(out, r)
+				cur.n = *n
+			}
+			stopped = true
+			break
+		}
+		if first != cur.first {
+			cur.first, cur.count = first, count
+			through = first - 1
+		}
+		c.Position = first + *n - 1
+		cur.n = *n
+		out = append(out, r)
+		last = r
+		through = c.Position
+		if *n == count {
+			through = first + count - 1
+		}
+	}
+	if err := res.Err(); err != nil {
+		return nil, 0, fmt.Errorf("reading ticks: %w", err)
+	}
+	switch {
+	case stopped && cur.n < cur.count: // inside a tick: the next read goes on by id
+		through = cur.first + cur.n - 1
+		lr.lastPos, lr.lastID, lr.lastTick = through, out[len(out)-1].change.ID, cur.first
+	case stopped:
+		through = cur.first + cur.count - 1
+	case len(out) > 0: // every change returned: the last tick is complete (or its other changes are gone)
+		through = max(through, cur.first+cur.count-1)
+	}
+	return out, through, nil
 }
