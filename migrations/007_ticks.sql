@@ -36,10 +36,12 @@ ALTER TABLE shopstream.changes_0 SET (autovacuum_enabled = false);
 ALTER TABLE shopstream.changes_1 SET (autovacuum_enabled = false);
 ALTER TABLE shopstream.changes_2 SET (autovacuum_enabled = false);
 
+-- tab names the table a change is in (a tick records which tables its
+-- changes are in: what truncating one prunes).
 CREATE VIEW shopstream.changes AS
-    SELECT * FROM shopstream.changes_0
-    UNION ALL SELECT * FROM shopstream.changes_1
-    UNION ALL SELECT * FROM shopstream.changes_2;
+    SELECT 0::smallint AS tab, * FROM shopstream.changes_0
+    UNION ALL SELECT 1::smallint, * FROM shopstream.changes_1
+    UNION ALL SELECT 2::smallint, * FROM shopstream.changes_2;
 
 -- Which table the triggers fill now. The ticker switches it, and truncates
 -- the oldest table once all its changes are ticked and past retention.
@@ -52,7 +54,8 @@ INSERT INTO shopstream.rotation DEFAULT VALUES;
 
 -- A tick: the batch of the changes whose transactions snap sees and prev does
 -- not, positioned from first_position by id. min_id and max_id bound the
--- batch's ids (a page of a large tick scans that range of the id index).
+-- batch's ids (a page of a large tick scans that range of the id index);
+-- tables has bit 1 << n set when changes_n holds some of them.
 -- Only ticks with changes are written; first_position increases with every
 -- tick, and jumps past the reservation when a new ticker is elected.
 CREATE TABLE shopstream.ticks (
@@ -62,6 +65,7 @@ CREATE TABLE shopstream.ticks (
     prev           pg_snapshot NOT NULL,
     min_id         bigint NOT NULL,
     max_id         bigint NOT NULL,
+    tables         smallint NOT NULL DEFAULT 0,
     created_at     timestamptz NOT NULL DEFAULT now()
 );
 

@@ -26,9 +26,9 @@ import (
 // to the old table; that row is kept and ticked like any other.
 //
 // The log's readers learn what is gone from log_state.pruned_through: the
-// last position of the first tick whose snapshot's xmin passes every
-// transaction in the table (every change of the table is in that tick or an
-// earlier one). Ticks wholly at or before it are deleted, the newest never.
+// last position of the newest tick with changes in the table (each tick
+// records its tables). Ticks wholly at or before it are deleted, the newest
+// never.
 func (s *SequencerConn) Rotate(ctx context.Context, retention time.Duration) error {
 	var current int
 	var sinceSwitch float64
@@ -42,7 +42,7 @@ func (s *SequencerConn) Rotate(ctx context.Context, retention time.Duration) err
 		return fmt.Errorf("reading %s: %w", table, err)
 	}
 	if !empty {
-		truncated, err := s.truncate(ctx, table, retention)
+		truncated, err := s.truncate(ctx, table, oldest, retention)
 		if err != nil || !truncated {
 			return err
 		}
@@ -58,7 +58,7 @@ func (s *SequencerConn) Rotate(ctx context.Context, retention time.Duration) err
 
 // truncate empties table when all its changes are older than retention and
 // ticked, and records what that pruned. It reports whether it did.
-func (s *SequencerConn) truncate(ctx context.Context, table string, retention time.Duration) (bool, error) {
+func (s *SequencerConn) truncate(ctx context.Context, table string, n int, retention time.Duration) (bool, error) {
 	tx, err := s.conn.Begin(ctx)
 	if err != nil {
 		return false, fmt.Errorf("beginning the rotation: %w", err)
@@ -74,12 +74,11 @@ func (s *SequencerConn) truncate(ctx context.Context, table string, retention ti
 		}
 		return false, fmt.Errorf("locking %s: %w", table, err)
 	}
-	var bound *int64
-	err = tx.QueryRow(ctx, `SELECT (SELECT t.first_position + t.count - 1 FROM shopstream.ticks t
-			WHERE pg_snapshot_xmin(t.snap) > (SELECT max(txid) FROM `+table+`) ORDER BY t.first_position LIMIT 1)
+	var bound int64
+	err = tx.QueryRow(ctx, `SELECT coalesce((SELECT max(t.first_position + t.count - 1) FROM shopstream.ticks t WHERE t.tables & $2 <> 0), 0)
 		WHERE (SELECT created_at FROM `+table+` ORDER BY id DESC LIMIT 1) < now() - make_interval(secs => $1)
-		  AND NOT EXISTS (SELECT 1 FROM `+table+` c WHERE `+untickedSQL+`)`, retention.Seconds()).Scan(&bound)
-	if errors.Is(err, pgx.ErrNoRows) || err == nil && bound == nil {
+		  AND NOT EXISTS (SELECT 1 FROM `+table+` c WHERE `+untickedSQL+`)`, retention.Seconds(), int16(1)<<n).Scan(&bound)
+	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil // not old enough, or not all ticked yet
 	}
 	if err != nil {
@@ -87,9 +86,9 @@ func (s *SequencerConn) truncate(ctx context.Context, table string, retention ti
 	}
 	b := &pgx.Batch{}
 	b.Queue("TRUNCATE " + table)
-	b.Queue("UPDATE shopstream.log_state SET pruned_through = greatest(pruned_through, $1)", *bound)
+	b.Queue("UPDATE shopstream.log_state SET pruned_through = greatest(pruned_through, $1)", bound)
 	b.Queue(`DELETE FROM shopstream.ticks WHERE first_position + count - 1 <= $1
-		AND first_position < (SELECT max(first_position) FROM shopstream.ticks)`, *bound)
+		AND first_position < (SELECT max(first_position) FROM shopstream.ticks)`, bound)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return false, fmt.Errorf("truncating %s: %w", table, err)
 	}

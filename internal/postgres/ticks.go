@@ -54,11 +54,11 @@ const pendingSQL = `EXISTS (SELECT 1 FROM shopstream.changes c WHERE ` + unticke
 const tickSQL = `WITH prev AS MATERIALIZED (
 		SELECT first_position + count AS next, snap FROM shopstream.ticks ORDER BY first_position DESC LIMIT 1),
 	batch AS MATERIALIZED (
-		SELECT ` + changeCols + `, ` + changeSize + ` AS size FROM shopstream.changes c WHERE ` + untickedSQL + `),
-	agg AS (SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM batch),
+		SELECT ` + changeCols + `, ` + changeSize + ` AS size, c.tab FROM shopstream.changes c WHERE ` + untickedSQL + `),
+	agg AS (SELECT count(*) AS n, min(id) AS lo, max(id) AS hi, coalesce(bit_or(1 << tab), 0)::smallint AS tables FROM batch),
 	tick AS (
-		INSERT INTO shopstream.ticks (first_position, count, snap, prev, min_id, max_id)
-		SELECT greatest(prev.next, $1), agg.n, pg_current_snapshot(), prev.snap, agg.lo, agg.hi FROM prev, agg WHERE agg.n > 0
+		INSERT INTO shopstream.ticks (first_position, count, snap, prev, min_id, max_id, tables)
+		SELECT greatest(prev.next, $1), agg.n, pg_current_snapshot(), prev.snap, agg.lo, agg.hi, agg.tables FROM prev, agg WHERE agg.n > 0
 		RETURNING first_position, count, snap::text AS snap, prev::text AS prev, min_id, max_id),
 	reserve AS (
 		UPDATE shopstream.log_state l SET reserved_through = t.first_position + t.count - 1 + $4
