@@ -89,8 +89,8 @@
 // The Listener owns one dedicated connection. It LISTENs, reads the log from its
 // cursor on every ring, on an idle timer, and after every reconnect (a NOTIFY sent
 // while it was disconnected is lost, the log is not), and hands records to the Hub
-// in position order. Each read is one page of one tick; a read goes on by id
-// where the last one ended.
+// in position order. One read covers up to 256 whole ticks in one round trip,
+// cut to one page; a read that ended inside a tick goes on by id from there.
 //
 // # The hub never blocks
 //
