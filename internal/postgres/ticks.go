@@ -308,7 +308,6 @@ func readTicks(ctx context.Context, conn *pgx.Conn, after int64, limit, maxBytes
 		}
 		if first != cur.first {
 			cur.first, cur.count = first, count
-			through = first - 1
 		}
 		c.Position = first + *n - 1
 		cur.n = *n
