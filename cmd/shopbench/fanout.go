@@ -208,7 +208,7 @@ func fanout(ctx context.Context, o options, srv *server, dbURL string) ([]levelR
 		profileAt = o.sockets[0]
 	}
 	var prof *profileResult
-	// Start from a quiet server: what earlier scenarios wrote must be out of the inbox.
+	// Start from a quiet server: what earlier scenarios wrote must be ticked.
 	if err := waitInboxEmpty(ctx, w.admin); err != nil {
 		return nil, nil, err
 	}

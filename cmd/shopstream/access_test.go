@@ -241,7 +241,7 @@ func TestWriterNeedsNoPrivilegesOnShopstream(t *testing.T) {
 	if m := ws.read(); m["event"] != "order:updated" || m["actor"] != "storefront" {
 		t.Fatalf("want the unprivileged writer's update, got %v", m)
 	}
-	if _, err := app.Exec(context.Background(), `INSERT INTO shopstream.inbox (entity, action) VALUES ('order', 'deleted')`); err == nil {
-		t.Fatal("a shop role could write to the inbox")
+	if _, err := app.Exec(context.Background(), `INSERT INTO shopstream.changes_0 (entity, action) VALUES ('order', 'deleted')`); err == nil {
+		t.Fatal("a shop role could write to a capture table")
 	}
 }

@@ -25,7 +25,7 @@ func shopRole(t *testing.T, admin *pgx.Conn, dbURL, prefix string) (string, stri
 // The owner of a watched table makes row_to_json call a function of its own
 // (an enum with a cast to json, as capture-trust.md describes) and tries, from
 // inside capture(), everything a thief would: read the session tokens, create
-// an admin, give the support role every channel, write to the inbox and the
+// an admin, give the support role every channel, write to a capture table and the
 // log. None of it works: the function runs as shopstream_nobody, which may do
 // nothing, and the event shows exactly that.
 func TestTableOwnerCannotRunCodeAsShopstream(t *testing.T) {
@@ -66,12 +66,12 @@ BEGIN
 	EXCEPTION WHEN insufficient_privilege THEN out := out || '{"roles":"denied"}';
 	END;
 	BEGIN
-		INSERT INTO shopstream.inbox (entity, action) VALUES ('customer', 'deleted');
+		INSERT INTO shopstream.changes_0 (entity, action) VALUES ('customer', 'deleted');
 		out := out || '{"inbox":"inserted"}';
 	EXCEPTION WHEN insufficient_privilege THEN out := out || '{"inbox":"denied"}';
 	END;
 	BEGIN
-		DELETE FROM shopstream.events;
+		DELETE FROM shopstream.ticks;
 		out := out || '{"events":"deleted"}';
 	EXCEPTION WHEN insufficient_privilege THEN out := out || '{"events":"denied"}';
 	END;

@@ -54,7 +54,7 @@ func TestPostgresCrashLosesNoEvent(t *testing.T) {
 	check := appConn(t, url, "crash-check")
 	defer check.Close(ctx)
 	var logged, reserved int64
-	if err := check.QueryRow(ctx, `SELECT coalesce(max(position), 0) FROM shopstream.events WHERE position <= $1`, lastSeen).Scan(&logged); err != nil {
+	if err := check.QueryRow(ctx, `SELECT coalesce(max(least(first_position + count - 1, $1)), 0) FROM shopstream.ticks WHERE first_position <= $1`, lastSeen).Scan(&logged); err != nil {
 		t.Fatal(err)
 	}
 	if err := check.QueryRow(ctx, `SELECT reserved_through FROM shopstream.log_state`).Scan(&reserved); err != nil {

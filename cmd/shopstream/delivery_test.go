@@ -153,7 +153,7 @@ func TestResyncRequiredWhenSinceIsPruned(t *testing.T) {
 	last := ws.readVersions(id, 1, 5)
 	// Retention pruned everything up to the last event.
 	admin := appConn(t, s.DBURL, "ops")
-	exec(t, admin, `DELETE FROM shopstream.events WHERE position <= $1::bigint`, last)
+	exec(t, admin, `TRUNCATE shopstream.changes_0, shopstream.changes_1, shopstream.changes_2`)
 	exec(t, admin, `UPDATE shopstream.log_state SET pruned_through = $1::bigint`, last)
 	ws2 := dial(t, s, c)
 	ws2.send(map[string]any{"type": "subscribe", "channel": "order_changes", "since": "1"})
@@ -421,8 +421,9 @@ func TestSlowClientIsClosedAndResumes(t *testing.T) { // not parallel: it measur
 	// designed.
 	waitfor.Until(t, "the server to publish every committed change", func() bool {
 		var backlog, last int64
-		if err := app.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM shopstream.inbox),
-			(SELECT last_position FROM shopstream.log_state)`).Scan(&backlog, &last); err != nil {
+		if err := app.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM shopstream.changes c
+				WHERE c.txid >= (SELECT pg_snapshot_xmax(snap) FROM shopstream.ticks ORDER BY first_position DESC LIMIT 1)),
+			(SELECT first_position + count - 1 FROM shopstream.ticks ORDER BY first_position DESC LIMIT 1)`).Scan(&backlog, &last); err != nil {
 			t.Fatal(err)
 		}
 		return backlog == 0 && statsOf(t, s, c).LastEventID == strconv.FormatInt(last, 10)
@@ -734,14 +735,15 @@ func TestResumeOnALaggingInstanceWaitsForIt(t *testing.T) {
 	}
 	b := startServer(t, a.DBURL, nil)
 	jarFor(t, c, a, b)
-	// B's listener: the dedicated connection that last read shopstream.events.
+	// B's listener: the dedicated connection that last read the log (its
+	// tick lookup or a page of a tick).
 	// It shows up there once it has made its first read, which B's readiness
 	// does not wait for: poll.
 	var pid int
 	waitfor.Until(t, "B's listener backend in pg_stat_activity", func() bool {
 		err := admin.QueryRow(context.Background(), `SELECT pid FROM pg_stat_activity
 			WHERE datname = current_database() AND application_name LIKE '%-listener' AND backend_start >= $1
-			AND query LIKE '%shopstream.events%'`, bStart).Scan(&pid)
+			AND (query LIKE '%first_position <= $1 + 1%' OR query LIKE '%pg_visible_in_snapshot%')`, bStart).Scan(&pid)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			t.Fatalf("finding B's listener backend: %v", err)
 		}

@@ -70,7 +70,7 @@ func TestDoctorHealthyDatabase(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"server", "migrations", "table public.orders", "table public.transactions", "other tables",
-		"privileges", "inbox vacuum", "capture roles", "public access", "notify queue", "two-phase commit", "sequencer", "inbox", "event log"} {
+		"privileges", "rotation", "capture roles", "public access", "notify queue", "two-phase commit", "sequencer", "backlog", "event log"} {
 		doctorLine(t, out, name)
 	}
 	if len(lines) != 17 {
@@ -97,9 +97,9 @@ func TestDoctorFindsProblems(t *testing.T) {
 			`CREATE TRIGGER shopstream_capture_iud AFTER INSERT OR DELETE ON public.coupons FOR EACH ROW EXECUTE FUNCTION shopstream.capture('order')`},
 			"other tables", `capture triggers on tables not in TABLES .*: shopstream_capture_iud ON public.coupons: DROP TRIGGER each, or add the table to TABLES$`},
 		{"a schema behind the binary", []string{`UPDATE shopstream.schema_version SET version = 5`},
-			"migrations", `schema at version 5, this binary's is 6: run shopstream migrate$`},
-		{"the inbox readable by everyone", []string{`GRANT SELECT ON shopstream.inbox TO PUBLIC`},
-			"public access", `PUBLIC \(every role\) has SELECT on shopstream.inbox .*REVOKE ALL ON ALL TABLES IN SCHEMA shopstream FROM PUBLIC$`},
+			"migrations", `schema at version 5, this binary's is 7: run shopstream migrate$`},
+		{"a capture table readable by everyone", []string{`GRANT SELECT ON shopstream.changes_0 TO PUBLIC`},
+			"public access", `PUBLIC \(every role\) has SELECT on shopstream.changes_0 .*REVOKE ALL ON ALL TABLES IN SCHEMA shopstream FROM PUBLIC$`},
 		{"a capture role with more than it needs", []string{`GRANT SELECT ON shopstream.sessions TO shopstream_capture`},
 			"capture roles", `shopstream_capture may SELECT on shopstream.sessions: run shopstream migrate`},
 	}
@@ -155,7 +155,7 @@ func TestDoctorMissingPrivilege(t *testing.T) {
 	})
 	exec(t, admin, `GRANT USAGE ON SCHEMA shopstream TO `+role)
 	exec(t, admin, `GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA shopstream TO `+role)
-	exec(t, admin, `REVOKE DELETE ON shopstream.events FROM `+role)
+	exec(t, admin, `REVOKE DELETE ON shopstream.ticks FROM `+role)
 	u, err := url.Parse(db)
 	if err != nil {
 		t.Fatal(err)
@@ -166,31 +166,31 @@ func TestDoctorMissingPrivilege(t *testing.T) {
 		t.Errorf("doctor exited %d, want 1:\n%s", code, out)
 	}
 	status, line := doctorLine(t, out, "privileges")
-	want := role + ` lacks DELETE on shopstream.events: GRANT USAGE ON SCHEMA shopstream TO ` + role +
+	want := role + ` lacks DELETE on shopstream.ticks: GRANT USAGE ON SCHEMA shopstream TO ` + role +
 		`; GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA shopstream TO ` + role
 	if status != "FAIL" || !strings.Contains(line, want) {
 		t.Errorf("want FAIL privileges with %q, got:\n%s\nwhole report:\n%s", want, line, out)
 	}
-	// Not the owner of the inbox: the sequencer's vacuum would be skipped.
-	if status, line := doctorLine(t, out, "inbox vacuum"); status != "WARN" {
-		t.Errorf("want WARN inbox vacuum for a role that does not own the inbox, got %s", line)
+	// No TRUNCATE on the capture tables: retention could not empty them.
+	if status, line := doctorLine(t, out, "rotation"); status != "WARN" {
+		t.Errorf("want WARN rotation for a role that may not truncate the capture tables, got %s", line)
 	}
 }
 
-// Changes waiting in the inbox while no instance runs are a warning (they go
-// out when one starts), not a failure.
+// Changes waiting for their positions while no instance runs are a warning
+// (they go out when one starts), not a failure.
 func TestDoctorWarnsOfABacklogWithoutSequencer(t *testing.T) {
 	t.Parallel()
 	db := pgtest.NewDB(t)
 	conn := appConn(t, db, "operator")
-	exec(t, conn, `INSERT INTO shopstream.inbox (entity, action, new_row, created_at) VALUES ('order', 'created', '{"id":1}', now() - interval '1 hour')`)
+	exec(t, conn, `INSERT INTO shopstream.changes_0 (entity, action, new_row, created_at) VALUES ('order', 'created', '{"id":1}', now() - interval '1 hour')`)
 	out, code := runDoctor(t, db)
 	if code != 0 {
 		t.Errorf("doctor exited %d, want 0 (warnings only):\n%s", code, out)
 	}
 	for check, want := range map[string]string{
 		"sequencer": `WARN +sequencer +no instance orders the event log now`,
-		"inbox":     `WARN +inbox +1 changes waiting, the oldest 1h0?m?\d*s? old: they go out, in order, when an instance starts$`,
+		"backlog":   `WARN +backlog +1 changes waiting, the oldest 1h0?m?\d*s? old: they go out, in order, when an instance starts$`,
 	} {
 		if _, line := doctorLine(t, out, check); !regexp.MustCompile(want).MatchString(line) {
 			t.Errorf("want %s, got %s", want, line)

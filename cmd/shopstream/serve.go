@@ -166,6 +166,22 @@ func (s *server) Ping(ctx context.Context) error { return s.db.Ping(ctx) }
 
 func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *slog.Logger) error {
 	s := &server{cfg: cfg, db: db, log: log, hub: events.NewHub()}
+	builder := events.Builder{Columns: columns(cfg), Limits: events.Limits{MaxBytes: cfg.MaxEventBytes}, Log: log.With("component", "log")}
+	db.UseLog(cfg.Tables, builder.Build)
+	// Secret columns are left out in the writers' transactions: triggers
+	// attached with other SECRET_COLUMNS are re-created.
+	if atts, err := db.Reattach(ctx, cfg.Tables, cfg.CaptureReplica); err != nil {
+		log.Warn("checking the capture triggers failed", "err", err)
+	} else {
+		for _, a := range atts {
+			switch {
+			case a.Err != nil:
+				log.Warn("could not re-create the capture triggers with the configured secret columns: run shopstream migrate", "table", a.Table, "err", a.Err)
+			case a.Status == "attached":
+				log.Info("capture triggers re-created with the configured secret columns", "table", a.Table)
+			}
+		}
+	}
 	s.listener = events.NewListener(func(ctx context.Context) (events.ListenConn, error) {
 		return db.ConnectListener(ctx)
 	}, s.hub, log.With("component", "listener"))

@@ -1,59 +1,96 @@
 // Package events carries committed changes from the database to the hub that fans
 // them out to sockets. It owns the middle of shopstream's one road:
 //
-//	trigger -> inbox -> sequencer -> event log -> listener -> hub -> sockets
+//	trigger -> capture table -> ticker -> (ticks) -> listener -> hub -> sockets
 //
-// # Writers pay only for an append
+// # The change is written once
 //
-// A capture trigger on each watched table appends the old and new row to
-// shopstream.inbox in the writer's own transaction. It does not NOTIFY on every
-// commit: a transaction that has NOTIFYed takes a cluster-wide lock from its
-// pre-commit through its WAL flush, serialising every notifying commit in the
-// cluster. The trigger rings the sequencer's doorbell only when it wins
-// pg_try_advisory_xact_lock, which never waits, so at most one writer at a time
-// rings; a writer that skipped the ring is found by the sequencer's poll. The
-// sequencer itself holds that lock while it works (taken with a try: a writer's
-// long transaction never makes it wait) and releases it, then checks the inbox
-// once more, before it sleeps: every NOTIFY wakes every listening backend of the
-// database, so busy writers do not ring at all.
+// A capture trigger on each watched table appends the old and new row, without
+// the table's secret columns, to the current one of three capture tables
+// (shopstream.changes_0, _1, _2; shopstream.rotation names it), in the writer's
+// own transaction. Nothing else writes, copies, updates or deletes a change row:
+// the ordering step records only where batches end, as PgQ (Skytools) does with
+// its ticks. The trigger does not NOTIFY on every commit: a transaction that has
+// NOTIFYed takes a cluster-wide lock from its pre-commit through its WAL flush,
+// serialising every notifying commit in the cluster. It rings the ticker's
+// doorbell only when it wins pg_try_advisory_xact_lock, which never waits, so
+// at most one writer at a time rings; a writer that skipped the ring is found by
+// the ticker's poll. The ticker itself holds that lock while it works (taken
+// with a try: a writer's long transaction never makes it wait) and releases it,
+// then checks once more for changes, before it sleeps.
 //
-// # One sequencer gives positions
+// # Ticks give positions
 //
-// Every instance runs a Sequencer, but only the holder of a session advisory lock
-// works; the others wait for the lock inside PostgreSQL, so when the leader's
-// connection dies another instance takes over at once. The leader moves committed inbox rows
-// into shopstream.events in one transaction at a time, holding the row lock of
-// shopstream.log_state: positions increase, and a batch commits only after the
-// previous one is visible. So a reader
-// that has seen position N has seen every position below N, and WHERE position > cursor
-// is a safe cursor on every instance. Within a batch changes keep inbox id order;
-// two updates of one row cannot be reordered, since the second waits for the first
-// to commit before its trigger runs. The sequencer also computes changed_fields,
-// drops secret columns and drops updates that touched only ignored columns, off the
-// writers' path. After each commit it hands the batch to its own instance's
-// Listener (Offer), which publishes it at once if it follows the listener's
-// cursor, and only then NOTIFYs shopstream_events once, for the other instances
-// (a NOTIFY takes a database-wide lock and signals every listening backend).
+// Every instance runs a Sequencer, but only the holder of a session advisory
+// lock works (the ticker); the others wait for the lock inside PostgreSQL, so
+// when the leader's connection dies another instance takes over at once. On a
+// doorbell or a poll the ticker runs one statement: it takes
+// pg_current_snapshot(), selects the committed changes of the transactions that
+// snapshot sees and the previous tick's did not (txid at or above the previous
+// xmax, or in its in-progress list: index lookups, so a long open transaction
+// elsewhere costs nothing), writes one row into shopstream.ticks (the snapshot,
+// the previous one, the first position and the count) when there are any, and
+// returns the first page of them with their positions. A change's position is
+// the tick's first position plus its rank by id in the tick. The invariants:
+//
+//   - A committed change belongs to exactly one tick, the first whose snapshot
+//     sees its transaction: consecutive snapshots only grow, so the ticks
+//     partition the committed changes. Its position is a pure function of the
+//     tick row and of rows that never change once committed, so every instance
+//     derives the same position for it, whatever its configuration.
+//   - Ticks become visible in order (one ticker, one statement per tick, each
+//     after the previous one committed), so WHERE position > cursor is a safe
+//     cursor on every instance.
+//   - Two updates of one row keep their commit order: the second transaction
+//     waits for the first's row lock, so it commits later, and it is in a later
+//     tick or in the same tick with a larger id (its trigger ran after the first
+//     committed; ids come from one sequence without a session cache).
+//   - What a reader drops (an update of ignored columns only, a refused row, an
+//     unreadable one, the second half of a moved row, a repeated truncation)
+//     keeps its position unused: a client may see an id skipped.
+//   - Pages are bounded by bytes (8 MiB) as well as changes, whatever a tick
+//     holds: a 100,000-row UPDATE is one tick, handed out and read page by page
+//     along the id index.
+//   - Secret columns are removed in the writer's transaction (the trigger's
+//     arguments name those the table has); the readers hide them too.
+//   - Retention truncates whole capture tables, never deletes a change row.
+//
+// The ticker hands each page to its own instance's Listener (Offer) right after
+// the tick commits, so the leader's hub gets a change one round trip after the
+// doorbell, and only then NOTIFYs shopstream_events once, for the other
+// instances. It also computes changed_fields and drops hidden and ignored
+// columns (Builder), off the writers' path; every reader of the log does the
+// same with its own Builder.
 //
 // # One durable commit on the road
 //
-// The writer's COMMIT makes a change durable; the sequencer's batch is derived
-// from the inbox and commits asynchronously (synchronous_commit off), which takes
-// a WAL flush (1.5 ms under load on the benchmark disk) off every event's way to
-// the sockets. A PostgreSQL crash may lose the last batches, their inbox rows
-// come back, and they are ordered again, so a client may get an event twice but
-// never misses one. Positions seen by a client are never given to another event:
-// the sequencer hands out positions only up to log_state.reserved_through, which
-// it raises 100,000 at a time in a batch that commits synchronously, and every
-// newly elected sequencer starts after it (BeginTerm). One that stops cleanly
-// gives the unused positions back (EndTerm); after a crash positions jump.
+// The writer's COMMIT makes a change durable; a tick commits asynchronously
+// (synchronous_commit off), which takes a WAL flush off every event's way to
+// the sockets. A PostgreSQL crash may lose the last ticks; their changes are
+// ticked again, with later ones, so ranks would shift: positions seen by a
+// client must never be given to another change. The ticker hands out positions
+// only up to log_state.reserved_through, which a tick that passes it raises
+// 100,000 ahead and commits synchronously, and every newly elected ticker starts
+// after it (BeginTerm). One that stops cleanly gives the unused positions back
+// (EndTerm); after a crash positions jump, and a client may get a change twice,
+// never zero times.
+//
+// # Retention by rotation
+//
+// The ticker switches the capture table the triggers fill once the current one
+// has been filled for half the retention, and truncates the next one in turn
+// (the oldest) once every change in it is ticked and older than the retention.
+// TRUNCATE waits at most 100 ms for the table's lock: holding it proves no open
+// transaction has written there. log_state.pruned_through records what a
+// truncation may have removed; a "since" below it answers resync_required.
 //
 // # Each instance listens
 //
 // The Listener owns one dedicated connection. It LISTENs, reads the log from its
 // cursor on every ring, on an idle timer, and after every reconnect (a NOTIFY sent
 // while it was disconnected is lost, the log is not), and hands records to the Hub
-// in position order.
+// in position order. One read covers up to 256 whole ticks in one round trip,
+// cut to one page; a read that ended inside a tick goes on by id from there.
 //
 // # The hub never blocks
 //
@@ -63,21 +100,9 @@
 // under the same lock as publishing, so the position answered in "subscribed" is
 // exactly the last event the subscriber will not receive live.
 //
-// # Next: one write per change (designed, not built)
+// # Quiet when idle
 //
-// The issue "One write per change" replaces the inbox-to-log copy with PgQ-style
-// ticks; docs/performance.md ("Next: one write per change") has the design and its
-// reasons. The invariants it must keep, each guarded by a test that exists today:
-//
-//   - a committed change belongs to exactly one tick, the first whose snapshot sees
-//     its transaction; its position is the tick's first position plus its rank by
-//     id in the tick, the same on every instance, whatever its configuration;
-//   - ticks become visible in tick order, so WHERE position > cursor stays safe;
-//   - two updates of one row keep their commit order (a later tick, or a larger id);
-//   - positions a crash may lose are never handed out again (the reservation stays);
-//   - batches are read in pages bounded by bytes, whatever a tick holds;
-//   - secret columns are removed in the writer's transaction, never stored;
-//   - retention truncates whole capture tables, never deletes a change row;
-//   - idle, the service asks PostgreSQL at most once a second, and an unrung change
-//     is delivered within that second.
+// Idle, the service asks PostgreSQL at most about once a second: the ticker
+// polls every 20 ms while changes flow and every IDLE_POLL (2 s) after 10 s
+// without one, which bounds the delay of a change whose writer did not ring.
 package events

@@ -11,16 +11,18 @@ import (
 	"unicode/utf8"
 )
 
-// Change is one row of the inbox: what a trigger appended in a writer's
-// transaction, the rows as row_to_json rendered them.
+// Change is one captured row: what a trigger appended in a writer's
+// transaction, the rows as row_to_json rendered them (secret columns already
+// removed), with the position its tick gives it.
 type Change struct {
-	ID     int64
-	Entity string
-	Action string // created, updated, deleted, truncated
-	Old    []byte // JSON object or nil
-	New    []byte // JSON object or nil
-	Actor  string
-	At     time.Time
+	ID       int64
+	Position int64 // the tick's first position plus the change's rank in it
+	Entity   string
+	Action   string // created, updated, deleted, truncated
+	Old      []byte // JSON object or nil
+	New      []byte // JSON object or nil
+	Actor    string
+	At       time.Time
 	// Refused, when set, says why the change is not accepted (it did not come
 	// from its entity's table): Build fails with it and the sequencer skips it.
 	Refused error
@@ -242,7 +244,7 @@ const DefaultMaxDepth = 10000
 // MaxActorBytes bounds an event's actor; a longer one is cut (at a character).
 const MaxActorBytes = 256
 
-// Build turns an inbox change into a log record with no size limit. ok is
+// Build turns a captured change into a log record with no size limit. ok is
 // false when the change emits no event: an update where nothing but ignored
 // or secret columns changed.
 func Build(c Change, cols Columns) (rec Record, ok bool, err error) {
@@ -256,6 +258,7 @@ func BuildWithin(c Change, cols Columns, lim Limits) (rec Record, ok bool, err e
 		lim.MaxDepth = DefaultMaxDepth
 	}
 	c.Actor = cutActor(c.Actor)
+	defer func() { rec.Position = c.Position }()
 	rec, ok, err = build(c, cols, lim.MaxDepth)
 	var deep errTooDeep
 	switch {

@@ -14,10 +14,13 @@ import (
 type ListenConn interface {
 	Wait(ctx context.Context, timeout time.Duration) (n Notification, ok bool, err error)
 	LastPosition(ctx context.Context) (int64, error)
-	// ReadEvents returns up to limit records after position after, and the
-	// log's last position as of the same read; more reports that the page
-	// was cut (by limit or by size): records may follow it.
-	ReadEvents(ctx context.Context, after int64, limit int) (recs []Record, last int64, more bool, err error)
+	// ReadEvents returns the records of up to limit changes after position
+	// after, and the position through which the read is complete: no record
+	// lies between after and through but those returned (positions of
+	// changes that make no record, and jumps, are skipped). more reports
+	// that records may follow through; when it is false, through is the
+	// log's last position.
+	ReadEvents(ctx context.Context, after int64, limit int) (recs []Record, through int64, more bool, err error)
 	Close(ctx context.Context) error
 }
 
@@ -147,19 +150,20 @@ func (l *Listener) session(ctx context.Context, conn ListenConn) error {
 	}
 }
 
-// catchUp reads every record after the cursor and publishes it. When the
-// log's last position lies beyond the last record (positions jumped), the
-// cursor moves there too, so that the hub's position, which bounds the
-// "since" a client may resume with, covers every position handed out.
+// catchUp reads every record after the cursor and publishes it. When a read
+// is complete beyond its last record (positions jumped, or changes made no
+// record), the cursor moves there too, so that the hub's position, which
+// bounds the "since" a client may resume with, covers every position handed
+// out.
 func (l *Listener) catchUp(ctx context.Context, conn ListenConn) error {
 	for {
-		recs, last, more, err := conn.ReadEvents(ctx, l.position(), l.batch)
+		recs, through, more, err := conn.ReadEvents(ctx, l.position(), l.batch)
 		if err != nil {
 			return err
 		}
 		l.publish(recs)
+		l.advance(through)
 		if !more {
-			l.advance(last)
 			return nil
 		}
 	}
@@ -175,22 +179,25 @@ func (l *Listener) advance(pos int64) {
 	}
 }
 
-// Offer publishes a batch the sequencer of this instance has just committed,
-// sparing the round trip of reading it back. A batch that does not follow the
-// cursor (this listener is behind, or ahead) is ignored: the listener reads
-// it from the log on the ring the sequencer sends after every batch (or on its
-// idle read, if that ring was lost).
-func (l *Listener) Offer(recs []Record) {
-	if len(recs) == 0 {
-		return
-	}
+// Offer publishes a page the sequencer of this instance has just committed,
+// the records of positions (after, through], sparing the round trip of
+// reading it back. A page that does not follow the cursor (this listener is
+// behind, or ahead) is ignored: the listener reads it from the log on the
+// ring the sequencer sends after every page (or on its idle read, if that
+// ring was lost).
+func (l *Listener) Offer(recs []Record, after, through int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if recs[0].Position != l.cursor+1 {
+	if after != l.cursor || through <= after {
 		return
 	}
-	l.sink.Publish(recs)
-	l.cursor = recs[len(recs)-1].Position
+	if len(recs) > 0 {
+		l.sink.Publish(recs)
+	}
+	l.cursor = through
+	if len(recs) == 0 || recs[len(recs)-1].Position < through {
+		l.sink.SetPosition(through)
+	}
 }
 
 // publish hands the records after the cursor to the sink. Records at or

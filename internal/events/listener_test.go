@@ -47,17 +47,21 @@ func TestListenerOfferAndReadsPublishEachPositionOnce(t *testing.T) {
 	if err := l.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	l.Offer(positions(11, 12)) // follows the cursor: published
-	l.Offer(positions(14, 14)) // a gap (13 is missing): ignored, the log read brings it
+	l.Offer(positions(11, 12), 10, 12) // follows the cursor: published
+	l.Offer(positions(14, 14), 13, 14) // a gap (13 is missing): ignored, the log read brings it
 	l.publish(positions(11, 15))
-	l.Offer(positions(13, 13)) // already read from the log: ignored
-	l.Offer(positions(16, 17))
+	l.Offer(positions(13, 13), 12, 13) // already read from the log: ignored
+	l.Offer(positions(16, 17), 15, 17)
 	l.publish(positions(16, 16)) // an older read that the offer overtook
-	l.Offer(nil)
-	if want := []int64{11, 12, 13, 14, 15, 16, 17}; !slices.Equal(sink.got, want) {
+	l.Offer(nil, 17, 17)
+	// A page whose last changes made no record (ignored columns): the cursor
+	// covers them, and the next page follows it.
+	l.Offer(positions(18, 18), 17, 20)
+	l.Offer(positions(21, 21), 20, 21)
+	if want := []int64{11, 12, 13, 14, 15, 16, 17, 18, 21}; !slices.Equal(sink.got, want) {
 		t.Fatalf("published %v, want %v", sink.got, want)
 	}
-	if l.position() != 17 {
-		t.Fatalf("cursor %d, want 17", l.position())
+	if l.position() != 21 {
+		t.Fatalf("cursor %d, want 21", l.position())
 	}
 }

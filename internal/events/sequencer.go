@@ -20,18 +20,32 @@ type SequencerConn interface {
 	// EndTerm tells the successor that no position beyond the last was used.
 	EndTerm(ctx context.Context) error
 	Wait(ctx context.Context, timeout time.Duration) (rang bool, err error)
-	// Sequence orders up to limit inbox rows, fewer when they pass maxBytes
-	// together (but at least one).
-	Sequence(ctx context.Context, limit, maxBytes int, peek bool, build func([]Change) ([]Record, error)) (consumed int, last int64, err error)
-	Prune(ctx context.Context, cutoff time.Time, limit int) (int64, error)
-	VacuumInbox(ctx context.Context) error
+	// Sequence records a tick over the committed changes no tick holds yet
+	// and hands build the first page of them, positioned: up to limit
+	// changes, fewer when they pass maxBytes together (but at least one).
+	// While the last tick has changes not handed out yet, it hands build its
+	// next page instead of recording a tick.
+	Sequence(ctx context.Context, limit, maxBytes int, peek bool, build func([]Change) []Record) (Batch, error)
+	// Rotate switches the capture table and truncates the oldest one once
+	// every change in it is ticked and older than retention.
+	Rotate(ctx context.Context, retention time.Duration) error
 	// Release lets writers ring the doorbell again (Sequence silences it
-	// while the sequencer works) and reports whether the inbox has rows; it
-	// does nothing when the doorbell was not silenced.
+	// while the sequencer works) and reports whether committed changes wait
+	// for a tick; it does nothing when the doorbell was not silenced.
 	Release(ctx context.Context) (pending bool, err error)
 	// Announce tells every instance that the log has grown to position last.
 	Announce(ctx context.Context, last int64) error
 	Close(ctx context.Context) error
+}
+
+// Batch is what one Sequence call handed out: Rows changes, with positions in
+// (After, Through]; positions of changes the build dropped stay unused.
+// Rows is 0 when there was nothing to hand out. More reports that the tick
+// has changes beyond Through still to hand out (the page was cut).
+type Batch struct {
+	Rows           int
+	After, Through int64
+	More           bool
 }
 
 // SequencerConfig tunes the sequencer.
@@ -39,7 +53,7 @@ type SequencerConfig struct {
 	Columns    map[string]Columns // per entity
 	Retention  time.Duration
 	PruneEvery time.Duration // default 1 minute
-	Batch      int           // inbox rows per transaction (default 2000)
+	Batch      int           // changes per page handed to the hub (default 2000)
 	BatchBytes int           // and their bytes at most (default 8 MiB; one row may pass it)
 	Limits     Limits        // what one event may carry (beyond: a too_large marker)
 	Gap        time.Duration // pause after a large batch, so that batches grow under load (default 3ms)
@@ -53,23 +67,19 @@ type SequencerConfig struct {
 	// IdlePoll after a quiet spell.
 	Warm     time.Duration
 	IdlePoll time.Duration
-	// VacuumEvery is how often, while rows flow, the sequencer vacuums the
-	// inbox itself (default 2s): every batch scans the inbox from its oldest
-	// entry, and the rows it deleted stay in the index until a vacuum, which
-	// autovacuum runs at most once a minute.
-	VacuumEvery time.Duration
 }
 
-// Sequencer moves committed inbox rows into the event log, while it holds the
-// election lock. See the package documentation.
+// Sequencer records ticks that give committed changes their positions, while
+// it holds the election lock. See the package documentation.
 type Sequencer struct {
 	dial    func(context.Context) (SequencerConn, error)
 	cfg     SequencerConfig
 	log     *slog.Logger
+	builder Builder
 	leading atomic.Bool
-	// committed, when set, receives each batch right after its COMMIT, so that
-	// this instance's listener can publish it without reading it back.
-	committed func([]Record)
+	// committed, when set, receives each page right after its tick's COMMIT,
+	// so that this instance's listener can publish it without reading it back.
+	committed func(recs []Record, after, through int64)
 }
 
 // NewSequencer returns a sequencer that connects with dial.
@@ -101,15 +111,13 @@ func NewSequencer(dial func(context.Context) (SequencerConn, error), cfg Sequenc
 	if cfg.IdlePoll <= 0 {
 		cfg.IdlePoll = 2 * time.Second
 	}
-	if cfg.VacuumEvery <= 0 {
-		cfg.VacuumEvery = 2 * time.Second
-	}
-	return &Sequencer{dial: dial, cfg: cfg, log: log}
+	return &Sequencer{dial: dial, cfg: cfg, log: log, builder: Builder{Columns: cfg.Columns, Limits: cfg.Limits, Log: log}}
 }
 
-// OnCommit sets a function that receives every batch the sequencer commits, in
-// order, with its positions. Call it before Run.
-func (s *Sequencer) OnCommit(f func([]Record)) { s.committed = f }
+// OnCommit sets a function that receives every page the sequencer hands out,
+// in order: its records and the positions (after, through] it covers. Call it
+// before Run.
+func (s *Sequencer) OnCommit(f func(recs []Record, after, through int64)) { s.committed = f }
 
 // Leading reports whether this instance orders the log right now.
 func (s *Sequencer) Leading() bool { return s.leading.Load() }
@@ -163,38 +171,37 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 	s.log.Info("sequencer elected: this instance orders the event log")
 	poll := s.cfg.MinPoll
 	lastChange := time.Now()
-	var lastPrune, lastVacuum time.Time
-	consumed := 0 // inbox rows deleted since the last vacuum
-	peek := true  // an idle poll first checks cheaply whether the inbox has rows
+	var lastPrune time.Time
+	peek := true // an idle poll first checks cheaply whether changes wait
 	var built []Record
-	build := func(changes []Change) ([]Record, error) {
-		built = s.build(changes)
-		return built, nil
+	build := func(changes []Change) []Record {
+		built = s.builder.Build(changes)
+		return built
 	}
 	for {
 		if time.Since(lastPrune) > s.cfg.PruneEvery && s.cfg.Retention > 0 {
 			lastPrune = time.Now() // also under constant load: not only when idle
-			s.prune(ctx, conn)
+			if err := conn.Rotate(ctx, s.cfg.Retention); err != nil {
+				if ctx.Err() != nil {
+					return err
+				}
+				s.log.Warn("rotating the capture tables failed", "err", err)
+			}
 		}
 		built = nil
-		n, last, err := conn.Sequence(ctx, s.cfg.Batch, s.cfg.BatchBytes, peek, build)
+		b, err := conn.Sequence(ctx, s.cfg.Batch, s.cfg.BatchBytes, peek, build)
 		if err != nil {
 			return err
 		}
-		if len(built) > 0 {
-			s.commit(built) // positioned by Sequence, committed: this instance first
-			if err := s.announce(ctx, conn, last); err != nil {
+		n := b.Rows
+		if b.Through > b.After {
+			s.commit(built, b.After, b.Through) // positioned, committed: this instance first
+			if err := s.announce(ctx, conn, b.Through); err != nil {
 				return err
 			}
 		}
-		if consumed += n; consumed > 0 && time.Since(lastVacuum) > s.cfg.VacuumEvery {
-			if err := conn.VacuumInbox(ctx); err != nil {
-				s.log.Warn("vacuuming the inbox failed (autovacuum still does it)", "err", err)
-			}
-			lastVacuum, consumed = time.Now(), 0
-		}
 
-		if n >= s.cfg.Batch {
+		if n >= s.cfg.Batch || b.More {
 			peek = false
 			continue
 		}
@@ -205,8 +212,8 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 			sleep(ctx, s.cfg.Gap)
 			continue
 		}
-		// Going to sleep: writers may ring again. Rows a writer committed while
-		// it could not ring are taken now.
+		// Going to sleep: writers may ring again. Changes a writer committed
+		// while it could not ring are ticked now.
 		pending, err := conn.Release(ctx)
 		if err != nil {
 			return err
@@ -224,7 +231,7 @@ func (s *Sequencer) session(ctx context.Context, conn SequencerConn) error {
 	}
 }
 
-// nextPoll is the wait before the next look at the inbox: short right after a
+// nextPoll is the wait before the next look for changes: short right after a
 // change (more may follow soon; a ring wakes the sequencer at once anyway),
 // doubling up to MaxPoll while changes flow, and IdlePoll once none came for
 // Warm.
@@ -251,47 +258,10 @@ func (s *Sequencer) announce(ctx context.Context, conn SequencerConn, last int64
 	return conn.Announce(actx, last)
 }
 
-// prune deletes events past retention in small batches, so that no statement
-// holds locks for long.
-func (s *Sequencer) prune(ctx context.Context, conn SequencerConn) {
-	cutoff := time.Now().Add(-s.cfg.Retention)
-	for ctx.Err() == nil {
-		n, err := conn.Prune(ctx, cutoff, 5000)
-		if err != nil {
-			s.log.Warn("pruning event log failed", "err", err)
-			return
-		}
-		if n < 5000 {
-			return
-		}
-	}
-}
-
-func (s *Sequencer) build(changes []Change) []Record {
-	recs := make([]Record, 0, len(changes))
-	for _, c := range changes {
-		if c.Refused != nil {
-			// Not from its entity's table: a table renamed away, or a row forged.
-			s.log.Warn("refusing a change", "inbox_id", c.ID, "entity", c.Entity, "err", c.Refused)
-			continue
-		}
-		rec, ok, err := BuildWithin(c, s.cfg.Columns[c.Entity], s.cfg.Limits)
-		if err != nil {
-			// A row that cannot be read would wedge the log forever; report and skip it.
-			s.log.Error("skipping unreadable change", "inbox_id", c.ID, "entity", c.Entity, "err", err)
-			continue
-		}
-		if ok {
-			recs = append(recs, rec)
-		}
-	}
-	return recs
-}
-
-// commit hands a committed batch to OnCommit's function.
-func (s *Sequencer) commit(recs []Record) {
+// commit hands a committed page to OnCommit's function.
+func (s *Sequencer) commit(recs []Record, after, through int64) {
 	if s.committed != nil {
-		s.committed(recs)
+		s.committed(recs, after, through)
 	}
 }
 

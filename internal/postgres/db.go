@@ -6,15 +6,24 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/shopstream/shopstream/internal/config"
+	"github.com/shopstream/shopstream/internal/events"
 )
 
 // DB is shopstream's handle on PostgreSQL.
 type DB struct {
 	Pool      *pgxpool.Pool
 	listenCfg *pgx.ConnConfig // for dedicated connections (listener, sequencer)
+
+	// What the log's readers check and build changes with (UseLog).
+	logMu     sync.Mutex
+	logTables []config.Table
+	logBuild  func([]events.Change) []events.Record
 }
 
 // Open connects a pool to databaseURL and prepares the settings of dedicated

@@ -50,14 +50,14 @@ type DoctorOptions struct {
 // REPLACE TRIGGER, both PostgreSQL 14.
 const minServerVersion = 140000
 
-// backlogAlarm is the age of the oldest inbox row above which changes are
+// backlogAlarm is the age of the oldest change waiting for a tick above which changes are
 // late (docs/operations.md, Metrics: shopstream_inbox_oldest_age_seconds).
 const backlogAlarm = 30 * time.Second
 
 // Doctor checks the database as an operator would before going live: the
 // server's version, the schema's migrations, the capture triggers of every
 // configured table and of no other, the privileges docs/operations.md asks
-// for, the NOTIFY queue, two-phase commit, the sequencer, the inbox backlog
+// for, the NOTIFY queue, two-phase commit, the sequencer, the backlog
 // and the event log's retention. A query that fails is a failed check.
 func (db *DB) Doctor(ctx context.Context, o DoctorOptions) []Check {
 	var out []Check
@@ -73,7 +73,7 @@ func (db *DB) Doctor(ctx context.Context, o DoctorOptions) []Check {
 	leader, c := db.checkSequencer(ctx)
 	out = append(out, c)
 	if migrated {
-		out = append(out, db.checkInbox(ctx, leader), db.checkEventLog(ctx, o, leader))
+		out = append(out, db.checkBacklog(ctx, leader), db.checkEventLog(ctx, o, leader))
 	}
 	return out
 }
@@ -183,16 +183,21 @@ func (db *DB) tableProblems(ctx context.Context, t config.Table, replica bool) (
 	if oid == nil {
 		return nil, nil
 	}
+	args, err := triggerArgs(ctx, db.Pool, t, *oid)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := db.Pool.Query(ctx, `SELECT r.oid, format('%I.%I', n.nspname, r.relname), g.name,
 			t.tgname IS NOT NULL, coalesce(t.tgenabled::text, ''),
 			coalesce(t.tgfoid = to_regprocedure('shopstream.capture()')::oid, false),
-			coalesce(t.tgnargs = 1 AND t.tgargs = convert_to($2, 'UTF8') || '\x00'::bytea, false)
+			coalesce(t.tgnargs >= 1 AND substring(t.tgargs FROM 1 FOR octet_length(convert_to($2, 'UTF8')) + 1) = convert_to($2, 'UTF8') || '\x00'::bytea, false),
+			coalesce(t.tgargs = $4, false)
 		FROM (SELECT $1::oid AS relid UNION ALL
 		      SELECT relid::oid FROM pg_partition_tree($1::oid::regclass) WHERE relid::oid <> $1::oid) p
 		JOIN pg_class r ON r.oid = p.relid JOIN pg_namespace n ON n.oid = r.relnamespace
 		CROSS JOIN unnest($3::text[]) g(name)
 		LEFT JOIN pg_trigger t ON t.tgrelid = r.oid AND t.tgname = g.name
-		ORDER BY r.oid <> $1::oid, r.relname, g.name`, *oid, t.Entity, captureTriggers())
+		ORDER BY r.oid <> $1::oid, r.relname, g.name`, *oid, t.Entity, captureTriggers(), tgargs(args))
 	if err != nil {
 		return nil, err
 	}
@@ -204,8 +209,8 @@ func (db *DB) tableProblems(ctx context.Context, t config.Table, replica bool) (
 	for rows.Next() {
 		var relid uint32
 		var rel, trigger, enabled string
-		var exists, calls, entity bool
-		if err := rows.Scan(&relid, &rel, &trigger, &exists, &enabled, &calls, &entity); err != nil {
+		var exists, calls, entity, secrets bool
+		if err := rows.Scan(&relid, &rel, &trigger, &exists, &enabled, &calls, &entity, &secrets); err != nil {
 			rows.Close()
 			return nil, err
 		}
@@ -218,6 +223,8 @@ func (db *DB) tableProblems(ctx context.Context, t config.Table, replica bool) (
 			problems = append(problems, "lacks "+trigger+where)
 		case !calls || !entity:
 			problems = append(problems, trigger+where+" does not call shopstream.capture('"+t.Entity+"')")
+		case !secrets:
+			problems = append(problems, trigger+where+" leaves out other secret columns than SECRET_COLUMNS names")
 		case enabled == "D":
 			problems = append(problems, trigger+where+" is disabled")
 		case enabled != want && replica:
@@ -263,7 +270,7 @@ var serveTablePrivileges = []string{"SELECT", "INSERT", "UPDATE", "DELETE"}
 // checkPrivileges checks the serving role's rights on schema shopstream and
 // the capture path's least privilege.
 func (db *DB) checkPrivileges(ctx context.Context) []Check {
-	return []Check{db.checkServeRole(ctx), db.checkVacuum(ctx), db.checkCaptureRoles(ctx), db.checkPublic(ctx)}
+	return []Check{db.checkServeRole(ctx), db.checkRotation(ctx), db.checkCaptureRoles(ctx), db.checkPublic(ctx)}
 }
 
 func (db *DB) checkServeRole(ctx context.Context) Check {
@@ -295,24 +302,22 @@ func (db *DB) checkServeRole(ctx context.Context) Check {
 	return ok(name, "%s may read and write every table of schema shopstream", role)
 }
 
-// checkVacuum: the sequencer vacuums the inbox, which only its owner (or the
-// database's owner, or a superuser) may do.
-func (db *DB) checkVacuum(ctx context.Context) Check {
-	const name = "inbox vacuum"
+// checkRotation: retention truncates the capture tables, which needs
+// TRUNCATE on them (the owner has it).
+func (db *DB) checkRotation(ctx context.Context) Check {
+	const name = "rotation"
 	var may bool
 	var owner string
-	err := db.Pool.QueryRow(ctx, `SELECT c.relowner::regrole::text,
-			pg_has_role(current_user, c.relowner, 'USAGE')
-			OR pg_has_role(current_user, (SELECT datdba FROM pg_database WHERE datname = current_database()), 'USAGE')
-			OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
-		FROM pg_class c WHERE c.oid = 'shopstream.inbox'::regclass`).Scan(&owner, &may)
+	err := db.Pool.QueryRow(ctx, `SELECT bool_and(has_table_privilege(t, 'TRUNCATE')),
+			(SELECT relowner::regrole::text FROM pg_class WHERE oid = 'shopstream.changes_0'::regclass)
+		FROM unnest(ARRAY['shopstream.changes_0', 'shopstream.changes_1', 'shopstream.changes_2']) t`).Scan(&may, &owner)
 	if err != nil {
 		return fail(name, "cannot check: %v", err)
 	}
 	if !may {
-		return warn(name, "only %s (the owner) may VACUUM shopstream.inbox: serve as that role, or the sequencer's vacuum is skipped and its scans slow down between autovacuum runs", owner)
+		return warn(name, "this role may not TRUNCATE shopstream.changes_0, _1 and _2: retention cannot empty them (GRANT TRUNCATE ON shopstream.changes_0, shopstream.changes_1, shopstream.changes_2 TO the serving role, or serve as %s)", owner)
 	}
-	return ok(name, "this role may VACUUM shopstream.inbox, as the sequencer does")
+	return ok(name, "this role may TRUNCATE the capture tables, as retention does")
 }
 
 // checkCaptureRoles: capture() and row_json() belong to roles that may do
@@ -355,11 +360,12 @@ func (db *DB) checkCaptureRoles(ctx context.Context) Check {
 	if len(problems) > 0 {
 		return fail(name, "%s: run shopstream migrate, and revoke what the capture roles were granted since", strings.Join(problems, "; "))
 	}
-	return ok(name, "capture() runs as shopstream_capture (INSERT into the inbox only), row_json() as shopstream_nobody (nothing)")
+	return ok(name, "capture() runs as shopstream_capture (INSERT into the capture tables, SELECT of the rotation only), row_json() as shopstream_nobody (nothing)")
 }
 
 // captureRoleExtras lists what the capture roles may do beyond appending to
-// the inbox (shopstream_capture) or nothing at all (shopstream_nobody).
+// the capture tables and reading the rotation (shopstream_capture) or nothing
+// at all (shopstream_nobody).
 func (db *DB) captureRoleExtras(ctx context.Context) ([]string, error) {
 	rows, err := db.Pool.Query(ctx, `SELECT r.rolname || ' may ' || p.priv || ' on shopstream.' || c.relname
 		FROM unnest(ARRAY['shopstream_capture', 'shopstream_nobody']) r(rolname)
@@ -368,7 +374,8 @@ func (db *DB) captureRoleExtras(ctx context.Context) ([]string, error) {
 		CROSS JOIN unnest(ARRAY['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'TRUNCATE']) p(priv)
 		WHERE c.relnamespace = 'shopstream'::regnamespace AND c.relkind IN ('r', 'p')
 		  AND has_table_privilege(ro.oid, c.oid, p.priv)
-		  AND NOT (r.rolname = 'shopstream_capture' AND c.relname = 'inbox' AND p.priv = 'INSERT')
+		  AND NOT (r.rolname = 'shopstream_capture' AND c.relname IN ('changes_0', 'changes_1', 'changes_2') AND p.priv = 'INSERT')
+		  AND NOT (r.rolname = 'shopstream_capture' AND c.relname = 'rotation' AND p.priv = 'SELECT')
 		  AND NOT has_table_privilege('public', c.oid, p.priv) -- reported by the public access check
 		ORDER BY 1`)
 	if err != nil {
@@ -379,16 +386,17 @@ func (db *DB) captureRoleExtras(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	var capture bool
-	if err := db.Pool.QueryRow(ctx, `SELECT coalesce((SELECT has_table_privilege(oid, 'shopstream.inbox', 'INSERT') FROM pg_roles WHERE rolname = 'shopstream_capture'), false)`).Scan(&capture); err != nil {
+	if err := db.Pool.QueryRow(ctx, `SELECT coalesce((SELECT bool_and(has_table_privilege(r.oid, t, 'INSERT') AND has_table_privilege(r.oid, 'shopstream.rotation', 'SELECT'))
+			FROM pg_roles r, unnest(ARRAY['shopstream.changes_0', 'shopstream.changes_1', 'shopstream.changes_2']) t WHERE r.rolname = 'shopstream_capture'), false)`).Scan(&capture); err != nil {
 		return nil, err
 	}
 	if !capture {
-		extra = append(extra, "shopstream_capture may not INSERT into shopstream.inbox (every writer's change would fail)")
+		extra = append(extra, "shopstream_capture may not INSERT into the capture tables or read shopstream.rotation (every writer's change would fail)")
 	}
 	return extra, nil
 }
 
-// checkPublic: the inbox holds whole rows, secrets included, and the other
+// checkPublic: the capture tables hold whole rows, and the other
 // tables sessions and users: PUBLIC may read none of them.
 func (db *DB) checkPublic(ctx context.Context) Check {
 	const name = "public access"
@@ -405,7 +413,7 @@ func (db *DB) checkPublic(ctx context.Context) Check {
 		return fail(name, "cannot check: %v", err)
 	}
 	if len(granted) > 0 {
-		return fail(name, "PUBLIC (every role) has %s (the inbox holds whole rows, secrets included): REVOKE ALL ON ALL TABLES IN SCHEMA shopstream FROM PUBLIC", strings.Join(granted, ", "))
+		return fail(name, "PUBLIC (every role) has %s (the capture tables hold whole rows): REVOKE ALL ON ALL TABLES IN SCHEMA shopstream FROM PUBLIC", strings.Join(granted, ", "))
 	}
 	return ok(name, "PUBLIC has no privilege on the tables of schema shopstream")
 }
@@ -438,7 +446,7 @@ func (db *DB) checkTwoPhase(ctx context.Context, idlePoll time.Duration) Check {
 		return fail(name, "cannot check: %v", err)
 	}
 	if old > 0 {
-		return fail(name, "%d prepared transactions older than 5 minutes (pg_prepared_xacts): they hold their locks and keep vacuum from reclaiming the inbox and the event log; COMMIT PREPARED or ROLLBACK PREPARED them", old)
+		return fail(name, "%d prepared transactions older than 5 minutes (pg_prepared_xacts): they hold their locks and keep vacuum from reclaiming rows; COMMIT PREPARED or ROLLBACK PREPARED them", old)
 	}
 	if maxPrepared > 0 {
 		return warn(name, "max_prepared_transactions = %d: writers do not ring the doorbell (a NOTIFY would make PREPARE TRANSACTION fail), so the first change after 10 s without one waits up to IDLE_POLL (%s) for the sequencer's poll; lower IDLE_POLL, or ALTER ROLE <writer> SET shopstream.doorbell = on for writers that never prepare", maxPrepared, short(idlePoll))
@@ -459,58 +467,60 @@ func (db *DB) checkSequencer(ctx context.Context) (bool, Check) {
 		return false, fail(name, "cannot read pg_locks: %v", err)
 	}
 	if leader == nil {
-		return false, warn(name, "no instance orders the event log now (none is running?): changes wait in the inbox until one starts")
+		return false, warn(name, "no instance orders the event log now (none is running?): changes wait for their positions until one starts")
 	}
 	return true, ok(name, "an instance orders the event log (%s)", *leader)
 }
 
-func (db *DB) checkInbox(ctx context.Context, leader bool) Check {
-	const name = "inbox"
-	var n int64
-	var age float64
-	err := db.Pool.QueryRow(ctx, `SELECT count(*), coalesce(extract(epoch FROM clock_timestamp() - min(created_at)), 0)
-		FROM (SELECT created_at FROM shopstream.inbox ORDER BY id LIMIT 1000000) b`).Scan(&n, &age)
+func (db *DB) checkBacklog(ctx context.Context, leader bool) Check {
+	const name = "backlog"
+	n, oldest, err := db.InboxBacklog(ctx)
 	if err != nil {
-		return fail(name, "cannot read shopstream.inbox: %v", err)
+		return fail(name, "cannot read the capture tables: %v", err)
 	}
-	oldest := time.Duration(age * float64(time.Second)).Round(time.Second)
+	oldest = oldest.Round(time.Second)
 	switch {
 	case n == 0:
-		return ok(name, "empty: every change is in the event log")
+		return ok(name, "none: every committed change has its position")
 	case oldest < backlogAlarm:
 		return ok(name, "%d changes waiting, the oldest %s old", n, short(oldest))
 	case leader:
-		return fail(name, "%d changes waiting, the oldest %s old, although an instance orders the log: look for a long transaction (pg_stat_activity) or sequencer errors in the log", n, short(oldest))
+		return fail(name, "%d changes waiting, the oldest %s old, although an instance orders the log: look for ticker errors in the log", n, short(oldest))
 	}
 	return warn(name, "%d changes waiting, the oldest %s old: they go out, in order, when an instance starts", n, short(oldest))
 }
 
-// checkEventLog compares the oldest event with EVENT_RETENTION: pruning runs
-// every EVENT_PRUNE_INTERVAL on the instance that orders the log.
+// checkEventLog compares the oldest change kept with EVENT_RETENTION: the
+// instance that orders the log rotates the capture tables every
+// EVENT_PRUNE_INTERVAL, and a change is kept up to about twice the retention.
 func (db *DB) checkEventLog(ctx context.Context, o DoctorOptions, leader bool) Check {
 	const name = "event log"
 	var n int64
 	var age float64
 	var size string
-	err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM shopstream.events),
-			coalesce(extract(epoch FROM now() - (SELECT min(logged_at) FROM shopstream.events)), 0),
-			pg_size_pretty(pg_total_relation_size('shopstream.events'))`).Scan(&n, &age, &size)
+	err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM shopstream.changes),
+			coalesce(extract(epoch FROM now() - (SELECT min(created_at) FROM (
+				(SELECT created_at FROM shopstream.changes_0 ORDER BY id LIMIT 1) UNION ALL
+				(SELECT created_at FROM shopstream.changes_1 ORDER BY id LIMIT 1) UNION ALL
+				(SELECT created_at FROM shopstream.changes_2 ORDER BY id LIMIT 1)) f)), 0),
+			pg_size_pretty(pg_total_relation_size('shopstream.changes_0') + pg_total_relation_size('shopstream.changes_1')
+				+ pg_total_relation_size('shopstream.changes_2') + pg_total_relation_size('shopstream.ticks'))`).Scan(&n, &age, &size)
 	if err != nil {
-		return fail(name, "cannot read shopstream.events: %v", err)
+		return fail(name, "cannot read the capture tables: %v", err)
 	}
 	oldest := time.Duration(age * float64(time.Second)).Round(time.Second)
 	if n == 0 {
 		return ok(name, "empty (EVENT_RETENTION %s)", short(o.Retention))
 	}
-	overdue := oldest > o.Retention+2*o.PruneEvery+time.Minute
-	detail := fmt.Sprintf("%d events, %s, the oldest %s old (EVENT_RETENTION %s)", n, size, short(oldest), short(o.Retention))
+	overdue := oldest > 2*o.Retention+2*o.PruneEvery+time.Minute
+	detail := fmt.Sprintf("%d changes, %s, the oldest %s old (EVENT_RETENTION %s)", n, size, short(oldest), short(o.Retention))
 	switch {
 	case !overdue:
 		return ok(name, "%s", detail)
 	case leader:
-		return fail(name, "%s: pruning is not keeping up; look for \"pruning event log failed\" in the log", detail)
+		return fail(name, "%s: the rotation is not keeping up; look for \"rotating the capture tables failed\" in the log", detail)
 	}
-	return warn(name, "%s: events past the retention are pruned once an instance orders the log", detail)
+	return warn(name, "%s: the capture tables are rotated once an instance orders the log", detail)
 }
 
 // short prints a duration without its zero minutes and seconds: 24h, 1h5m.

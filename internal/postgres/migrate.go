@@ -97,6 +97,38 @@ func (db *DB) Migrate(ctx context.Context, tables []config.Table, demo, replica 
 	return rep, nil
 }
 
+// Reattach re-creates the capture triggers of the configured tables whose
+// triggers differ from the configuration (serve calls it, so that a change
+// of SECRET_COLUMNS applies in the writers' transactions at once). It
+// returns what it did for each table; a table it may not change is refused
+// (the events still leave out the secret columns, but the capture tables
+// hold them until shopstream migrate runs).
+func (db *DB) Reattach(ctx context.Context, tables []config.Table, replica bool) ([]Attachment, error) {
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("acquiring connection: %w", err)
+	}
+	defer conn.Release()
+	var out []Attachment
+	for _, t := range tables {
+		var have int // triggers with shopstream's names: a table without them stays so (Unattached reports it)
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgrelid = to_regclass($1) AND tgname = ANY ($2)`,
+			t.Name, []string{triggerDefs[0].name, triggerDefs[1].name, triggerDefs[2].name}).Scan(&have); err != nil {
+			return nil, fmt.Errorf("reading triggers: %w", err)
+		}
+		if have == 0 {
+			continue
+		}
+		status, err := attach(ctx, conn.Conn(), t, replica)
+		a := Attachment{Entity: t.Entity, Table: t.Name, Status: status}
+		if err != nil {
+			a.Status, a.Err = "refused", err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
 func execFile(ctx context.Context, c *pgx.Conn, name string) error {
 	sql, err := fs.ReadFile(migrations.FS, name)
 	if err != nil {
@@ -133,7 +165,11 @@ func attach(ctx context.Context, c *pgx.Conn, t config.Table, replica bool) (str
 	if replica {
 		enabled = "A"
 	}
-	missing, err := missingTriggers(ctx, c, parts, enabled)
+	args, err := triggerArgs(ctx, c, t, *oid)
+	if err != nil {
+		return "", err
+	}
+	missing, err := missingTriggers(ctx, c, parts, enabled, args)
 	if err != nil {
 		return "", err
 	}
@@ -145,7 +181,11 @@ func attach(ctx context.Context, c *pgx.Conn, t config.Table, replica bool) (str
 		return "", fmt.Errorf("beginning: %w", err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	entity := quoteLiteral(t.Entity)
+	quoted := make([]string, 0, len(args))
+	for _, a := range args {
+		quoted = append(quoted, quoteLiteral(a))
+	}
+	entity := strings.Join(quoted, ", ")
 	for _, d := range triggerDefs {
 		sql := "CREATE OR REPLACE TRIGGER " + d.name + " " + fmt.Sprintf(d.def, parts[0].qualified, entity)
 		if _, err := tx.Exec(ctx, sql); err != nil {
@@ -254,18 +294,53 @@ func partitionsOf(ctx context.Context, c *pgx.Conn, oid uint32) ([]rel, error) {
 	return out, nil
 }
 
+// triggerArgs are the capture triggers' arguments for t (whose oid is oid):
+// the entity, then the secret columns the table has, which capture() leaves
+// out of the rows it stores (lower case, sorted: capture matches them
+// case-insensitively). Only the columns the table has: leaving out columns
+// costs the writer a pass over the row's fields, which a table without any
+// secret column does not pay. A secret column added later is stored until
+// migrate (or serve) runs again (doctor says so); it is never sent.
+func triggerArgs(ctx context.Context, q querier, t config.Table, oid uint32) ([]string, error) {
+	var have []string
+	rows, err := q.Query(ctx, `SELECT DISTINCT lower(attname::text) FROM pg_attribute
+		WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND lower(attname::text) = ANY ($2) ORDER BY 1`, oid, t.Secret)
+	if err != nil {
+		return nil, fmt.Errorf("reading the columns of %s: %w", t.Name, err)
+	}
+	if have, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+		return nil, fmt.Errorf("reading the columns of %s: %w", t.Name, err)
+	}
+	return append([]string{t.Entity}, have...), nil
+}
+
+// querier is a connection or a pool.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// tgargs is pg_trigger.tgargs for args: each argument NUL-terminated.
+func tgargs(args []string) []byte {
+	var b []byte
+	for _, a := range args {
+		b = append(append(b, a...), 0)
+	}
+	return b
+}
+
 // missingTriggers counts the triggers the tree lacks, or has in another
-// enabled state: the three on the table and on each of its partitions (row
-// triggers are cloned there, the TRUNCATE one is created there).
-func missingTriggers(ctx context.Context, c *pgx.Conn, parts []rel, enabled string) (int, error) {
+// enabled state or with other arguments (the secret columns changed): the
+// three on the table and on each of its partitions (row triggers are cloned
+// there, the TRUNCATE one is created there).
+func missingTriggers(ctx context.Context, c *pgx.Conn, parts []rel, enabled string, args []string) (int, error) {
 	oids := make([]uint32, len(parts))
 	for i, p := range parts {
 		oids[i] = p.oid
 	}
 	var have int
 	names := []string{triggerDefs[0].name, triggerDefs[1].name, triggerDefs[2].name}
-	if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgrelid = ANY ($1::oid[]) AND tgname = ANY ($2) AND tgenabled = $3`,
-		oids, names, enabled).Scan(&have); err != nil {
+	if err := c.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgrelid = ANY ($1::oid[]) AND tgname = ANY ($2) AND tgenabled = $3 AND tgargs = $4`,
+		oids, names, enabled, tgargs(args)).Scan(&have); err != nil {
 		return 0, fmt.Errorf("reading triggers: %w", err)
 	}
 	return len(triggerDefs)*len(parts) - have, nil

@@ -15,16 +15,16 @@ import (
 	"github.com/shopstream/shopstream/internal/events"
 )
 
-// inboxRow is an inbox row as the sequencer takes it: the change, the table
-// whose trigger wrote it (nil for rows from before migration 4) and the
+// capturedRow is a captured change as a tick hands it out: the change, the
+// table whose trigger wrote it (nil for rows from before migration 4) and the
 // writer's transaction.
-type inboxRow struct {
+type capturedRow struct {
 	change events.Change
 	relid  *uint32
 	txid   string
 }
 
-// relation is what the sequencer knows of a table that wrote inbox rows.
+// relation is what the sequencer knows of a table that wrote captured changes.
 type relation struct {
 	entity    string   // of the configured table at the root of its partition tree; "" for none
 	root      uint32   // that root (the table itself when not a partition)
@@ -33,10 +33,10 @@ type relation struct {
 	partition bool
 }
 
-// tableCheck holds the sequencer to the rule that an inbox row stands for the
-// entity configured for the table whose trigger wrote it. capture() can be
-// attached only by shopstream's roles, and only they can insert into the
-// inbox, but a row is checked all the same: one that claims another entity is
+// tableCheck holds every reader of the log to the rule that a captured change
+// stands for the entity configured for the table whose trigger wrote it.
+// capture() can be attached only by shopstream's roles, and only they can
+// insert into the capture tables, but a row is checked all the same: one that claims another entity is
 // refused, whatever it says.
 //
 // It maps the relid a row carries (a table, or a partition of one) to the
@@ -64,11 +64,11 @@ func newTableCheck(tables []config.Table) *tableCheck {
 }
 
 // prepare turns the rows of a batch into the changes the sequencer orders:
-// in inbox order, refused rows marked (Change.Refused), the DELETE and INSERT
+// in position order, refused rows marked (Change.Refused), the DELETE and INSERT
 // of a row moved between partitions paired into one update, and the TRUNCATE
 // of a partitioned table counted once.
-func (tc *tableCheck) prepare(ctx context.Context, conn *pgx.Conn, rows []inboxRow) ([]events.Change, error) {
-	slices.SortFunc(rows, func(a, b inboxRow) int { return cmp.Compare(a.change.ID, b.change.ID) })
+func (tc *tableCheck) prepare(ctx context.Context, conn *pgx.Conn, rows []capturedRow) ([]events.Change, error) {
+	slices.SortFunc(rows, func(a, b capturedRow) int { return cmp.Compare(a.change.Position, b.change.Position) })
 	if err := tc.learn(ctx, conn, rows); err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func (tc *tableCheck) prepare(ctx context.Context, conn *pgx.Conn, rows []inboxR
 		}
 		r.change.Key = tc.rels[*r.relid].key
 		if want := tc.rels[*r.relid].entity; want != r.change.Entity {
-			r.change.Refused = fmt.Errorf("an inbox row for entity %q came from the table with oid %d, which is %s",
+			r.change.Refused = fmt.Errorf("a change for entity %q came from the table with oid %d, which is %s",
 				r.change.Entity, *r.relid, describeEntity(want))
 		}
 	}
@@ -90,7 +90,7 @@ func (tc *tableCheck) prepare(ctx context.Context, conn *pgx.Conn, rows []inboxR
 // followed, among its transaction's rows, directly by its INSERT into another
 // partition of the same root, with the same identity (the primary key outside
 // the partition key, whose change is what moved the row).
-func (tc *tableCheck) merge(rows []inboxRow) []events.Change {
+func (tc *tableCheck) merge(rows []capturedRow) []events.Change {
 	out := make([]events.Change, 0, len(rows))
 	from := make([]uint32, 0, len(rows)) // the relid of each change in out (0: none)
 	pendingDelete := map[string]int{}    // txid → index in out of its last row, when a partition's delete
@@ -114,7 +114,7 @@ func (tc *tableCheck) merge(rows []inboxRow) []events.Change {
 		case c.Action == "created" && pending && rel.partition:
 			del := out[j]
 			if tc.rels[from[j]].root == rel.root && from[j] != *r.relid && sameIdentity(rel.identity, del.Old, c.New) {
-				out[j] = events.Change{ID: c.ID, Entity: c.Entity, Action: "updated", Old: del.Old, New: c.New, Actor: c.Actor, At: c.At, Key: c.Key}
+				out[j] = events.Change{ID: c.ID, Position: del.Position, Entity: c.Entity, Action: "updated", Old: del.Old, New: c.New, Actor: c.Actor, At: c.At, Key: c.Key}
 				continue
 			}
 		case c.Action == "deleted" && rel.partition:
@@ -161,7 +161,7 @@ func (tc *tableCheck) observe(named []uint32) {
 }
 
 // learn looks up the relids of the batch that it does not know yet.
-func (tc *tableCheck) learn(ctx context.Context, conn *pgx.Conn, rows []inboxRow) error {
+func (tc *tableCheck) learn(ctx context.Context, conn *pgx.Conn, rows []capturedRow) error {
 	if time.Since(tc.since) > tableCheckTTL {
 		clear(tc.rels)
 		tc.since = time.Now()
@@ -194,20 +194,20 @@ func (tc *tableCheck) learn(ctx context.Context, conn *pgx.Conn, rows []inboxRow
 		LEFT JOIN unnest($2::text[], $3::text[]) t(entity, name) ON to_regclass(t.name) = r.root`,
 		unknown, tc.entities, tc.names)
 	if err != nil {
-		return fmt.Errorf("resolving the tables of inbox rows: %w", err)
+		return fmt.Errorf("resolving the tables of captured changes: %w", err)
 	}
 	defer res.Close()
 	for res.Next() {
 		var relid uint32
 		var rel relation
 		if err := res.Scan(&relid, &rel.entity, &rel.root, &rel.key, &rel.identity); err != nil {
-			return fmt.Errorf("resolving the tables of inbox rows: %w", err)
+			return fmt.Errorf("resolving the tables of captured changes: %w", err)
 		}
 		rel.partition = rel.root != relid
 		tc.rels[relid] = rel
 	}
 	if err := res.Err(); err != nil {
-		return fmt.Errorf("resolving the tables of inbox rows: %w", err)
+		return fmt.Errorf("resolving the tables of captured changes: %w", err)
 	}
 	return nil
 }
