@@ -326,7 +326,7 @@ func TestDisablingUserClosesSockets(t *testing.T) {
 	}
 }
 
-// A client that stops reading is closed with 1013 without delaying the others,
+// A client that stops reading is closed as slow (1013) without delaying the others,
 // and resuming with since gives it everything it missed. The stuck client follows
 // products (big rows, written as fast as possible); the reading one follows
 // orders (small rows, paced), and its p99 is logged.
@@ -410,9 +410,18 @@ func TestSlowClientIsClosedAndResumes(t *testing.T) { // not parallel: it measur
 			lastSeen, lastStock = m.ID, m.Data.Stock
 		}
 	}
-	if code != websocket.StatusTryAgainLater || lastStock >= bigUpdates {
-		t.Fatalf("slow client: want 1013 before the end, got %d after stock %d", code, lastStock)
+	// The server closed it as slow, before the end. Its 1013 reaches the
+	// client "where a close frame can still be written" (SPEC): the frame
+	// waits behind the full buffers of a client that does not read, and the
+	// library gives that write 5 s, which the fast phase above can outlast on
+	// a loaded machine; then the connection ends without the frame. Either
+	// way the server counted the close under "slow", and the resume below
+	// must give everything.
+	slowCloses := scrape(t, s)[`shopstream_sockets_closed_total{reason="slow"}`]
+	if lastStock >= bigUpdates || slowCloses != 1 || (code != websocket.StatusTryAgainLater && code != -1) {
+		t.Fatalf("slow client: want a close as slow (1013, or no close frame) before the end, got code %d after stock %d, %v closes counted as slow", code, lastStock, slowCloses)
 	}
+	t.Logf("slow client: close code %d after stock %d", code, lastStock)
 	// Resume from the last event it saw: everything after arrives, in order,
 	// once. First let the server publish the whole backlog: on a loaded machine
 	// it may still be ordering the big updates, and live events queued behind a

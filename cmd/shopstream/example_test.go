@@ -123,9 +123,14 @@ func exampleEvents(t *testing.T, ctx context.Context) []exampleEvent {
 // after, as the page would list them: the exact ids a resume must deliver.
 func loggedOrderEvents(t *testing.T, conn *pgx.Conn, after int64) []exampleEvent {
 	t.Helper()
+	// A position is the tick's first position plus the change's rank by id
+	// among the tick's changes, of every entity (migrations/007_ticks.sql).
 	rows, err := conn.Query(context.Background(), `SELECT position::text AS id, 'order:' || action,
-		coalesce(data->>'id', ''), coalesce(data->>'status', '')
-		FROM shopstream.events WHERE entity = 'order' AND position > $1 ORDER BY position`, after)
+		coalesce(coalesce(new_row, old_row)->>'id', ''), coalesce(coalesce(new_row, old_row)->>'status', '')
+		FROM (SELECT c.*, t.first_position + row_number() OVER (PARTITION BY t.first_position ORDER BY c.id) - 1 AS position
+			FROM shopstream.ticks t JOIN shopstream.changes c ON c.id BETWEEN t.min_id AND t.max_id
+				AND pg_visible_in_snapshot(c.txid, t.snap) AND NOT pg_visible_in_snapshot(c.txid, t.prev)) logged
+		WHERE entity = 'order' AND position > $1 ORDER BY position`, after)
 	if err != nil {
 		t.Fatalf("reading the event log: %v", err)
 	}
