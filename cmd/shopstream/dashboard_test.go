@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/shopstream/shopstream/internal/pgtest"
 	"github.com/shopstream/shopstream/internal/waitfor"
@@ -91,15 +92,24 @@ func jsState(state string) string {
 	return fmt.Sprintf(`document.getElementById('state').textContent === %q`, state)
 }
 
+// dashboardRig is what a dashboard test starts from: a browser whose page
+// is watched for Content-Security-Policy violations and uncaught exceptions,
+// a server on a fresh database with the admin admin@example.com, and a
+// connection of another app named appName to write from.
+func dashboardRig(t *testing.T, appName string) (ctx context.Context, watch *cspWatch, s *testServer, db string, app *pgx.Conn) {
+	t.Helper()
+	ctx = newBrowser(t)
+	watch = watchCSP(t, ctx)
+	db = pgtest.NewDB(t)
+	s = startServer(t, db, nil)
+	createAdmin(t, db, "admin@example.com", "admin")
+	return ctx, watch, s, db, appConn(t, db, appName)
+}
+
 func TestDashboard(t *testing.T) {
-	ctx := newBrowser(t)
 	// The whole run is under the Content-Security-Policy: any violation (or
 	// uncaught exception) fails the test at the end.
-	watch := watchCSP(t, ctx)
-	db := pgtest.NewDB(t)
-	s := startServer(t, db, nil)
-	createAdmin(t, db, "admin@example.com", "admin")
-	app := appConn(t, db, "warehouse-sync")
+	ctx, watch, s, db, app := dashboardRig(t, "warehouse-sync")
 
 	// The client module is served as JavaScript.
 	resp, err := http.Get(s.URL + "/shopstream.js")

@@ -85,12 +85,7 @@ func checkAxe(t *testing.T, ctx context.Context, where string) {
 // shown once the socket is live, without waiting for the refresh interval;
 // the JSON view scrolls by keyboard; axe is content with a full feed.
 func TestDashboardBurst(t *testing.T) {
-	ctx := newBrowser(t)
-	watch := watchCSP(t, ctx)
-	db := pgtest.NewDB(t)
-	s := startServer(t, db, nil)
-	createAdmin(t, db, "admin@example.com", "admin")
-	app := appConn(t, db, "bulk-import")
+	ctx, watch, s, _, app := dashboardRig(t, "bulk-import")
 	exec(t, app, `INSERT INTO products (sku, name, price, stock) SELECT 'BURST-' || g, 'Burst product ' || g, 9.90, 100 FROM generate_series(1, 1000) g`)
 
 	// The refresh interval is read from the markup: an hour here, so the only
@@ -221,12 +216,7 @@ func BenchmarkDashboardBurst(b *testing.B) {
 // filter come before the feed and nothing is wider than the screen; a
 // refused filter's notice closes with its button; axe is content.
 func TestDashboardPhone(t *testing.T) {
-	ctx := newBrowser(t)
-	watch := watchCSP(t, ctx)
-	db := pgtest.NewDB(t)
-	s := startServer(t, db, nil)
-	createAdmin(t, db, "admin@example.com", "admin")
-	app := appConn(t, db, "warehouse-sync")
+	ctx, watch, s, _, app := dashboardRig(t, "warehouse-sync")
 
 	do(t, ctx, "a phone's viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 	loginDashboard(t, ctx, s, "admin@example.com", "")
