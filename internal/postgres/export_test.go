@@ -10,6 +10,7 @@ import (
 var (
 	TickSQL    = tickSQL
 	PendingSQL = pendingSQL
+	BacklogSQL = backlogSQL
 	// RotationCheckSQL is truncate's check that no change of a table waits for a tick.
 	RotationCheckSQL = rotationCheckSQL
 )

@@ -49,6 +49,7 @@ func TestUntickedLookupsUseTheTxidIndex(t *testing.T) {
 	}{
 		{"tick", postgres.TickSQL, []any{int64(0), 2000, 8 << 20, int64(1000)}},
 		{"pending", "SELECT " + postgres.PendingSQL, nil},
+		{"backlog gauge", postgres.BacklogSQL, nil},
 		{"rotation check", postgres.RotationCheckSQL("shopstream.changes_0"), []any{float64(86400), int16(1)}},
 	}
 	// Fresh; vacuumed (the visibility map makes a scan of the whole index
