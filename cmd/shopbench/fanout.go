@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 const numWriters = 8
@@ -218,7 +220,7 @@ func fanout(ctx context.Context, o options, srv *server, dbURL string) ([]levelR
 		n := lv.sockets
 		for _, batch := range []bool{false, true} {
 			waitServerFDs(srv, fd0)
-			p := newPool(ctx, srv, "order_changes", batch)
+			p := newPool(ctx, srv, wire.Channel("order"), batch)
 			t0 := time.Now()
 			err := p.open(n, 100)
 			if err != nil {
@@ -288,7 +290,7 @@ func baselineFanout(ctx context.Context, o options, dbURL string) (results []lev
 	for _, lv := range o.plan() {
 		n := lv.sockets
 		waitServerFDs(relay, fd0)
-		p := newPool(ctx, relay, "order_changes", false)
+		p := newPool(ctx, relay, wire.Channel("order"), false)
 		if err := p.open(n, 100); err != nil {
 			p.close()
 			return results, err

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 type report struct {
@@ -567,7 +569,7 @@ func latencySVG(levels []levelResult) string {
 		ox, oy, pw, ph := 70.0+float64(panel)*470, 40.0, 380.0, 310.0
 		title := "one message per frame"
 		if batch {
-			title = "shopstream.batch"
+			title = wire.BatchSubprotocol
 		}
 		fmt.Fprintf(&b, `<text x="%.0f" y="25" font-size="14" font-weight="bold">commit→receive latency, %s</text>`+"\n", ox, title)
 		fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" fill="none" stroke="#333"/>`+"\n", ox, oy, pw, ph)

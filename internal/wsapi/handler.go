@@ -19,6 +19,7 @@ import (
 	"github.com/shopstream/shopstream/internal/auth"
 	"github.com/shopstream/shopstream/internal/events"
 	"github.com/shopstream/shopstream/internal/origin"
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 // Sessions resolves a session token to its user.
@@ -271,7 +272,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sw := smallBuffers(w)
 	conn, err := websocket.Accept(sw, r, &websocket.AcceptOptions{
-		Subprotocols:       []string{BatchSubprotocol},
+		Subprotocols:       []string{wire.BatchSubprotocol},
 		InsecureSkipVerify: true, // originRefused checked Origin, scheme included
 	})
 	if err != nil {
@@ -300,7 +301,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		held = false
 		h.release(user.ID)
 		h.log.Error("reading role", "err", err)
-		_ = conn.Close(websocket.StatusInternalError, "internal error")
+		_ = conn.Close(wire.CloseInternalError, "internal error")
 		return
 	}
 	// Serve on a fresh goroutine and let the request's goroutine return: its deep
@@ -408,7 +409,7 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 	hash := auth.TokenHash(token)
 	if !h.hub.Register(c, hash, user.ID) {
 		h.release(user.ID)
-		_ = conn.Close(websocket.StatusGoingAway, "server shutting down")
+		_ = conn.Close(wire.CloseGoingAway, "server shutting down")
 		return
 	}
 	defer h.hub.Unregister(c)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/shopstream/shopstream/internal/events"
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 // strikesBeforeClose is how many rate-limited messages in a row close the socket.
@@ -69,20 +69,20 @@ func (s *session) readLoop(ctx context.Context) error {
 		if typ == websocket.MessageText && !utf8.Valid(b) {
 			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the connection.
 			s.failed = true
-			s.c.Close(int(websocket.StatusInvalidFramePayloadData), "text frames must be UTF-8")
+			s.c.Close(wire.CloseInvalidUTF8, "text frames must be UTF-8")
 			continue
 		}
 		if !s.limiter.Allow() {
 			if s.strikes++; s.strikes > strikesBeforeClose {
-				s.c.closeAfterFlush(int(websocket.StatusPolicyViolation), rateLimitReason)
+				s.c.closeAfterFlush(wire.CloseLoginRequired, rateLimitReason)
 				continue
 			}
-			s.c.Send(msgError(CodeRateLimited, "too many messages: slow down"))
+			s.c.Send(msgError(wire.CodeRateLimited, "too many messages: slow down"))
 			continue
 		}
 		s.strikes = 0
 		if typ != websocket.MessageText {
-			s.c.Send(msgError(CodeInvalidRequest, "binary frames are not accepted: send JSON text"))
+			s.c.Send(msgError(wire.CodeInvalidRequest, "binary frames are not accepted: send JSON text"))
 			continue
 		}
 		if perr := s.handleAside(ctx, b); perr != nil {
@@ -102,16 +102,16 @@ func (s *session) handleAside(ctx context.Context, b []byte) *protocolError {
 }
 
 func (s *session) handle(ctx context.Context, b []byte) *protocolError {
-	req, err := decodeRequest(b)
-	if err != nil {
-		return err.(*protocolError)
+	req, perr := decodeRequest(b)
+	if perr != nil {
+		return perr
 	}
 	switch req.Type {
-	case "ping":
+	case wire.TypePing:
 		s.c.Send(msgPong(time.Now()))
-	case "subscribe":
+	case wire.TypeSubscribe:
 		return s.subscribe(ctx, req)
-	case "unsubscribe":
+	case wire.TypeUnsubscribe:
 		return s.unsubscribe(req)
 	default:
 		return invalid("unknown message type %q", req.Type)
@@ -121,7 +121,7 @@ func (s *session) handle(ctx context.Context, b []byte) *protocolError {
 
 func (s *session) checkChannel(ch string) *protocolError {
 	if !s.h.channelExists(ch) {
-		return &protocolError{Code: CodeUnknownChannel, Message: "unknown channel " + quote(ch)}
+		return &protocolError{Code: wire.CodeUnknownChannel, Message: "unknown channel " + quote(ch)}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -130,7 +130,7 @@ func (s *session) checkChannel(ch string) *protocolError {
 
 func (s *session) checkAllowedLocked(ch string) *protocolError {
 	if !s.allowed[ch] {
-		return &protocolError{Code: CodeForbidden, Message: "your role may not read " + ch}
+		return &protocolError{Code: wire.CodeForbidden, Message: "your role may not read " + ch}
 	}
 	return nil
 }
@@ -153,7 +153,7 @@ func (s *session) restrict(allowed map[string]bool) {
 	for _, ch := range revoked {
 		s.forgetLocked(ch)
 		s.h.hub.Unsubscribe(s.c, ch)
-		s.c.Send(msgChannelError(CodeForbidden, ch, "your role may no longer read "+ch))
+		s.c.Send(msgChannelError(wire.CodeForbidden, ch, "your role may no longer read "+ch))
 	}
 	if len(revoked) > 0 {
 		s.h.log.Info("subscriptions revoked", "user_id", s.user.ID, "channels", revoked)
@@ -169,17 +169,17 @@ func (s *session) reading(ch string) bool {
 }
 
 func (s *session) subscribe(ctx context.Context, req request) *protocolError {
-	channels, err := req.channelList()
-	if err != nil {
-		return err.(*protocolError)
+	channels, perr := req.channelList()
+	if perr != nil {
+		return perr
 	}
-	sub, err := req.subscription()
-	if err != nil {
-		return err.(*protocolError)
+	sub, perr := req.subscription()
+	if perr != nil {
+		return perr
 	}
-	since, resume, err := req.since()
-	if err != nil {
-		return err.(*protocolError)
+	since, resume, perr := req.since()
+	if perr != nil {
+		return perr
 	}
 	if resume && since > s.h.hub.Position() {
 		if perr := s.awaitPosition(ctx, since); perr != nil {
@@ -202,7 +202,7 @@ func (s *session) subscribe(ctx context.Context, req request) *protocolError {
 		}
 		if !s.subscribedLocked(ch) { // else the new subscription replaces the old one
 			if len(s.subs) >= s.h.cfg.MaxSubscriptions {
-				return &protocolError{Code: CodeSubscriptionLimit, Message: "too many subscriptions on this connection"}
+				return &protocolError{Code: wire.CodeSubscriptionLimit, Message: "too many subscriptions on this connection"}
 			}
 			s.subs = append(s.subs, ch)
 		}
@@ -233,7 +233,7 @@ func (s *session) awaitPosition(ctx context.Context, since int64) *protocolError
 	handed, err := s.h.replayer.HandedOut(ctx)
 	if err != nil {
 		s.h.log.Error("reading the log position", "err", err)
-		return &protocolError{Code: CodeInternal, Message: "could not check since: try again"}
+		return &protocolError{Code: wire.CodeInternal, Message: "could not check since: try again"}
 	}
 	if since > handed {
 		return invalid(`"since" %d is ahead of the log`, since)
@@ -259,7 +259,7 @@ func (s *session) checkFilter(ctx context.Context, channel string, f events.Filt
 	missing, err := s.h.fields.has(ctx, entityOf(channel), names)
 	if err != nil {
 		s.h.log.Error("reading table columns", "err", err)
-		return &protocolError{Code: CodeInternal, Message: "could not check the filter: try again"}
+		return &protocolError{Code: wire.CodeInternal, Message: "could not check the filter: try again"}
 	}
 	if missing != "" {
 		return invalid("filter names %s, which %s rows do not have", quote(missing), entityOf(channel))
@@ -267,16 +267,16 @@ func (s *session) checkFilter(ctx context.Context, channel string, f events.Filt
 	return nil
 }
 
-func entityOf(channel string) string { return strings.TrimSuffix(channel, "_changes") }
+func entityOf(channel string) string { return wire.Entity(channel) }
 
 func (s *session) unsubscribe(req request) *protocolError {
-	channels, err := req.channelList()
-	if err != nil {
-		return err.(*protocolError)
+	channels, perr := req.channelList()
+	if perr != nil {
+		return perr
 	}
 	for _, ch := range channels {
 		if !s.h.channelExists(ch) {
-			return &protocolError{Code: CodeUnknownChannel, Message: "unknown channel " + quote(ch)}
+			return &protocolError{Code: wire.CodeUnknownChannel, Message: "unknown channel " + quote(ch)}
 		}
 	}
 	s.mu.Lock()
