@@ -233,7 +233,7 @@ func fanout(ctx context.Context, o options, srv *server, dbURL string) ([]levelR
 				if rate == 0 && batch && n == profileAt && prof == nil {
 					profDone = make(chan *profileResult, 1)
 					secs := int(o.levelDur / time.Second)
-					label := fmt.Sprintf("saturation level, %d sockets, shopstream.batch, %d s", n, secs)
+					label := fmt.Sprintf("saturation level, %d sockets, %s, %d s", n, wire.BatchSubprotocol, secs)
 					go func() { profDone <- captureProfile(srv, o.bin, secs, label) }()
 				}
 				r := runLevel(ctx, o, p, w, srv, postmaster, rate)
