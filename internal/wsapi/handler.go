@@ -93,8 +93,8 @@ type Handler struct {
 	mu      sync.Mutex
 	total   int
 	perUser map[int64]int
-	clients map[*client]*session // open sockets, for the pinger and the guard
-	slots   int                  // sockets tracked so far: the next one's ping slot
+	clients map[*client]*socketReader // open sockets, for the pinger and the guard
+	slots   int                       // sockets tracked so far: the next one's ping slot
 	sets    map[string]map[string]bool
 }
 
@@ -151,10 +151,10 @@ func (h *Handler) openClients() []*client {
 	return open
 }
 
-func (h *Handler) openSessions() []*session {
+func (h *Handler) openReaders() []*socketReader {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	open := make([]*session, 0, len(h.clients))
+	open := make([]*socketReader, 0, len(h.clients))
 	for _, s := range h.clients {
 		open = append(open, s)
 	}
@@ -218,7 +218,7 @@ func NewHandler(base context.Context, cfg Config, hub *events.Hub, sessions Sess
 		obs = noObserver{}
 	}
 	h := &Handler{cfg: cfg, hub: hub, sessions: sessions, roles: roles, replayer: replayer, keeper: keeper, obs: obs,
-		fields: newFieldCache(cfg.Fields), log: log, base: base, perUser: map[int64]int{}, clients: map[*client]*session{}, sets: map[string]map[string]bool{}}
+		fields: newFieldCache(cfg.Fields), log: log, base: base, perUser: map[int64]int{}, clients: map[*client]*socketReader{}, sets: map[string]map[string]bool{}}
 	h.guard = newGuard(h)
 	stages, ok := obs.(StageObserver)
 	if !ok {
@@ -421,7 +421,7 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 	defer h.keeper.Remove(token)
 	start := time.Now()
 	h.log.Info("socket opened", "user_id", user.ID, "origin", origin, "session", hash[:12], "batch", c.batch)
-	s := &session{h: h, c: c, user: sessionUser{ID: user.ID, Role: user.Role}, token: token, hash: hash, allowed: h.roleSet(allowed),
+	s := &socketReader{h: h, c: c, user: socketUser{ID: user.ID, Role: user.Role}, token: token, hash: hash, allowed: h.roleSet(allowed),
 		limiter: rate.NewLimiter(rate.Limit(h.cfg.MessageRate), h.cfg.MessageBurst)}
 	h.track(c, s)
 	defer h.track(c, nil)
@@ -444,8 +444,8 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 		"duration", time.Since(start).Round(time.Millisecond))
 }
 
-// track registers the open socket c with its session s; a nil s forgets c.
-func (h *Handler) track(c *client, s *session) {
+// track registers the open socket c with its reader s; a nil s forgets c.
+func (h *Handler) track(c *client, s *socketReader) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if s != nil {
@@ -458,7 +458,7 @@ func (h *Handler) track(c *client, s *session) {
 }
 
 // roleSet returns the set of list, shared by every socket opened with the
-// same channels (sets are read-only: restrict replaces a session's whole):
+// same channels (sets are read-only: restrict replaces a reader's whole):
 // 10,000 sockets of one role hold one set, not 10,000, and not the strings
 // each role query scanned.
 func (h *Handler) roleSet(list []string) map[string]bool {

@@ -46,7 +46,7 @@ func TestDecodeRequest(t *testing.T) {
 			request{Type: "subscribe", Channel: "orders_changes", Since: json.RawMessage(`1042`)}},
 		{"unsubscribe", `{"type":"unsubscribe","channel":"orders_changes"}`,
 			request{Type: "unsubscribe", Channel: "orders_changes"}},
-		{"unknown type is the session's business", `{"type":"hello"}`, request{Type: "hello"}},
+		{"unknown type is the reader's business", `{"type":"hello"}`, request{Type: "hello"}},
 		{"brackets inside strings do not count", `{"type":"ping","channel":"[[[[[[[[[[{{{{{{{{{{\"[[[[[[[[[["}`,
 			request{Type: "ping", Channel: `[[[[[[[[[[{{{{{{{{{{"[[[[[[[[[[`}},
 		{"nesting at the limit", `{"type":"subscribe","filter":{"a":[[[[[[1]]]]]]}}`,

@@ -20,12 +20,16 @@ const strikesBeforeClose = 20
 
 const rateLimitReason = "message rate limit exceeded"
 
-// session is the read side of one socket.
-type session struct {
+// socketReader is the read side of one socket: it runs the socket's read
+// loop on the socket's own goroutine (Handler.serve) and keeps what answering
+// the client needs: the user and login session it was opened with, the
+// user's rights, the subscriptions, the message rate. It writes nothing to
+// the connection itself: its answers go through the client's queue (Send).
+type socketReader struct {
 	h       *Handler
 	c       *client
-	user    sessionUser
-	token   string // the session's token, to check it again (the guard)
+	user    socketUser
+	token   string // the login session's token, to check it again (the guard)
 	hash    string // its SHA-256, as signals and logs name it
 	limiter *rate.Limiter
 	strikes int
@@ -40,23 +44,23 @@ type session struct {
 	subs    []string // the subscribed channels (a slice: few, and an idle socket's map would cost more)
 }
 
-func (s *session) subscribedLocked(ch string) bool { return slices.Contains(s.subs, ch) }
+func (s *socketReader) subscribedLocked(ch string) bool { return slices.Contains(s.subs, ch) }
 
-func (s *session) forgetLocked(ch string) {
+func (s *socketReader) forgetLocked(ch string) {
 	s.subs = slices.DeleteFunc(s.subs, func(c string) bool { return c == ch })
 }
 
-// sessionUser is what a socket keeps of its user: the rest (the email, the
+// socketUser is what a socket keeps of its user: the rest (the email, the
 // password hash) is not needed after the handshake, and would stay in memory
 // for the socket's life.
-type sessionUser struct {
+type socketUser struct {
 	ID   int64
 	Role string
 }
 
 // readLoop reads client messages until the socket closes. Its reads do not
 // hang on ctx (see client.stop); handling a message does.
-func (s *session) readLoop(ctx context.Context) error {
+func (s *socketReader) readLoop(ctx context.Context) error {
 	rctx := context.Background() // values neither: reads need none
 	for {
 		typ, b, err := s.c.conn.Read(rctx)
@@ -95,13 +99,13 @@ func (s *session) readLoop(ctx context.Context) error {
 // and subscribing need a deeper stack than reading; a goroutine's stack never
 // shrinks below four times what it uses, so if the socket's reader grew its
 // own, every idle socket would keep the larger stack.
-func (s *session) handleAside(ctx context.Context, b []byte) *protocolError {
+func (s *socketReader) handleAside(ctx context.Context, b []byte) *protocolError {
 	done := make(chan *protocolError, 1)
 	go func() { done <- s.handle(ctx, b) }()
 	return <-done
 }
 
-func (s *session) handle(ctx context.Context, b []byte) *protocolError {
+func (s *socketReader) handle(ctx context.Context, b []byte) *protocolError {
 	req, perr := decodeRequest(b)
 	if perr != nil {
 		return perr
@@ -119,7 +123,7 @@ func (s *session) handle(ctx context.Context, b []byte) *protocolError {
 	return nil
 }
 
-func (s *session) checkChannel(ch string) *protocolError {
+func (s *socketReader) checkChannel(ch string) *protocolError {
 	if !s.h.channelExists(ch) {
 		return &protocolError{Code: wire.CodeUnknownChannel, Message: "unknown channel " + quote(ch)}
 	}
@@ -128,7 +132,7 @@ func (s *session) checkChannel(ch string) *protocolError {
 	return s.checkAllowedLocked(ch)
 }
 
-func (s *session) checkAllowedLocked(ch string) *protocolError {
+func (s *socketReader) checkAllowedLocked(ch string) *protocolError {
 	if !s.allowed[ch] {
 		return &protocolError{Code: wire.CodeForbidden, Message: "your role may not read " + ch}
 	}
@@ -139,7 +143,7 @@ func (s *session) checkAllowedLocked(ch string) *protocolError {
 // channels no longer allowed end, each with an error forbidden naming its
 // channel (the socket stays open; a new subscribe to the channel is refused),
 // and newly granted channels may be subscribed.
-func (s *session) restrict(allowed map[string]bool) {
+func (s *socketReader) restrict(allowed map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.allowed = allowed
@@ -162,13 +166,13 @@ func (s *session) restrict(allowed map[string]bool) {
 
 // reading reports whether the socket still subscribes to ch (a replay stops
 // when the subscription was revoked or ended).
-func (s *session) reading(ch string) bool {
+func (s *socketReader) reading(ch string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.subscribedLocked(ch)
 }
 
-func (s *session) subscribe(ctx context.Context, req request) *protocolError {
+func (s *socketReader) subscribe(ctx context.Context, req request) *protocolError {
 	channels, perr := req.channelList()
 	if perr != nil {
 		return perr
@@ -229,7 +233,7 @@ const sinceWait = 5 * time.Second
 // the log short (the ids stay handed out): the subscription waits until this
 // instance's listener has read that far, so that nothing is replayed twice. A
 // since no sequencer ever handed out is refused at once.
-func (s *session) awaitPosition(ctx context.Context, since int64) *protocolError {
+func (s *socketReader) awaitPosition(ctx context.Context, since int64) *protocolError {
 	handed, err := s.h.replayer.HandedOut(ctx)
 	if err != nil {
 		s.h.log.Error("reading the log position", "err", err)
@@ -247,7 +251,7 @@ func (s *session) awaitPosition(ctx context.Context, since int64) *protocolError
 }
 
 // checkFilter refuses a filter on a field the channel's rows do not have.
-func (s *session) checkFilter(ctx context.Context, channel string, f events.Filter) *protocolError {
+func (s *socketReader) checkFilter(ctx context.Context, channel string, f events.Filter) *protocolError {
 	if len(f) == 0 || s.h.cfg.Fields == nil {
 		return nil
 	}
@@ -269,7 +273,7 @@ func (s *session) checkFilter(ctx context.Context, channel string, f events.Filt
 
 func entityOf(channel string) string { return wire.Entity(channel) }
 
-func (s *session) unsubscribe(req request) *protocolError {
+func (s *socketReader) unsubscribe(req request) *protocolError {
 	channels, perr := req.channelList()
 	if perr != nil {
 		return perr
