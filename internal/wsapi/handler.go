@@ -1,6 +1,3 @@
-// Package wsapi is the socket protocol of GET /ws: the handshake (Origin, session),
-// the read loop that answers client messages, and the writer workers that drain
-// the sockets' bounded queues.
 package wsapi
 
 import (
