@@ -284,7 +284,7 @@ func (s *sock) readLoop() {
 		if err == nil {
 			// A buffer from the pool, only while a frame is read and handled:
 			// a buffer per socket would grow to the largest batched frame on
-			// every socket (growing and zeroing was a third of this process's CPU).
+			// every socket (docs/performance.md, "Throughput": the load client).
 			bp := readBufs.Get().(*[]byte)
 			var buf []byte
 			buf, err = readAll(r, (*bp)[:0])
