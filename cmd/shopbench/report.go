@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -297,15 +298,11 @@ func (r *report) fanoutSection(b *strings.Builder) {
 	p("N sockets with one session cookie, each subscribed to `"+wire.Channel("order")+"`; %d writers (own pgx connections, autocommit, in a process of their own apart from the reading clients) run `UPDATE orders SET notes = 'k<seq>.<run>' WHERE id = <random 1..10000>` at the offered rate for %v per level (\"saturation\": as fast as they can). A writer records when its COMMIT returned; every socket marks every marker it receives (a bitmap per socket, so every frame on every socket is counted); latency is sampled on the first 100 sockets. *delivered* = marker messages received over all sockets / (level start → last arrival, drain included). *lost* = committed markers a socket that stayed open (or was resumed) never received; *dup* = markers received twice; *writer COMMIT p50* = the writers' own UPDATE+COMMIT round trip (the WAL flush a commit waits for; the sequencer's batch after it commits asynchronously); *1013 (resumed)* = sockets closed as too slow, and in brackets how many closed sockets of any kind were resumed with `since` (not loss); *other closes* = sockets that ended otherwise (an unanswered ping when this load client falls behind, a network error), resumed with `since` like the browser client does unless the close was 1008; a socket that cannot be resumed is left out of *lost*. CPU seconds over the level including the drain; *srv RSS* is the server's peak (VmHWM, cumulative over the run). Server environment: WS_SEND_QUEUE=65536, and WS_MAX_SOCKETS_PER_USER / WS_MAX_SOCKETS raised to 1,000,000 (defaults 50 and 20,000), since every socket uses the one bench session. Each level may ask for at most 1.5 M messages (3 M with batch; `-msgs`): writers stop early when events × sockets reaches that, so levels at 1,000 and 10,000 sockets write for less than the full period.\n\n", numWriters, r.opts.levelDur)
 	p("| sockets | frames | offered ev/s | achieved ev/s | writer COMMIT p50 ms | delivered msg/s | p50 ms | p90 ms | p99 ms | max ms | lost | dup | 1013 (resumed) | other closes | drained | srv CPU s | client CPU s | PG CPU s | wall s | srv peak RSS MiB |\n")
 	p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
-	for _, l := range r.fanout {
-		mode := "1 msg/frame"
-		if l.Batch {
-			mode = "batch"
-		}
-		p("| %d | %s | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %d | %d | %d (%d) | %d | %v | %.1f | %.1f | %.1f | %.1f | %.0f |\n",
-			l.Sockets, mode, rateLabel(l.Offered), l.Achieved, ms(l.Commit.P50), l.Delivered, ms(l.Lat.P50), ms(l.Lat.P90), ms(l.Lat.P99), ms(l.Lat.Max),
+	b.WriteString(levelRows(r.fanout, nil, func(l levelResult) string {
+		return fmt.Sprintf("%s | %.0f | %s | %.0f | %s | %s | %s | %s | %d | %d | %d (%d) | %d | %v | %.1f | %.1f | %.1f | %.1f | %.0f",
+			rateLabel(l.Offered), l.Achieved, ms(l.Commit.P50), l.Delivered, ms(l.Lat.P50), ms(l.Lat.P90), ms(l.Lat.P99), ms(l.Lat.Max),
 			l.Lost, l.Dups, l.ClosedSlow, l.Reconnects, l.ClosedOther, l.Drained, l.ServerCPU, l.ClientCPU, l.PGCPU, l.Wall, float64(l.PeakRSSKiB)/1024)
-	}
+	}))
 	p("\n![p50 and p99 commit-to-receive latency vs events/s](latency.svg)\n\n")
 	r.stagesSection(b)
 	r.baselineSection(b)
@@ -315,25 +312,15 @@ func (r *report) fanoutSection(b *strings.Builder) {
 // own histograms (the difference of a scrape before and after the level).
 func (r *report) stagesSection(b *strings.Builder) {
 	p := func(f string, a ...any) { fmt.Fprintf(b, f, a...) }
-	found := false
-	for _, l := range r.fanout {
-		found = found || len(l.Stages) > 0
-	}
-	if !found {
+	hasStages := func(l levelResult) bool { return len(l.Stages) > 0 }
+	if !slices.ContainsFunc(r.fanout, hasStages) {
 		return
 	}
 	p("### Where the time goes: the server's steps, per level\n\n")
 	p("From the server's histograms (`shopstream_delivery_stage_seconds{stage}` and `shopstream_delivery_latency_seconds`, scraped before and after each level; quantiles interpolated within buckets as `histogram_quantile` does, so they are estimates). *read*: the change (its trigger's clock) to its batch reaching the hub: the writer's commit, the doorbell and the ordering step, per event. *fanout*: the batch in the hub until every socket it queued to is woken, per batch. *wait*: a woken socket until a writer worker takes it, per socket turn. *write*: the worker writing that socket's queued frames, per turn. *total*: the change to its frame handed to the socket, per message. The load client's own share (reading the frame) is the rest of the commit-to-receive latency above.\n\n")
 	p("| sockets | frames | offered ev/s | read p50 / p99 ms | fanout p50 / p99 ms | wait p50 / p99 ms | write p50 / p99 ms | total p50 / p99 ms | turns per event |\n")
 	p("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, l := range r.fanout {
-		if len(l.Stages) == 0 {
-			continue
-		}
-		mode := "1 msg/frame"
-		if l.Batch {
-			mode = "batch"
-		}
+	b.WriteString(levelRows(r.fanout, hasStages, func(l levelResult) string {
 		cell := map[string]string{}
 		counts := map[string]float64{}
 		for _, s := range l.Stages {
@@ -344,9 +331,9 @@ func (r *report) stagesSection(b *strings.Builder) {
 		if counts["read"] > 0 {
 			turns = fmt.Sprintf("%.0f", counts["write"]/counts["read"])
 		}
-		p("| %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", l.Sockets, mode, rateLabel(l.Offered),
+		return fmt.Sprintf("%s | %s | %s | %s | %s | %s | %s", rateLabel(l.Offered),
 			cell["read"], cell["fanout"], cell["wait"], cell["write"], cell["total"], turns)
-	}
+	}))
 	p("\n")
 }
 
@@ -461,13 +448,9 @@ func (r *report) profileSection(b *strings.Builder) {
 	}
 	if len(sat) > 0 {
 		p("CPU seconds per wall second at the saturation levels (2 cores = 2.0 available for everything):\n\n| sockets | frames | achieved ev/s | server | load client | PostgreSQL |\n|---:|---|---:|---:|---:|---:|\n")
-		for _, l := range sat {
-			mode := "1 msg/frame"
-			if l.Batch {
-				mode = "batch"
-			}
-			p("| %d | %s | %.0f | %.2f | %.2f | %.2f |\n", l.Sockets, mode, l.Achieved, l.ServerCPU/l.Wall, l.ClientCPU/l.Wall, l.PGCPU/l.Wall)
-		}
+		b.WriteString(levelRows(sat, nil, func(l levelResult) string {
+			return fmt.Sprintf("%.0f | %.2f | %.2f | %.2f", l.Achieved, l.ServerCPU/l.Wall, l.ClientCPU/l.Wall, l.PGCPU/l.Wall)
+		}))
 		p("\n%s\n\n", saturationParagraph(sat))
 	}
 	if r.profile != nil {
@@ -482,17 +465,27 @@ func (r *report) profileSection(b *strings.Builder) {
 // cpuPerMessage lists the CPU cost per received message of the levels offered
 // at rate, one table row each.
 func cpuPerMessage(levels []levelResult, rate int) string {
+	measured := func(l levelResult) bool { return l.Offered == rate && l.Received > 0 && l.Wall > 0 }
+	return levelRows(levels, measured, func(l levelResult) string {
+		n := float64(l.Received)
+		return fmt.Sprintf("%.1f | %.1f | %.0f%%", l.ServerCPU/n*1e6, l.ClientCPU/n*1e6, (l.ServerCPU+l.ClientCPU+l.PGCPU)/l.Wall/2*100)
+	})
+}
+
+// levelRows is the body of a table of fan-out levels: one row per level that
+// keep accepts (nil: every level), its sockets and frames, then the cells
+// that cells formats (separated by " | ").
+func levelRows(levels []levelResult, keep func(levelResult) bool, cells func(levelResult) string) string {
 	var b strings.Builder
 	for _, l := range levels {
-		if l.Offered != rate || l.Received == 0 || l.Wall == 0 {
+		if keep != nil && !keep(l) {
 			continue
 		}
-		mode := "1 msg/frame"
+		frames := "1 msg/frame"
 		if l.Batch {
-			mode = "batch"
+			frames = "batch"
 		}
-		n := float64(l.Received)
-		fmt.Fprintf(&b, "| %d | %s | %.1f | %.1f | %.0f%% |\n", l.Sockets, mode, l.ServerCPU/n*1e6, l.ClientCPU/n*1e6, (l.ServerCPU+l.ClientCPU+l.PGCPU)/l.Wall/2*100)
+		fmt.Fprintf(&b, "| %d | %s | %s |\n", l.Sockets, frames, cells(l))
 	}
 	return b.String()
 }
