@@ -12,12 +12,12 @@
 //     the hub and runs the socketReader's read loop until the connection
 //     ends. Each message is handled on a short goroutine of its own
 //     (handleAside) that the loop waits for.
-//   - The writer workers (writers, GOMAXPROCS of them) take sockets from one
-//     FIFO ready queue. A socket is on it at most once (client.running) and
-//     one worker at a time runs its turn: write what is queued, put it back
-//     at the end when more came. A turn that stalls past stallAfter keeps its
-//     worker, and a new worker takes its place. An idle socket has no
-//     goroutine but its reader.
+//   - The writer workers (writers: Config.Writers, GOMAXPROCS by default)
+//     take sockets from one FIFO ready queue. A socket is on it at most once
+//     (client.running) and one worker at a time runs its turn: write what is
+//     queued, put it back at the end when more came. A turn that stalls past
+//     stallAfter keeps its worker, and a new worker takes its place. An idle
+//     socket has no goroutine but its reader.
 //   - Handler.Run, on the caller's goroutine and two of its own: the pings
 //     (each socket in one of pingSlots, each ping a short goroutine that
 //     waits for the pong), the write watchdog (expireWrites: a write running
