@@ -37,6 +37,11 @@
 // with an error. Cancelling the context ends it cleanly: Messages is closed
 // and Err is nil.
 //
+// DecodeEvent decodes one event message read elsewhere (a line of
+// `shopstream tail --json`, an Event's Raw); Fields lists the members of a
+// JSON object such as Data in the server's (the table's column) order.
+//
 // The wire names of the protocol (message types, error codes, close codes,
-// the subprotocol, the channel suffix) are constants of this package.
+// the subprotocol, the channel suffix, the timestamp format) are constants of
+// this package.
 package client

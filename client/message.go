@@ -3,6 +3,7 @@ package client
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -104,6 +105,65 @@ func (n Notice) String() string {
 		return fmt.Sprintf("skipping event %d on %s: already seen", n.ID, n.Channel)
 	}
 	return fmt.Sprintf("notice %d", int(n.Kind))
+}
+
+// DecodeEvent decodes one event message as the server sends it (an Event's
+// Raw, a line of a batch frame, a line of `shopstream tail --json`).
+func DecodeEvent(msg []byte) (Event, error) {
+	msgs, err := decodeFrame(msg)
+	if err != nil {
+		return Event{}, err
+	}
+	if len(msgs) != 1 || msgs[0].Type != TypeEvent {
+		return Event{}, fmt.Errorf("not one event message: %q", truncate(string(msg), 200))
+	}
+	return msgs[0].event()
+}
+
+// Field is one member of a JSON object.
+type Field struct {
+	Name  string
+	Value json.RawMessage
+}
+
+// Fields returns the members of a JSON object (an Event's Data, Previous or
+// Changed) in the order the server wrote them, which is the table's column
+// order. An absent or null value has none.
+func Fields(obj json.RawMessage) ([]Field, error) {
+	if len(obj) == 0 || string(obj) == "null" {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(obj))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errors.New("not a JSON object")
+	}
+	var out []Field
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, fmt.Errorf("reading key: %w", err)
+		}
+		name, _ := tok.(string)
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return nil, fmt.Errorf("reading %q: %w", truncate(name, 40), err)
+		}
+		out = append(out, Field{Name: name, Value: val})
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, fmt.Errorf("reading the object's end: %w", err)
+	}
+	return out, nil
+}
+
+// Lookup returns the value of the first field called name.
+func Lookup(fields []Field, name string) (json.RawMessage, bool) {
+	for _, f := range fields {
+		if f.Name == name {
+			return f.Value, true
+		}
+	}
+	return nil, false
 }
 
 // serverMessage is one decoded server message: the fields of every type, the

@@ -141,3 +141,57 @@ func FuzzDecodeFrame(f *testing.F) {
 		}
 	})
 }
+
+func TestDecodeEventMessage(t *testing.T) {
+	ev, err := DecodeEvent([]byte(updateMsg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.ID != 1043 || ev.Name() != "order:updated" || string(ev.Changed) != `{"status":"processing"}` || string(ev.Raw) != updateMsg {
+		t.Errorf("event: %+v", ev)
+	}
+	if got := ev.Timestamp.UTC().Format(TimestampFormat); got != "2026-01-25T10:30:00.000Z" {
+		t.Errorf("timestamp formats back as %s", got)
+	}
+	for _, bad := range []string{
+		``,
+		`{"type":"subscribed","channel":"order_changes","position":"1"}`,
+		updateMsg + "\n" + updateMsg,
+		`{"type":"event","id":"x","event":"order:updated","timestamp":"2026-01-25T10:30:00.000Z"}`,
+		`not json`,
+	} {
+		if ev, err := DecodeEvent([]byte(bad)); err == nil {
+			t.Errorf("DecodeEvent(%q) = %+v, want an error", bad, ev)
+		}
+	}
+}
+
+func TestFields(t *testing.T) {
+	fields, err := Fields([]byte(`{"sku":"TEA-9","id":9,"tags":["a",{"b":1}],"sku":"again","price":null}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range fields {
+		got = append(got, f.Name+"="+string(f.Value))
+	}
+	if want := `sku="TEA-9" id=9 tags=["a",{"b":1}] sku="again" price=null`; strings.Join(got, " ") != want {
+		t.Errorf("fields in order:\n got %s\nwant %s", strings.Join(got, " "), want)
+	}
+	if v, ok := Lookup(fields, "sku"); !ok || string(v) != `"TEA-9"` {
+		t.Errorf(`Lookup(sku) = %s, %v: want the first`, v, ok)
+	}
+	if _, ok := Lookup(fields, "missing"); ok {
+		t.Error("Lookup found a field that is not there")
+	}
+	for _, empty := range []string{``, `null`, `{}`} {
+		if f, err := Fields([]byte(empty)); err != nil || len(f) != 0 {
+			t.Errorf("Fields(%q) = %v, %v: want none", empty, f, err)
+		}
+	}
+	for _, bad := range []string{`[1]`, `"x"`, `{"a":}`, `{"a":1`} {
+		if f, err := Fields([]byte(bad)); err == nil {
+			t.Errorf("Fields(%q) = %v, want an error", bad, f)
+		}
+	}
+}

@@ -26,6 +26,8 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/jackc/pgx/v5"
+
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 const (
@@ -135,7 +137,7 @@ func serveRelay(ctx context.Context, dbURL string, ln net.Listener) error {
 	r := &relay{socks: map[*relaySock]struct{}{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
-	mux.HandleFunc("POST /api/auth/login", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("POST "+wire.LoginPath, func(w http.ResponseWriter, _ *http.Request) {
 		http.SetCookie(w, &http.Cookie{Name: baselineCookie, Value: "1", Path: "/", HttpOnly: true})
 		w.WriteHeader(http.StatusOK)
 	})
@@ -175,7 +177,7 @@ func (r *relay) listen(ctx context.Context, conn *pgx.Conn) error {
 		}
 		id := r.seq.Add(1)
 		msg := make([]byte, 0, len(n.Payload)+40)
-		msg = append(msg, `{"type":"event","id":"`...)
+		msg = append(msg, `{"type":"`+wire.TypeEvent+`","id":"`...)
 		msg = strconv.AppendUint(msg, id, 10)
 		msg = append(msg, `",`...)
 		msg = append(msg, n.Payload[1:]...)
@@ -202,14 +204,14 @@ func (r *relay) serveWS(w http.ResponseWriter, req *http.Request) {
 	}
 	defer c.CloseNow()
 	ctx := req.Context()
-	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"connected"}`)); err != nil {
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"`+wire.TypeConnected+`"}`)); err != nil {
 		return
 	}
 	if _, _, err := c.Read(ctx); err != nil { // the subscribe: every socket gets every event
 		return
 	}
 	s := &relaySock{c: c, out: make(chan []byte, relayQueue), gone: make(chan struct{})}
-	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribed","channel":"order_changes"}`)); err != nil {
+	if err := c.Write(ctx, websocket.MessageText, []byte(`{"type":"`+wire.TypeSubscribed+`","channel":"`+wire.Channel("order")+`"}`)); err != nil {
 		return
 	}
 	r.mu.Lock()
@@ -227,9 +229,9 @@ func (r *relay) serveWS(w http.ResponseWriter, req *http.Request) {
 			if err != nil {
 				return
 			}
-			if bytes.Contains(b, []byte(`"ping"`)) {
+			if bytes.Contains(b, []byte(`"`+wire.TypePing+`"`)) {
 				select {
-				case s.out <- []byte(`{"type":"pong"}`):
+				case s.out <- []byte(`{"type":"` + wire.TypePong + `"}`):
 				case <-s.gone:
 					return
 				}
@@ -243,7 +245,7 @@ func (r *relay) serveWS(w http.ResponseWriter, req *http.Request) {
 				return
 			}
 		case <-s.gone:
-			c.Close(websocket.StatusTryAgainLater, "too slow")
+			c.Close(wire.CloseTryAgainLater, "too slow")
 			return
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 // bigRowsResult is scenario 5: updates of 1 MiB rows streamed to sockets,
@@ -58,7 +60,7 @@ func bigRows(ctx context.Context, o options, dbURL string, db *pgx.Conn) (bigRow
 	}
 	defer srv.stop()
 	r.StartRSSKiB = settledRSS(srv.pid)
-	p := newPool(ctx, srv, "product_changes", true)
+	p := newPool(ctx, srv, wire.Channel("product"), true)
 	defer p.close()
 	if err := p.open(r.Sockets, 0); err != nil {
 		return r, err

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 // pool is a set of sockets with one session cookie, each subscribed to one
@@ -116,7 +118,7 @@ func (p *pool) close() {
 			defer wg.Done()
 			defer func() { <-sem }()
 			if c := s.getConn(); c != nil {
-				_ = c.Close(websocket.StatusNormalClosure, "bench level done")
+				_ = c.Close(wire.CloseNormal, "bench level done")
 			}
 		}()
 	}
@@ -150,17 +152,17 @@ func (s *sock) dial(since uint64) error {
 	defer cancel()
 	opts := &websocket.DialOptions{HTTPHeader: p.srv.cookieHdr}
 	if p.batch {
-		opts.Subprotocols = []string{"shopstream.batch"}
+		opts.Subprotocols = []string{wire.BatchSubprotocol}
 	}
-	url := "ws" + strings.TrimPrefix(p.srv.base, "http") + "/ws"
+	url := "ws" + strings.TrimPrefix(p.srv.base, "http") + wire.SocketPath
 	c, _, err := websocket.Dial(ctx, url, opts)
 	if err != nil {
 		return err
 	}
 	c.SetReadLimit(256 << 20)
-	if p.batch && c.Subprotocol() != "shopstream.batch" {
+	if p.batch && c.Subprotocol() != wire.BatchSubprotocol {
 		_ = c.CloseNow()
-		return errors.New("server did not accept shopstream.batch")
+		return errors.New("server did not accept " + wire.BatchSubprotocol)
 	}
 	_, b, err := c.Read(ctx)
 	if err != nil {
@@ -171,9 +173,9 @@ func (s *sock) dial(since uint64) error {
 		_ = c.CloseNow()
 		return fmt.Errorf("first message is not connected: %.100s", b)
 	}
-	sub := fmt.Sprintf(`{"type":"subscribe","channel":%q}`, p.channel)
+	sub := fmt.Sprintf(`{"type":%q,"channel":%q}`, wire.TypeSubscribe, p.channel)
 	if since > 0 {
-		sub = fmt.Sprintf(`{"type":"subscribe","channel":%q,"since":"%d"}`, p.channel, since)
+		sub = fmt.Sprintf(`{"type":%q,"channel":%q,"since":"%d"}`, wire.TypeSubscribe, p.channel, since)
 	}
 	s.mu.Lock()
 	s.subscribed = false
@@ -282,7 +284,7 @@ func (s *sock) readLoop() {
 		if err == nil {
 			// A buffer from the pool, only while a frame is read and handled:
 			// a buffer per socket would grow to the largest batched frame on
-			// every socket (growing and zeroing was a third of this process's CPU).
+			// every socket (docs/performance.md, "Throughput": the load client).
 			bp := readBufs.Get().(*[]byte)
 			var buf []byte
 			buf, err = readAll(r, (*bp)[:0])
@@ -300,12 +302,12 @@ func (s *sock) readLoop() {
 		if p.ctx.Err() != nil || p.closing.Load() {
 			return
 		}
-		if code := websocket.CloseStatus(err); code != websocket.StatusPolicyViolation {
+		if code := websocket.CloseStatus(err); code != wire.CloseLoginRequired {
 			// 1013 (too slow), or the socket ended otherwise (an unanswered ping
 			// when this load client falls behind, a network error): resume with
 			// since = the last id seen, as the browser client does. The contract
 			// is that nothing is then missing or duplicated.
-			if code == websocket.StatusTryAgainLater {
+			if code == wire.CloseTryAgainLater {
 				p.closedSlow.Add(1)
 			} else {
 				p.closedOther.Add(1)
@@ -327,7 +329,7 @@ func (s *sock) readLoop() {
 			}
 			err = derr
 		}
-		if code := websocket.CloseStatus(err); code == websocket.StatusPolicyViolation {
+		if code := websocket.CloseStatus(err); code == wire.CloseLoginRequired {
 			p.closedOther.Add(1) // not resumed: counted once here
 		}
 		p.lastErr.Store(fmt.Sprintf("socket %d closed: %v", s.idx, err))

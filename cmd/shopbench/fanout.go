@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 const numWriters = 8
@@ -218,7 +220,7 @@ func fanout(ctx context.Context, o options, srv *server, dbURL string) ([]levelR
 		n := lv.sockets
 		for _, batch := range []bool{false, true} {
 			waitServerFDs(srv, fd0)
-			p := newPool(ctx, srv, "order_changes", batch)
+			p := newPool(ctx, srv, wire.Channel("order"), batch)
 			t0 := time.Now()
 			err := p.open(n, 100)
 			if err != nil {
@@ -231,7 +233,7 @@ func fanout(ctx context.Context, o options, srv *server, dbURL string) ([]levelR
 				if rate == 0 && batch && n == profileAt && prof == nil {
 					profDone = make(chan *profileResult, 1)
 					secs := int(o.levelDur / time.Second)
-					label := fmt.Sprintf("saturation level, %d sockets, shopstream.batch, %d s", n, secs)
+					label := fmt.Sprintf("saturation level, %d sockets, %s, %d s", n, wire.BatchSubprotocol, secs)
 					go func() { profDone <- captureProfile(srv, o.bin, secs, label) }()
 				}
 				r := runLevel(ctx, o, p, w, srv, postmaster, rate)
@@ -288,7 +290,7 @@ func baselineFanout(ctx context.Context, o options, dbURL string) (results []lev
 	for _, lv := range o.plan() {
 		n := lv.sockets
 		waitServerFDs(relay, fd0)
-		p := newPool(ctx, relay, "order_changes", false)
+		p := newPool(ctx, relay, wire.Channel("order"), false)
 		if err := p.open(n, 100); err != nil {
 			p.close()
 			return results, err

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 type idleResult struct {
@@ -108,7 +110,7 @@ func idleMemory(ctx context.Context, o options, srv *server, db *pgx.Conn) (idle
 	}
 	r.RSS0KiB = settledRSS(srv.pid)
 	r.FDsBefore = countFDs(srv.pid)
-	p := newPool(ctx, srv, "order_changes", false)
+	p := newPool(ctx, srv, wire.Channel("order"), false)
 	t0 := time.Now()
 	if err := p.open(o.idleSocks, 0); err != nil {
 		p.close()
@@ -149,7 +151,7 @@ type bulkResult struct {
 
 func bulk(ctx context.Context, o options, srv *server, db *pgx.Conn) (bulkResult, error) {
 	r := bulkResult{Rows: o.bulkRows}
-	p := newPool(ctx, srv, "product_changes", true)
+	p := newPool(ctx, srv, wire.Channel("product"), true)
 	defer p.close()
 	if err := p.open(1, 0); err != nil {
 		return r, err
@@ -238,7 +240,7 @@ func bulk(ctx context.Context, o options, srv *server, db *pgx.Conn) (bulkResult
 			case <-tick.C:
 				sent = append(sent, now())
 				r.Pings++
-				if err := s.send(pctx, `{"type":"ping"}`); err != nil {
+				if err := s.send(pctx, `{"type":"`+wire.TypePing+`"}`); err != nil {
 					sent = sent[:len(sent)-1]
 					r.Pings--
 				}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 // loginsResult is scenario 7: a flood of concurrent anonymous logins, each a
@@ -72,7 +74,7 @@ func logins(ctx context.Context, o options, dbURL string) (loginsResult, error) 
 			for time.Now().Before(end) {
 				i := n.Add(1)
 				body := fmt.Sprintf(`{"email":"flood%d@example.com","password":"not the password"}`, i)
-				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.base+"/api/auth/login", bytes.NewReader([]byte(body)))
+				req, _ := http.NewRequestWithContext(ctx, http.MethodPost, srv.base+wire.LoginPath, bytes.NewReader([]byte(body)))
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("X-Forwarded-For", fmt.Sprintf("198.18.%d.%d", i/256%256, i%256))
 				key := "error"

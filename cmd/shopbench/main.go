@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 const (
@@ -375,7 +377,7 @@ func startProc(bin string, args []string, dbURL string, extraEnv ...string) (*se
 
 func (s *server) login() error {
 	body, _ := json.Marshal(map[string]string{"email": benchEmail, "password": benchPassword})
-	req, _ := http.NewRequest("POST", s.base+"/api/auth/login", bytes.NewReader(body))
+	req, _ := http.NewRequest("POST", s.base+wire.LoginPath, bytes.NewReader(body))
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

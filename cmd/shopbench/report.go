@@ -7,11 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 type report struct {
@@ -292,18 +295,14 @@ func (r *report) fanoutSection(b *strings.Builder) {
 		p("Not run.\n\n")
 		return
 	}
-	p("N sockets with one session cookie, each subscribed to `order_changes`; %d writers (own pgx connections, autocommit, in a process of their own apart from the reading clients) run `UPDATE orders SET notes = 'k<seq>.<run>' WHERE id = <random 1..10000>` at the offered rate for %v per level (\"saturation\": as fast as they can). A writer records when its COMMIT returned; every socket marks every marker it receives (a bitmap per socket, so every frame on every socket is counted); latency is sampled on the first 100 sockets. *delivered* = marker messages received over all sockets / (level start → last arrival, drain included). *lost* = committed markers a socket that stayed open (or was resumed) never received; *dup* = markers received twice; *writer COMMIT p50* = the writers' own UPDATE+COMMIT round trip (the WAL flush a commit waits for; the sequencer's batch after it commits asynchronously); *1013 (resumed)* = sockets closed as too slow, and in brackets how many closed sockets of any kind were resumed with `since` (not loss); *other closes* = sockets that ended otherwise (an unanswered ping when this load client falls behind, a network error), resumed with `since` like the browser client does unless the close was 1008; a socket that cannot be resumed is left out of *lost*. CPU seconds over the level including the drain; *srv RSS* is the server's peak (VmHWM, cumulative over the run). Server environment: WS_SEND_QUEUE=65536, and WS_MAX_SOCKETS_PER_USER / WS_MAX_SOCKETS raised to 1,000,000 (defaults 50 and 20,000), since every socket uses the one bench session. Each level may ask for at most 1.5 M messages (3 M with batch; `-msgs`): writers stop early when events × sockets reaches that, so levels at 1,000 and 10,000 sockets write for less than the full period.\n\n", numWriters, r.opts.levelDur)
+	p("N sockets with one session cookie, each subscribed to `"+wire.Channel("order")+"`; %d writers (own pgx connections, autocommit, in a process of their own apart from the reading clients) run `UPDATE orders SET notes = 'k<seq>.<run>' WHERE id = <random 1..10000>` at the offered rate for %v per level (\"saturation\": as fast as they can). A writer records when its COMMIT returned; every socket marks every marker it receives (a bitmap per socket, so every frame on every socket is counted); latency is sampled on the first 100 sockets. *delivered* = marker messages received over all sockets / (level start → last arrival, drain included). *lost* = committed markers a socket that stayed open (or was resumed) never received; *dup* = markers received twice; *writer COMMIT p50* = the writers' own UPDATE+COMMIT round trip (the WAL flush a commit waits for; the sequencer's batch after it commits asynchronously); *1013 (resumed)* = sockets closed as too slow, and in brackets how many closed sockets of any kind were resumed with `since` (not loss); *other closes* = sockets that ended otherwise (an unanswered ping when this load client falls behind, a network error), resumed with `since` like the browser client does unless the close was 1008; a socket that cannot be resumed is left out of *lost*. CPU seconds over the level including the drain; *srv RSS* is the server's peak (VmHWM, cumulative over the run). Server environment: WS_SEND_QUEUE=65536, and WS_MAX_SOCKETS_PER_USER / WS_MAX_SOCKETS raised to 1,000,000 (defaults 50 and 20,000), since every socket uses the one bench session. Each level may ask for at most 1.5 M messages (3 M with batch; `-msgs`): writers stop early when events × sockets reaches that, so levels at 1,000 and 10,000 sockets write for less than the full period.\n\n", numWriters, r.opts.levelDur)
 	p("| sockets | frames | offered ev/s | achieved ev/s | writer COMMIT p50 ms | delivered msg/s | p50 ms | p90 ms | p99 ms | max ms | lost | dup | 1013 (resumed) | other closes | drained | srv CPU s | client CPU s | PG CPU s | wall s | srv peak RSS MiB |\n")
 	p("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|\n")
-	for _, l := range r.fanout {
-		mode := "1 msg/frame"
-		if l.Batch {
-			mode = "batch"
-		}
-		p("| %d | %s | %s | %.0f | %s | %.0f | %s | %s | %s | %s | %d | %d | %d (%d) | %d | %v | %.1f | %.1f | %.1f | %.1f | %.0f |\n",
-			l.Sockets, mode, rateLabel(l.Offered), l.Achieved, ms(l.Commit.P50), l.Delivered, ms(l.Lat.P50), ms(l.Lat.P90), ms(l.Lat.P99), ms(l.Lat.Max),
+	b.WriteString(levelRows(r.fanout, nil, func(l levelResult) string {
+		return fmt.Sprintf("%s | %.0f | %s | %.0f | %s | %s | %s | %s | %d | %d | %d (%d) | %d | %v | %.1f | %.1f | %.1f | %.1f | %.0f",
+			rateLabel(l.Offered), l.Achieved, ms(l.Commit.P50), l.Delivered, ms(l.Lat.P50), ms(l.Lat.P90), ms(l.Lat.P99), ms(l.Lat.Max),
 			l.Lost, l.Dups, l.ClosedSlow, l.Reconnects, l.ClosedOther, l.Drained, l.ServerCPU, l.ClientCPU, l.PGCPU, l.Wall, float64(l.PeakRSSKiB)/1024)
-	}
+	}))
 	p("\n![p50 and p99 commit-to-receive latency vs events/s](latency.svg)\n\n")
 	r.stagesSection(b)
 	r.baselineSection(b)
@@ -313,25 +312,15 @@ func (r *report) fanoutSection(b *strings.Builder) {
 // own histograms (the difference of a scrape before and after the level).
 func (r *report) stagesSection(b *strings.Builder) {
 	p := func(f string, a ...any) { fmt.Fprintf(b, f, a...) }
-	found := false
-	for _, l := range r.fanout {
-		found = found || len(l.Stages) > 0
-	}
-	if !found {
+	hasStages := func(l levelResult) bool { return len(l.Stages) > 0 }
+	if !slices.ContainsFunc(r.fanout, hasStages) {
 		return
 	}
 	p("### Where the time goes: the server's steps, per level\n\n")
 	p("From the server's histograms (`shopstream_delivery_stage_seconds{stage}` and `shopstream_delivery_latency_seconds`, scraped before and after each level; quantiles interpolated within buckets as `histogram_quantile` does, so they are estimates). *read*: the change (its trigger's clock) to its batch reaching the hub: the writer's commit, the doorbell and the ordering step, per event. *fanout*: the batch in the hub until every socket it queued to is woken, per batch. *wait*: a woken socket until a writer worker takes it, per socket turn. *write*: the worker writing that socket's queued frames, per turn. *total*: the change to its frame handed to the socket, per message. The load client's own share (reading the frame) is the rest of the commit-to-receive latency above.\n\n")
 	p("| sockets | frames | offered ev/s | read p50 / p99 ms | fanout p50 / p99 ms | wait p50 / p99 ms | write p50 / p99 ms | total p50 / p99 ms | turns per event |\n")
 	p("|---:|---|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, l := range r.fanout {
-		if len(l.Stages) == 0 {
-			continue
-		}
-		mode := "1 msg/frame"
-		if l.Batch {
-			mode = "batch"
-		}
+	b.WriteString(levelRows(r.fanout, hasStages, func(l levelResult) string {
 		cell := map[string]string{}
 		counts := map[string]float64{}
 		for _, s := range l.Stages {
@@ -342,9 +331,9 @@ func (r *report) stagesSection(b *strings.Builder) {
 		if counts["read"] > 0 {
 			turns = fmt.Sprintf("%.0f", counts["write"]/counts["read"])
 		}
-		p("| %d | %s | %s | %s | %s | %s | %s | %s | %s |\n", l.Sockets, mode, rateLabel(l.Offered),
+		return fmt.Sprintf("%s | %s | %s | %s | %s | %s | %s", rateLabel(l.Offered),
 			cell["read"], cell["fanout"], cell["wait"], cell["write"], cell["total"], turns)
-	}
+	}))
 	p("\n")
 }
 
@@ -417,7 +406,7 @@ func (r *report) idleSection(b *strings.Builder) {
 		return
 	}
 	p("**Quiet.** A freshly started server with no socket and no change, watched for %.0f s after %.0f s without any: **%.2f queries a second** to PostgreSQL (transactions of its database in `pg_stat_database`; target ≤ 1), the server's process **%.2f %%** of one core (target < 0.5 %%), the whole PostgreSQL server %.2f %%.\n\n", r.idle.QuietSecs, quietSettle.Seconds(), r.idle.QueriesPerS, r.idle.ServerCPUPct, r.idle.PGCPUPct)
-	p("A freshly started server; VmRSS after it settles (polled every 250 ms until stable within 1%% or 5 s) at 0 sockets, then with %d authenticated sockets each having received `connected` and subscribed to `order_changes` (opened in %.1f s, 200 at a time).\n\n", r.idle.Sockets, r.idle.OpenSecs)
+	p("A freshly started server; VmRSS after it settles (polled every 250 ms until stable within 1%% or 5 s) at 0 sockets, then with %d authenticated sockets each having received `connected` and subscribed to `"+wire.Channel("order")+"` (opened in %.1f s, 200 at a time).\n\n", r.idle.Sockets, r.idle.OpenSecs)
 	p("| sockets | server RSS | per socket | target ≤ 15 KiB |\n|---:|---:|---:|---|\n")
 	p("| 0 | %.1f MiB | | |\n", float64(r.idle.RSS0KiB)/1024)
 	p("| %d | %.1f MiB | %.1f KiB | %s |\n\n", r.idle.Sockets, float64(r.idle.RSS1KiB)/1024, r.idle.PerSocketKiB, yesNo(r.idle.PerSocketKiB <= 15))
@@ -438,7 +427,7 @@ func (r *report) bulkSection(b *strings.Builder) {
 		p("Not run or failed.\n\n")
 		return
 	}
-	p("One socket with `shopstream.batch` subscribed to `product_changes`. `INSERT` of %d products in one statement, then `UPDATE products SET stock = stock + 1 WHERE sku LIKE 'BULK-%%'`. During the UPDATE the socket sends `{\"type\":\"ping\"}` every 100 ms; round trip to its `pong`.\n\n", r.bulk.Rows)
+	p("One socket with `"+wire.BatchSubprotocol+"` subscribed to `"+wire.Channel("product")+"`. `INSERT` of %d products in one statement, then `UPDATE products SET stock = stock + 1 WHERE sku LIKE 'BULK-%%'`. During the UPDATE the socket sends `{\"type\":\""+wire.TypePing+"\"}` every 100 ms; round trip to its `pong`.\n\n", r.bulk.Rows)
 	p("| | |\n|---|---:|\n")
 	p("| INSERT statement | %.2f s |\n| INSERT commit → last `product:created` received | %.2f s |\n", r.bulk.InsertSecs, r.bulk.InsertDeliver)
 	p("| UPDATE statement | %.2f s |\n| **UPDATE commit → last `product:updated` received** | **%.2f s** (%d events) |\n", r.bulk.UpdateSecs, r.bulk.CommitToLast, r.bulk.Updated)
@@ -459,13 +448,9 @@ func (r *report) profileSection(b *strings.Builder) {
 	}
 	if len(sat) > 0 {
 		p("CPU seconds per wall second at the saturation levels (2 cores = 2.0 available for everything):\n\n| sockets | frames | achieved ev/s | server | load client | PostgreSQL |\n|---:|---|---:|---:|---:|---:|\n")
-		for _, l := range sat {
-			mode := "1 msg/frame"
-			if l.Batch {
-				mode = "batch"
-			}
-			p("| %d | %s | %.0f | %.2f | %.2f | %.2f |\n", l.Sockets, mode, l.Achieved, l.ServerCPU/l.Wall, l.ClientCPU/l.Wall, l.PGCPU/l.Wall)
-		}
+		b.WriteString(levelRows(sat, nil, func(l levelResult) string {
+			return fmt.Sprintf("%.0f | %.2f | %.2f | %.2f", l.Achieved, l.ServerCPU/l.Wall, l.ClientCPU/l.Wall, l.PGCPU/l.Wall)
+		}))
 		p("\n%s\n\n", saturationParagraph(sat))
 	}
 	if r.profile != nil {
@@ -480,17 +465,27 @@ func (r *report) profileSection(b *strings.Builder) {
 // cpuPerMessage lists the CPU cost per received message of the levels offered
 // at rate, one table row each.
 func cpuPerMessage(levels []levelResult, rate int) string {
+	measured := func(l levelResult) bool { return l.Offered == rate && l.Received > 0 && l.Wall > 0 }
+	return levelRows(levels, measured, func(l levelResult) string {
+		n := float64(l.Received)
+		return fmt.Sprintf("%.1f | %.1f | %.0f%%", l.ServerCPU/n*1e6, l.ClientCPU/n*1e6, (l.ServerCPU+l.ClientCPU+l.PGCPU)/l.Wall/2*100)
+	})
+}
+
+// levelRows is the body of a table of fan-out levels: one row per level that
+// keep accepts (nil: every level), its sockets and frames, then the cells
+// that cells formats (separated by " | ").
+func levelRows(levels []levelResult, keep func(levelResult) bool, cells func(levelResult) string) string {
 	var b strings.Builder
 	for _, l := range levels {
-		if l.Offered != rate || l.Received == 0 || l.Wall == 0 {
+		if keep != nil && !keep(l) {
 			continue
 		}
-		mode := "1 msg/frame"
+		frames := "1 msg/frame"
 		if l.Batch {
-			mode = "batch"
+			frames = "batch"
 		}
-		n := float64(l.Received)
-		fmt.Fprintf(&b, "| %d | %s | %.1f | %.1f | %.0f%% |\n", l.Sockets, mode, l.ServerCPU/n*1e6, l.ClientCPU/n*1e6, (l.ServerCPU+l.ClientCPU+l.PGCPU)/l.Wall/2*100)
+		fmt.Fprintf(&b, "| %d | %s | %s |\n", l.Sockets, frames, cells(l))
 	}
 	return b.String()
 }
@@ -567,7 +562,7 @@ func latencySVG(levels []levelResult) string {
 		ox, oy, pw, ph := 70.0+float64(panel)*470, 40.0, 380.0, 310.0
 		title := "one message per frame"
 		if batch {
-			title = "shopstream.batch"
+			title = wire.BatchSubprotocol
 		}
 		fmt.Fprintf(&b, `<text x="%.0f" y="25" font-size="14" font-weight="bold">commit→receive latency, %s</text>`+"\n", ox, title)
 		fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" fill="none" stroke="#333"/>`+"\n", ox, oy, pw, ph)
@@ -625,7 +620,7 @@ func (r *report) bigRowsSection(b *strings.Builder) {
 		p("Not run.\n\n")
 		return
 	}
-	p("A fresh server with `MAX_EVENT_BYTES=%d` (so that the rows travel whole), %d sockets with `shopstream.batch` on `product_changes`, %d products each carrying a %d KiB text column; %d single-row `UPDATE`s (one transaction each) round-robin over them. Target: peak RSS under 256 MiB.\n\n",
+	p("A fresh server with `MAX_EVENT_BYTES=%d` (so that the rows travel whole), %d sockets with `"+wire.BatchSubprotocol+"` on `"+wire.Channel("product")+"`, %d products each carrying a %d KiB text column; %d single-row `UPDATE`s (one transaction each) round-robin over them. Target: peak RSS under 256 MiB.\n\n",
 		g.MaxEventBytes, g.Sockets, g.Rows, g.RowBytes>>10, g.Updates)
 	p("| measure | value |\n|---|---|\n")
 	p("| events received (all sockets) | %d of %d (%d too_large markers) in %.1f s |\n", g.Received, g.Updates*g.Sockets, g.Markers, g.Secs)

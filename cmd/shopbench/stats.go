@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"sort"
 	"time"
+
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 // Marker values written into orders.notes are "k<seq>.<run>" with seq a
@@ -16,6 +18,13 @@ var (
 	keyID        = []byte(`"id":"`)
 	keyNotes     = []byte(`"notes":`)
 	keyEventName = []byte(`"event":"`)
+
+	// the message types, as they follow keyType
+	typeEvent      = []byte(wire.TypeEvent + `"`)
+	typePong       = []byte(wire.TypePong + `"`)
+	typeSubscribed = []byte(wire.TypeSubscribed + `"`)
+	typeConnected  = []byte(wire.TypeConnected + `"`)
+	typeError      = []byte(wire.TypeError + `"`)
 )
 
 // msgKind is what a server message is, told from its first bytes only.
@@ -38,15 +47,15 @@ func classify(msg []byte) msgKind {
 	}
 	rest := msg[len(keyType):]
 	switch {
-	case bytes.HasPrefix(rest, []byte(`event"`)):
+	case bytes.HasPrefix(rest, typeEvent):
 		return kindEvent
-	case bytes.HasPrefix(rest, []byte(`pong"`)):
+	case bytes.HasPrefix(rest, typePong):
 		return kindPong
-	case bytes.HasPrefix(rest, []byte(`subscribed"`)):
+	case bytes.HasPrefix(rest, typeSubscribed):
 		return kindSubscribed
-	case bytes.HasPrefix(rest, []byte(`connected"`)):
+	case bytes.HasPrefix(rest, typeConnected):
 		return kindConnected
-	case bytes.HasPrefix(rest, []byte(`error"`)):
+	case bytes.HasPrefix(rest, typeError):
 		return kindError
 	}
 	return kindOther

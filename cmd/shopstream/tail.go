@@ -2,13 +2,10 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -19,7 +16,7 @@ import (
 
 // tailOptions is what the tail command line asked for.
 type tailOptions struct {
-	base     *url.URL // the service's http(s) URL
+	client   *client.Client // of the service at --url
 	email    string
 	channels []string
 	filter   json.RawMessage // nil: no filter
@@ -52,11 +49,7 @@ func cmdTail(ctx context.Context, e env, args []string) error {
 	if err != nil {
 		return err
 	}
-	t, err := newTailer(opts, password, e)
-	if err != nil {
-		return err
-	}
-	return t.run(ctx)
+	return newTailer(opts, password, e).run(ctx)
 }
 
 func parseTailFlags(e env, args []string) (tailOptions, error) {
@@ -83,11 +76,11 @@ func parseTailFlags(e env, args []string) (tailOptions, error) {
 	if *since < 0 || *count < 0 {
 		return tailOptions{}, &usageError{"tail: --since and --count take a number, 0 or more"}
 	}
-	base, err := parseBaseURL(*rawURL)
+	c, err := client.New(*rawURL, client.WithBackoff(jitteredBackoff))
 	if err != nil {
-		return tailOptions{}, err
+		return tailOptions{}, &usageError{fmt.Sprintf("tail: --url: %v", err)}
 	}
-	opts := tailOptions{base: base, email: *email, channels: channels, actions: actions, json: *asJSON, since: *since, count: *count}
+	opts := tailOptions{client: c, email: *email, channels: channels, actions: actions, json: *asJSON, since: *since, count: *count}
 	if len(opts.channels) == 0 {
 		for _, ent := range config.Entities {
 			opts.channels = append(opts.channels, client.Channel(ent))
@@ -119,19 +112,6 @@ Environment:
 `)
 }
 
-func parseBaseURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, &usageError{fmt.Sprintf("tail: --url: %v", err)}
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, &usageError{fmt.Sprintf("tail: --url must be http://host[:port] or https://host[:port], got %q", raw)}
-	}
-	u.Path = strings.TrimSuffix(u.Path, "/")
-	u.RawQuery, u.Fragment = "", ""
-	return u, nil
-}
-
 // tailPassword reads SHOPSTREAM_PASSWORD or else the first line of stdin.
 func tailPassword(e env) (string, error) {
 	if p := e.getenv("SHOPSTREAM_PASSWORD"); p != "" {
@@ -157,26 +137,21 @@ const (
 
 var jitteredBackoff = client.FullJitter(tailMinBackoff, tailMaxBackoff)
 
-// tailer is one running tail: the client and where it prints.
+// tailer is one running tail: what it asked for and where it prints.
 type tailer struct {
 	opts     tailOptions
 	password string
-	client   *client.Client
 	stdout   io.Writer
 	stderr   io.Writer
 }
 
-func newTailer(opts tailOptions, password string, e env) (*tailer, error) {
-	c, err := client.New(opts.base.String(), client.WithBackoff(jitteredBackoff))
-	if err != nil {
-		return nil, fmt.Errorf("tail: %w", err)
-	}
-	return &tailer{opts: opts, password: password, client: c, stdout: e.stdout, stderr: e.stderr}, nil
+func newTailer(opts tailOptions, password string, e env) *tailer {
+	return &tailer{opts: opts, password: password, stdout: e.stdout, stderr: e.stderr}
 }
 
 // run logs in and prints the stream until ctx ends.
 func (t *tailer) run(ctx context.Context) error {
-	if err := t.client.Login(ctx, t.opts.email, t.password); err != nil {
+	if err := t.opts.client.Login(ctx, t.opts.email, t.password); err != nil {
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -188,7 +163,7 @@ func (t *tailer) run(ctx context.Context) error {
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	stream, err := t.client.Stream(ctx, subs...)
+	stream, err := t.opts.client.Stream(ctx, subs...)
 	if err != nil {
 		return fmt.Errorf("tail: %w", err)
 	}
@@ -210,12 +185,12 @@ func (t *tailer) run(ctx context.Context) error {
 }
 
 // print writes one event as a line: the server's JSON with --json, else
-// formatEvent's line; escaped for the terminal either way.
+// describeEvent's line; escaped for the terminal either way.
 func (t *tailer) print(ev client.Event) error {
 	line := string(ev.Raw)
 	if !t.opts.json {
 		var err error
-		if line, err = formatEvent(ev.Raw); err != nil {
+		if line, err = describeEvent(ev); err != nil {
 			return err
 		}
 	}
@@ -225,35 +200,28 @@ func (t *tailer) print(ev client.Event) error {
 	return nil
 }
 
-// eventMessage is the server's event message, with objects kept raw so that
-// their field order survives.
-type eventMessage struct {
-	ID        string          `json:"id"`
-	Event     string          `json:"event"`
-	Data      json.RawMessage `json:"data"`
-	Previous  json.RawMessage `json:"previous"`
-	Changed   json.RawMessage `json:"changed_fields"` // only when the row has a column of that name
-	Actor     string          `json:"actor"`
-	Timestamp string          `json:"timestamp"`
-}
-
 // createdFields is how many fields besides id a created or deleted event shows.
 const createdFields = 4
 
-// formatEvent renders an event message as one human line:
-//
-//	1043 2026-01-25T10:30:00.000Z order:updated id=123 status: pending → processing (actor warehouse-sync)
+// formatEvent renders an event message, as the server sent it, as one human
+// line (describeEvent).
 func formatEvent(raw []byte) (string, error) {
-	var ev eventMessage
-	if err := json.Unmarshal(raw, &ev); err != nil {
+	ev, err := client.DecodeEvent(raw)
+	if err != nil {
 		return "", fmt.Errorf("decoding event: %w", err)
 	}
-	parts := []string{ev.ID, ev.Timestamp, ev.Event}
-	_, action, _ := strings.Cut(ev.Event, ":")
-	if action != "truncated" {
-		detail, err := eventDetail(action, ev)
+	return describeEvent(ev)
+}
+
+// describeEvent renders an event as one human line:
+//
+//	1043 2026-01-25T10:30:00.000Z order:updated id=123 status: pending → processing (actor warehouse-sync)
+func describeEvent(ev client.Event) (string, error) {
+	parts := []string{strconv.FormatInt(ev.ID, 10), ev.Timestamp.UTC().Format(client.TimestampFormat), ev.Name()}
+	if ev.Action != client.ActionTruncated {
+		detail, err := eventDetail(ev)
 		if err != nil {
-			return "", fmt.Errorf("event %s: %w", ev.ID, err)
+			return "", fmt.Errorf("event %d: %w", ev.ID, err)
 		}
 		parts = append(parts, detail...)
 	}
@@ -264,17 +232,17 @@ func formatEvent(raw []byte) (string, error) {
 }
 
 // eventDetail is "id=N" and then the changes (updated) or a few fields.
-func eventDetail(action string, ev eventMessage) ([]string, error) {
-	data, err := objectFields(ev.Data)
+func eventDetail(ev client.Event) ([]string, error) {
+	data, err := client.Fields(ev.Data)
 	if err != nil {
 		return nil, fmt.Errorf("data: %w", err)
 	}
 	var out []string
-	if id, ok := lookupField(data, "id"); ok {
+	if id, ok := client.Lookup(data, "id"); ok {
 		out = append(out, "id="+renderValue(id))
 	}
-	if action == "updated" {
-		changes, err := describeChanges(data, ev.Changed, ev.Previous)
+	if ev.Action == client.ActionUpdated {
+		changes, err := describeChanges(ev.Changed, ev.Previous)
 		if err != nil {
 			return nil, err
 		}
@@ -282,81 +250,35 @@ func eventDetail(action string, ev eventMessage) ([]string, error) {
 	}
 	n := 0
 	for _, f := range data {
-		if f.key == "id" || f.key == "changed_fields" || n == createdFields {
+		if f.Name == "id" || f.Name == "changed_fields" || n == createdFields {
 			continue
 		}
-		out = append(out, f.key+"="+renderValue(f.val))
+		out = append(out, f.Name+"="+renderValue(f.Value))
 		n++
 	}
 	return out, nil
 }
 
-// describeChanges renders changed_fields as "field: old → new, ...": the
-// event's own, when it has them at its top level (the row has a column of
-// that name), else those in data.
-func describeChanges(data []jsonField, top, previous json.RawMessage) (string, error) {
-	raw := top
-	if raw == nil {
-		raw, _ = lookupField(data, "changed_fields")
-	}
-	changed, err := objectFields(raw)
+// describeChanges renders the changed fields (client.Event.Changed: the
+// event's own or those in data) as "field: old → new, ...".
+func describeChanges(changedFields, previous json.RawMessage) (string, error) {
+	changed, err := client.Fields(changedFields)
 	if err != nil {
 		return "", fmt.Errorf("changed_fields: %w", err)
 	}
-	prev, err := objectFields(previous)
+	prev, err := client.Fields(previous)
 	if err != nil {
 		return "", fmt.Errorf("previous: %w", err)
 	}
 	items := make([]string, 0, len(changed))
 	for _, f := range changed {
-		old, ok := lookupField(prev, f.key)
+		old, ok := client.Lookup(prev, f.Name)
 		if !ok {
 			old = json.RawMessage("null")
 		}
-		items = append(items, f.key+": "+renderValue(old)+" → "+renderValue(f.val))
+		items = append(items, f.Name+": "+renderValue(old)+" → "+renderValue(f.Value))
 	}
 	return strings.Join(items, ", "), nil
-}
-
-// jsonField is one member of a JSON object, in order.
-type jsonField struct {
-	key string
-	val json.RawMessage
-}
-
-// objectFields splits a JSON object into its members, keeping their order. An
-// absent or null value is an empty object.
-func objectFields(raw json.RawMessage) ([]jsonField, error) {
-	if len(raw) == 0 || string(raw) == "null" {
-		return nil, nil
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return nil, errors.New("not a JSON object")
-	}
-	var out []jsonField
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, fmt.Errorf("reading key: %w", err)
-		}
-		key, _ := tok.(string)
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil {
-			return nil, fmt.Errorf("reading %q: %w", key, err)
-		}
-		out = append(out, jsonField{key: key, val: val})
-	}
-	return out, nil
-}
-
-func lookupField(fields []jsonField, key string) (json.RawMessage, bool) {
-	for _, f := range fields {
-		if f.key == key {
-			return f.val, true
-		}
-	}
-	return nil, false
 }
 
 // renderValue prints a JSON value for people: plain strings without quotes,

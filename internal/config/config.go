@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shopstream/shopstream/internal/origin"
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 // Entities are the five kinds of business rows shopstream streams, in the order the
@@ -27,7 +28,7 @@ type Table struct {
 }
 
 // Channel is the socket channel that carries this table's events.
-func (t Table) Channel() string { return t.Entity + "_changes" }
+func (t Table) Channel() string { return wire.Channel(t.Entity) }
 
 // Config is the whole configuration of one shopstream process.
 type Config struct {

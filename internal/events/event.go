@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
+
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 // Change is one captured row: what a trigger appended in a writer's
@@ -53,7 +55,7 @@ type Record struct {
 }
 
 // Channel is the socket channel of the record's entity.
-func (r *Record) Channel() string { return r.Entity + "_changes" }
+func (r *Record) Channel() string { return wire.Channel(r.Entity) }
 
 // Columns says, per entity, which columns are secret and which are ignored.
 // Names are lower case and match column names case-insensitively.
@@ -422,13 +424,13 @@ func lookup(fields []field, i int, key []byte) ([]byte, bool) {
 }
 
 // TimestampFormat is how events carry time: UTC, milliseconds, ISO-8601.
-const TimestampFormat = "2006-01-02T15:04:05.000Z"
+const TimestampFormat = wire.TimestampFormat
 
 // Frame encodes the record as the socket's event message. It is computed once per
 // event and shared by every socket that receives it.
 func (r *Record) Frame() []byte {
 	buf := bytes.NewBuffer(make([]byte, 0, len(r.Data)+len(r.Previous)+160))
-	buf.WriteString(`{"type":"event","id":"`)
+	buf.WriteString(`{"type":"` + wire.TypeEvent + `","id":"`)
 	buf.WriteString(strconv.FormatInt(r.Position, 10))
 	buf.WriteString(`","channel":"`)
 	buf.WriteString(r.Channel())

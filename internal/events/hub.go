@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 // Subscriber is one socket as the hub sees it. Both methods must return at once.
@@ -25,8 +27,8 @@ type Subscriber interface {
 
 // Close codes the hub uses.
 const (
-	CloseGoingAway       = 1001
-	ClosePolicyViolation = 1008
+	CloseGoingAway       = wire.CloseGoingAway
+	ClosePolicyViolation = wire.CloseLoginRequired
 )
 
 // Subscription is what a subscriber asked of one channel.

@@ -9,6 +9,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/shopstream/shopstream/internal/events"
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 // maxBatchFrame bounds one batched frame; more queued messages go in the next.
@@ -62,7 +63,7 @@ func newClient(ctx context.Context, cancel context.CancelFunc, h *Handler, conn 
 	c := &client{
 		conn:       conn,
 		fw:         fw,
-		batch:      conn.Subprotocol() == BatchSubprotocol,
+		batch:      conn.Subprotocol() == wire.BatchSubprotocol,
 		limit:      h.cfg.SendQueue,
 		limitBytes: h.cfg.SendQueueBytes,
 		ctx:        ctx,
@@ -161,7 +162,7 @@ func (c *client) enqueueLocked(it item) bool {
 		return false
 	}
 	if len(c.queue) >= c.limit || (c.limitBytes > 0 && len(c.queue) > 0 && c.queued+len(it.msg) > c.limitBytes) {
-		c.closing, c.closeCode, c.closeReason, c.closeLabel = true, websocket.StatusTryAgainLater, "send queue full: resume with since", "slow"
+		c.closing, c.closeCode, c.closeReason, c.closeLabel = true, wire.CloseTryAgainLater, "send queue full: resume with since", "slow"
 		c.queue, c.queued = nil, 0
 		return false
 	}
@@ -192,11 +193,11 @@ func (c *client) close(code int, reason string, flush bool) {
 
 func labelFor(code int, reason string) string {
 	switch {
-	case code == int(websocket.StatusGoingAway):
+	case code == wire.CloseGoingAway:
 		return "shutdown"
 	case reason == rateLimitReason:
 		return "rate"
-	case code == int(websocket.StatusPolicyViolation):
+	case code == wire.CloseLoginRequired:
 		return "auth"
 	}
 	return "error"

@@ -156,8 +156,8 @@ func (g *guard) pass(ctx context.Context) {
 	g.hashes, g.users, g.rights = map[string]bool{}, map[int64]bool{}, false
 	g.mu.Unlock()
 
-	open := g.h.openSessions()
-	named := map[string]*session{} // one socket per session to check
+	open := g.h.openReaders()
+	named := map[string]*socketReader{} // one socket per session to check
 	for _, s := range open {
 		if _, ok := hashes[s.hash]; ok || users[s.user.ID] {
 			named[s.token] = s
@@ -195,7 +195,7 @@ func (g *guard) pass(ctx context.Context) {
 
 // checkRights re-reads the channels every open socket's user may read now and
 // ends the subscriptions they no longer may.
-func (g *guard) checkRights(ctx context.Context, open []*session) error {
+func (g *guard) checkRights(ctx context.Context, open []*socketReader) error {
 	if len(open) == 0 {
 		return nil
 	}

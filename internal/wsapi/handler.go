@@ -1,6 +1,3 @@
-// Package wsapi is the socket protocol of GET /ws: the handshake (Origin, session),
-// the read loop that answers client messages, and the writer workers that drain
-// the sockets' bounded queues.
 package wsapi
 
 import (
@@ -19,6 +16,7 @@ import (
 	"github.com/shopstream/shopstream/internal/auth"
 	"github.com/shopstream/shopstream/internal/events"
 	"github.com/shopstream/shopstream/internal/origin"
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 // Sessions resolves a session token to its user.
@@ -92,8 +90,8 @@ type Handler struct {
 	mu      sync.Mutex
 	total   int
 	perUser map[int64]int
-	clients map[*client]*session // open sockets, for the pinger and the guard
-	slots   int                  // sockets tracked so far: the next one's ping slot
+	clients map[*client]*socketReader // open sockets, for the pinger and the guard
+	slots   int                       // sockets tracked so far: the next one's ping slot
 	sets    map[string]map[string]bool
 }
 
@@ -150,10 +148,10 @@ func (h *Handler) openClients() []*client {
 	return open
 }
 
-func (h *Handler) openSessions() []*session {
+func (h *Handler) openReaders() []*socketReader {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	open := make([]*session, 0, len(h.clients))
+	open := make([]*socketReader, 0, len(h.clients))
 	for _, s := range h.clients {
 		open = append(open, s)
 	}
@@ -217,7 +215,7 @@ func NewHandler(base context.Context, cfg Config, hub *events.Hub, sessions Sess
 		obs = noObserver{}
 	}
 	h := &Handler{cfg: cfg, hub: hub, sessions: sessions, roles: roles, replayer: replayer, keeper: keeper, obs: obs,
-		fields: newFieldCache(cfg.Fields), log: log, base: base, perUser: map[int64]int{}, clients: map[*client]*session{}, sets: map[string]map[string]bool{}}
+		fields: newFieldCache(cfg.Fields), log: log, base: base, perUser: map[int64]int{}, clients: map[*client]*socketReader{}, sets: map[string]map[string]bool{}}
 	h.guard = newGuard(h)
 	stages, ok := obs.(StageObserver)
 	if !ok {
@@ -271,7 +269,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	sw := smallBuffers(w)
 	conn, err := websocket.Accept(sw, r, &websocket.AcceptOptions{
-		Subprotocols:       []string{BatchSubprotocol},
+		Subprotocols:       []string{wire.BatchSubprotocol},
 		InsecureSkipVerify: true, // originRefused checked Origin, scheme included
 	})
 	if err != nil {
@@ -300,7 +298,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		held = false
 		h.release(user.ID)
 		h.log.Error("reading role", "err", err)
-		_ = conn.Close(websocket.StatusInternalError, "internal error")
+		_ = conn.Close(wire.CloseInternalError, "internal error")
 		return
 	}
 	// Serve on a fresh goroutine and let the request's goroutine return: its deep
@@ -408,7 +406,7 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 	hash := auth.TokenHash(token)
 	if !h.hub.Register(c, hash, user.ID) {
 		h.release(user.ID)
-		_ = conn.Close(websocket.StatusGoingAway, "server shutting down")
+		_ = conn.Close(wire.CloseGoingAway, "server shutting down")
 		return
 	}
 	defer h.hub.Unregister(c)
@@ -420,7 +418,7 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 	defer h.keeper.Remove(token)
 	start := time.Now()
 	h.log.Info("socket opened", "user_id", user.ID, "origin", origin, "session", hash[:12], "batch", c.batch)
-	s := &session{h: h, c: c, user: sessionUser{ID: user.ID, Role: user.Role}, token: token, hash: hash, allowed: h.roleSet(allowed),
+	s := &socketReader{h: h, c: c, user: socketUser{ID: user.ID, Role: user.Role}, token: token, hash: hash, allowed: h.roleSet(allowed),
 		limiter: rate.NewLimiter(rate.Limit(h.cfg.MessageRate), h.cfg.MessageBurst)}
 	h.track(c, s)
 	defer h.track(c, nil)
@@ -443,8 +441,8 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 		"duration", time.Since(start).Round(time.Millisecond))
 }
 
-// track registers the open socket c with its session s; a nil s forgets c.
-func (h *Handler) track(c *client, s *session) {
+// track registers the open socket c with its reader s; a nil s forgets c.
+func (h *Handler) track(c *client, s *socketReader) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if s != nil {
@@ -457,7 +455,7 @@ func (h *Handler) track(c *client, s *session) {
 }
 
 // roleSet returns the set of list, shared by every socket opened with the
-// same channels (sets are read-only: restrict replaces a session's whole):
+// same channels (sets are read-only: restrict replaces a reader's whole):
 // 10,000 sockets of one role hold one set, not 10,000, and not the strings
 // each role query scanned.
 func (h *Handler) roleSet(list []string) map[string]bool {

@@ -122,12 +122,12 @@ func TestSignalBoundsPendingNames(t *testing.T) {
 // pass, still marked as named by a signal.
 func TestGuardPassBudget(t *testing.T) {
 	var resolved int
-	h := &Handler{clients: map[*client]*session{}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), hub: events.NewHub()}
+	h := &Handler{clients: map[*client]*socketReader{}, log: slog.New(slog.NewTextHandler(io.Discard, nil)), hub: events.NewHub()}
 	h.sessions = countingSessions{n: &resolved}
 	h.guard = newGuard(h)
 	for i := 0; i < guardBudget+10; i++ {
 		tok := strconv.Itoa(i)
-		s := &session{h: h, c: &client{}, token: tok, hash: auth.TokenHash(tok), user: sessionUser{ID: int64(i + 1)}}
+		s := &socketReader{h: h, c: &client{}, token: tok, hash: auth.TokenHash(tok), user: socketUser{ID: int64(i + 1)}}
 		h.clients[s.c] = s
 		h.guard.signal(s.hash)
 	}

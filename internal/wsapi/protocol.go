@@ -10,21 +10,8 @@ import (
 	"time"
 
 	"github.com/shopstream/shopstream/internal/events"
+	"github.com/shopstream/shopstream/internal/wire"
 )
-
-// Error codes of the "error" message.
-const (
-	CodeInvalidRequest    = "invalid_request"
-	CodeUnknownChannel    = "unknown_channel"
-	CodeForbidden         = "forbidden"
-	CodeSubscriptionLimit = "subscription_limit"
-	CodeRateLimited       = "rate_limited"
-	CodeInternal          = "internal_error"
-)
-
-// BatchSubprotocol lets the server put several messages, newline-separated, in
-// one frame.
-const BatchSubprotocol = "shopstream.batch"
 
 // request is a client message. Unknown fields are refused.
 type request struct {
@@ -37,6 +24,9 @@ type request struct {
 }
 
 // protocolError is an error the client is told about; the socket stays open.
+// The request helpers return it as *protocolError, nil on success, so that the
+// type says what the client is told. Never store one in an error variable: a
+// nil *protocolError in an error interface is not nil.
 type protocolError struct {
 	Code    string
 	Message string
@@ -45,7 +35,7 @@ type protocolError struct {
 func (e *protocolError) Error() string { return e.Code + ": " + e.Message }
 
 func invalid(format string, args ...any) *protocolError {
-	return &protocolError{Code: CodeInvalidRequest, Message: fmt.Sprintf(format, args...)}
+	return &protocolError{Code: wire.CodeInvalidRequest, Message: fmt.Sprintf(format, args...)}
 }
 
 // maxDepth bounds the nesting of a client message; nothing valid nests deeper than 3.
@@ -53,10 +43,10 @@ const maxDepth = 8
 
 // decodeRequest parses one client frame strictly: one JSON object, known fields,
 // bounded nesting.
-func decodeRequest(b []byte) (request, error) {
+func decodeRequest(b []byte) (request, *protocolError) {
 	var r request
-	if err := checkDepth(b, maxDepth); err != nil {
-		return r, err
+	if perr := checkDepth(b, maxDepth); perr != nil {
+		return r, perr
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
@@ -81,7 +71,7 @@ func describeJSONError(err error) string {
 }
 
 // checkDepth refuses JSON nested deeper than max, before decoding it.
-func checkDepth(b []byte, max int) error {
+func checkDepth(b []byte, max int) *protocolError {
 	depth := 0
 	inString, escaped := false, false
 	for _, c := range b {
@@ -104,8 +94,8 @@ func checkDepth(b []byte, max int) error {
 	return nil
 }
 
-// channels returns the channels a subscribe or unsubscribe names.
-func (r request) channelList() ([]string, error) {
+// channelList returns the channels a subscribe or unsubscribe names.
+func (r request) channelList() ([]string, *protocolError) {
 	switch {
 	case r.Channel != "" && len(r.Channels) > 0:
 		return nil, invalid(`give "channel" or "channels", not both`)
@@ -118,7 +108,7 @@ func (r request) channelList() ([]string, error) {
 }
 
 // since parses the optional resume position: a string or a number of digits.
-func (r request) since() (int64, bool, error) {
+func (r request) since() (int64, bool, *protocolError) {
 	if len(r.Since) == 0 || string(r.Since) == "null" {
 		return 0, false, nil
 	}
@@ -134,7 +124,7 @@ func (r request) since() (int64, bool, error) {
 }
 
 // subscription builds the hub subscription from filter and actions.
-func (r request) subscription() (*events.Subscription, error) {
+func (r request) subscription() (*events.Subscription, *protocolError) {
 	f, err := events.ParseFilter(r.Filter)
 	if err != nil {
 		return nil, invalid("%s", err.Error())
@@ -149,23 +139,23 @@ func (r request) subscription() (*events.Subscription, error) {
 // Server messages. They are built by hand: small, fixed shapes, hot paths.
 
 func msgConnected(userID int64) []byte {
-	return []byte(`{"type":"connected","message":"WebSocket connection established","userId":` + strconv.FormatInt(userID, 10) + `}`)
+	return []byte(`{"type":"` + wire.TypeConnected + `","message":"WebSocket connection established","userId":` + strconv.FormatInt(userID, 10) + `}`)
 }
 
 func msgSubscribed(channel string, position int64) []byte {
-	return []byte(`{"type":"subscribed","channel":"` + channel + `","position":"` + strconv.FormatInt(position, 10) + `"}`)
+	return []byte(`{"type":"` + wire.TypeSubscribed + `","channel":"` + channel + `","position":"` + strconv.FormatInt(position, 10) + `"}`)
 }
 
 func msgUnsubscribed(channel string) []byte {
-	return []byte(`{"type":"unsubscribed","channel":"` + channel + `"}`)
+	return []byte(`{"type":"` + wire.TypeUnsubscribed + `","channel":"` + channel + `"}`)
 }
 
 func msgResync(channel string) []byte {
-	return []byte(`{"type":"resync_required","channel":"` + channel + `"}`)
+	return []byte(`{"type":"` + wire.TypeResyncRequired + `","channel":"` + channel + `"}`)
 }
 
 func msgPong(now time.Time) []byte {
-	return []byte(`{"type":"pong","timestamp":"` + now.UTC().Format(events.TimestampFormat) + `"}`)
+	return []byte(`{"type":"` + wire.TypePong + `","timestamp":"` + now.UTC().Format(wire.TimestampFormat) + `"}`)
 }
 
 // msgChannelError is an error about one channel the client subscribed to:
@@ -176,7 +166,7 @@ func msgChannelError(code, channel, message string) []byte {
 		Code    string `json:"code"`
 		Channel string `json:"channel"`
 		Message string `json:"message"`
-	}{"error", code, channel, message})
+	}{wire.TypeError, code, channel, message})
 	return b
 }
 
@@ -185,6 +175,6 @@ func msgError(code, message string) []byte {
 		Type    string `json:"type"`
 		Code    string `json:"code"`
 		Message string `json:"message"`
-	}{"error", code, message})
+	}{wire.TypeError, code, message})
 	return b
 }

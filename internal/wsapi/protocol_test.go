@@ -46,7 +46,7 @@ func TestDecodeRequest(t *testing.T) {
 			request{Type: "subscribe", Channel: "orders_changes", Since: json.RawMessage(`1042`)}},
 		{"unsubscribe", `{"type":"unsubscribe","channel":"orders_changes"}`,
 			request{Type: "unsubscribe", Channel: "orders_changes"}},
-		{"unknown type is the session's business", `{"type":"hello"}`, request{Type: "hello"}},
+		{"unknown type is the reader's business", `{"type":"hello"}`, request{Type: "hello"}},
 		{"brackets inside strings do not count", `{"type":"ping","channel":"[[[[[[[[[[{{{{{{{{{{\"[[[[[[[[[["}`,
 			request{Type: "ping", Channel: `[[[[[[[[[[{{{{{{{{{{"[[[[[[[[[[`}},
 		{"nesting at the limit", `{"type":"subscribe","filter":{"a":[[[[[[1]]]]]]}}`,
@@ -98,7 +98,7 @@ func TestDecodeRequestInvalid(t *testing.T) {
 			if err == nil {
 				t.Fatalf("decodeRequest = %+v, want error", r)
 			}
-			wantProtocolError(t, err, CodeInvalidRequest, tt.msg)
+			wantProtocolError(t, err, "invalid_request", tt.msg)
 		})
 	}
 }
@@ -138,7 +138,7 @@ func TestRequestSince(t *testing.T) {
 				if err == nil {
 					t.Fatalf("since() = %d, %v, want error", n, resume)
 				}
-				wantProtocolError(t, err, CodeInvalidRequest, `"since" must be an event id`)
+				wantProtocolError(t, err, "invalid_request", `"since" must be an event id`)
 				return
 			}
 			if err != nil {
@@ -179,7 +179,7 @@ func TestRequestChannelList(t *testing.T) {
 				if err == nil {
 					t.Fatalf("channelList() = %q, want error", got)
 				}
-				wantProtocolError(t, err, CodeInvalidRequest, tt.msg)
+				wantProtocolError(t, err, "invalid_request", tt.msg)
 				return
 			}
 			if err != nil {
@@ -219,7 +219,7 @@ func TestRequestSubscription(t *testing.T) {
 		if sub, err := r.subscription(); err == nil {
 			t.Errorf("%s: subscription() = %+v, want error", in, sub)
 		} else {
-			wantProtocolError(t, err, CodeInvalidRequest, "")
+			wantProtocolError(t, err, "invalid_request", "")
 		}
 	}
 }
@@ -235,7 +235,7 @@ func TestMsgError(t *testing.T) {
 		"line sep \u2028\u2029",
 		"",
 	} {
-		b := msgError(CodeInvalidRequest, msg)
+		b := msgError("invalid_request", msg)
 		if !json.Valid(b) {
 			t.Errorf("msgError(%q) is not valid JSON: %s", msg, b)
 			continue
@@ -247,14 +247,14 @@ func TestMsgError(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := strings.Map(func(r rune) rune { return r }, msg) // each invalid byte becomes U+FFFD
-		if got.Type != "error" || got.Code != CodeInvalidRequest || got.Message != want {
+		if got.Type != "error" || got.Code != "invalid_request" || got.Message != want {
 			t.Errorf("msgError(%q) decodes to %+v", msg, got)
 		}
 		if strings.ContainsAny(string(b), "\n\r\x00") {
 			t.Errorf("msgError(%q) has raw control characters: %q", msg, b)
 		}
 	}
-	if got, want := string(msgError(CodeForbidden, `your role may not read "x"`)),
+	if got, want := string(msgError("forbidden", `your role may not read "x"`)),
 		`{"type":"error","code":"forbidden","message":"your role may not read \"x\""}`; got != want {
 		t.Errorf("msgError:\n got %s\nwant %s", got, want)
 	}
@@ -303,14 +303,11 @@ func FuzzDecodeRequest(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := decodeRequest(b)
-		if err != nil {
-			// The session hands the error to the client as a *protocolError.
-			if _, ok := err.(*protocolError); !ok {
-				t.Fatalf("error %v is a %T, not a *protocolError", err, err)
-			}
-			if !json.Valid(msgError(err.(*protocolError).Code, err.(*protocolError).Message)) {
-				t.Fatalf("error message is not valid JSON")
+		r, perr := decodeRequest(b)
+		if perr != nil {
+			// The socket reader hands the error to the client as it is.
+			if perr.Code == "" || !json.Valid(msgError(perr.Code, perr.Message)) {
+				t.Fatalf("error %+v makes no valid error message", perr)
 			}
 			return
 		}
@@ -320,15 +317,15 @@ func FuzzDecodeRequest(f *testing.F) {
 		if !json.Valid(b) {
 			t.Fatalf("accepted invalid JSON: %q", b)
 		}
-		for _, call := range []func() error{
-			func() error { _, err := r.channelList(); return err },
-			func() error { _, _, err := r.since(); return err },
-			func() error { _, err := r.subscription(); return err },
+		// Each helper's error is what the client is told: a code, and a
+		// message that encodes.
+		for _, call := range []func() *protocolError{
+			func() *protocolError { _, perr := r.channelList(); return perr },
+			func() *protocolError { _, _, perr := r.since(); return perr },
+			func() *protocolError { _, perr := r.subscription(); return perr },
 		} {
-			if err := call(); err != nil {
-				if _, ok := err.(*protocolError); !ok {
-					t.Fatalf("error %v is a %T, not a *protocolError", err, err)
-				}
+			if perr := call(); perr != nil && (perr.Code == "" || !json.Valid(msgError(perr.Code, perr.Message))) {
+				t.Fatalf("error %+v makes no valid error message", perr)
 			}
 		}
 		if n, resume, err := r.since(); err == nil && (n < 0 || (!resume && n != 0)) {

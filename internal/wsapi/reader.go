@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/shopstream/shopstream/internal/events"
+	"github.com/shopstream/shopstream/internal/wire"
 )
 
 // strikesBeforeClose is how many rate-limited messages in a row close the socket.
@@ -20,12 +20,16 @@ const strikesBeforeClose = 20
 
 const rateLimitReason = "message rate limit exceeded"
 
-// session is the read side of one socket.
-type session struct {
+// socketReader is the read side of one socket: it runs the socket's read
+// loop on the socket's own goroutine (Handler.serve) and keeps what answering
+// the client needs: the user and login session it was opened with, the
+// user's rights, the subscriptions, the message rate. It writes nothing to
+// the connection itself: its answers go through the client's queue (Send).
+type socketReader struct {
 	h       *Handler
 	c       *client
-	user    sessionUser
-	token   string // the session's token, to check it again (the guard)
+	user    socketUser
+	token   string // the login session's token, to check it again (the guard)
 	hash    string // its SHA-256, as signals and logs name it
 	limiter *rate.Limiter
 	strikes int
@@ -40,23 +44,23 @@ type session struct {
 	subs    []string // the subscribed channels (a slice: few, and an idle socket's map would cost more)
 }
 
-func (s *session) subscribedLocked(ch string) bool { return slices.Contains(s.subs, ch) }
+func (s *socketReader) subscribedLocked(ch string) bool { return slices.Contains(s.subs, ch) }
 
-func (s *session) forgetLocked(ch string) {
+func (s *socketReader) forgetLocked(ch string) {
 	s.subs = slices.DeleteFunc(s.subs, func(c string) bool { return c == ch })
 }
 
-// sessionUser is what a socket keeps of its user: the rest (the email, the
+// socketUser is what a socket keeps of its user: the rest (the email, the
 // password hash) is not needed after the handshake, and would stay in memory
 // for the socket's life.
-type sessionUser struct {
+type socketUser struct {
 	ID   int64
 	Role string
 }
 
 // readLoop reads client messages until the socket closes. Its reads do not
 // hang on ctx (see client.stop); handling a message does.
-func (s *session) readLoop(ctx context.Context) error {
+func (s *socketReader) readLoop(ctx context.Context) error {
 	rctx := context.Background() // values neither: reads need none
 	for {
 		typ, b, err := s.c.conn.Read(rctx)
@@ -69,20 +73,20 @@ func (s *session) readLoop(ctx context.Context) error {
 		if typ == websocket.MessageText && !utf8.Valid(b) {
 			// RFC 6455 §8.1: a text frame that is not UTF-8 fails the connection.
 			s.failed = true
-			s.c.Close(int(websocket.StatusInvalidFramePayloadData), "text frames must be UTF-8")
+			s.c.Close(wire.CloseInvalidUTF8, "text frames must be UTF-8")
 			continue
 		}
 		if !s.limiter.Allow() {
 			if s.strikes++; s.strikes > strikesBeforeClose {
-				s.c.closeAfterFlush(int(websocket.StatusPolicyViolation), rateLimitReason)
+				s.c.closeAfterFlush(wire.CloseLoginRequired, rateLimitReason)
 				continue
 			}
-			s.c.Send(msgError(CodeRateLimited, "too many messages: slow down"))
+			s.c.Send(msgError(wire.CodeRateLimited, "too many messages: slow down"))
 			continue
 		}
 		s.strikes = 0
 		if typ != websocket.MessageText {
-			s.c.Send(msgError(CodeInvalidRequest, "binary frames are not accepted: send JSON text"))
+			s.c.Send(msgError(wire.CodeInvalidRequest, "binary frames are not accepted: send JSON text"))
 			continue
 		}
 		if perr := s.handleAside(ctx, b); perr != nil {
@@ -95,23 +99,23 @@ func (s *session) readLoop(ctx context.Context) error {
 // and subscribing need a deeper stack than reading; a goroutine's stack never
 // shrinks below four times what it uses, so if the socket's reader grew its
 // own, every idle socket would keep the larger stack.
-func (s *session) handleAside(ctx context.Context, b []byte) *protocolError {
+func (s *socketReader) handleAside(ctx context.Context, b []byte) *protocolError {
 	done := make(chan *protocolError, 1)
 	go func() { done <- s.handle(ctx, b) }()
 	return <-done
 }
 
-func (s *session) handle(ctx context.Context, b []byte) *protocolError {
-	req, err := decodeRequest(b)
-	if err != nil {
-		return err.(*protocolError)
+func (s *socketReader) handle(ctx context.Context, b []byte) *protocolError {
+	req, perr := decodeRequest(b)
+	if perr != nil {
+		return perr
 	}
 	switch req.Type {
-	case "ping":
+	case wire.TypePing:
 		s.c.Send(msgPong(time.Now()))
-	case "subscribe":
+	case wire.TypeSubscribe:
 		return s.subscribe(ctx, req)
-	case "unsubscribe":
+	case wire.TypeUnsubscribe:
 		return s.unsubscribe(req)
 	default:
 		return invalid("unknown message type %q", req.Type)
@@ -119,18 +123,18 @@ func (s *session) handle(ctx context.Context, b []byte) *protocolError {
 	return nil
 }
 
-func (s *session) checkChannel(ch string) *protocolError {
+func (s *socketReader) checkChannel(ch string) *protocolError {
 	if !s.h.channelExists(ch) {
-		return &protocolError{Code: CodeUnknownChannel, Message: "unknown channel " + quote(ch)}
+		return &protocolError{Code: wire.CodeUnknownChannel, Message: "unknown channel " + quote(ch)}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.checkAllowedLocked(ch)
 }
 
-func (s *session) checkAllowedLocked(ch string) *protocolError {
+func (s *socketReader) checkAllowedLocked(ch string) *protocolError {
 	if !s.allowed[ch] {
-		return &protocolError{Code: CodeForbidden, Message: "your role may not read " + ch}
+		return &protocolError{Code: wire.CodeForbidden, Message: "your role may not read " + ch}
 	}
 	return nil
 }
@@ -139,7 +143,7 @@ func (s *session) checkAllowedLocked(ch string) *protocolError {
 // channels no longer allowed end, each with an error forbidden naming its
 // channel (the socket stays open; a new subscribe to the channel is refused),
 // and newly granted channels may be subscribed.
-func (s *session) restrict(allowed map[string]bool) {
+func (s *socketReader) restrict(allowed map[string]bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.allowed = allowed
@@ -153,7 +157,7 @@ func (s *session) restrict(allowed map[string]bool) {
 	for _, ch := range revoked {
 		s.forgetLocked(ch)
 		s.h.hub.Unsubscribe(s.c, ch)
-		s.c.Send(msgChannelError(CodeForbidden, ch, "your role may no longer read "+ch))
+		s.c.Send(msgChannelError(wire.CodeForbidden, ch, "your role may no longer read "+ch))
 	}
 	if len(revoked) > 0 {
 		s.h.log.Info("subscriptions revoked", "user_id", s.user.ID, "channels", revoked)
@@ -162,24 +166,24 @@ func (s *session) restrict(allowed map[string]bool) {
 
 // reading reports whether the socket still subscribes to ch (a replay stops
 // when the subscription was revoked or ended).
-func (s *session) reading(ch string) bool {
+func (s *socketReader) reading(ch string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.subscribedLocked(ch)
 }
 
-func (s *session) subscribe(ctx context.Context, req request) *protocolError {
-	channels, err := req.channelList()
-	if err != nil {
-		return err.(*protocolError)
+func (s *socketReader) subscribe(ctx context.Context, req request) *protocolError {
+	channels, perr := req.channelList()
+	if perr != nil {
+		return perr
 	}
-	sub, err := req.subscription()
-	if err != nil {
-		return err.(*protocolError)
+	sub, perr := req.subscription()
+	if perr != nil {
+		return perr
 	}
-	since, resume, err := req.since()
-	if err != nil {
-		return err.(*protocolError)
+	since, resume, perr := req.since()
+	if perr != nil {
+		return perr
 	}
 	if resume && since > s.h.hub.Position() {
 		if perr := s.awaitPosition(ctx, since); perr != nil {
@@ -202,7 +206,7 @@ func (s *session) subscribe(ctx context.Context, req request) *protocolError {
 		}
 		if !s.subscribedLocked(ch) { // else the new subscription replaces the old one
 			if len(s.subs) >= s.h.cfg.MaxSubscriptions {
-				return &protocolError{Code: CodeSubscriptionLimit, Message: "too many subscriptions on this connection"}
+				return &protocolError{Code: wire.CodeSubscriptionLimit, Message: "too many subscriptions on this connection"}
 			}
 			s.subs = append(s.subs, ch)
 		}
@@ -229,11 +233,11 @@ const sinceWait = 5 * time.Second
 // the log short (the ids stay handed out): the subscription waits until this
 // instance's listener has read that far, so that nothing is replayed twice. A
 // since no sequencer ever handed out is refused at once.
-func (s *session) awaitPosition(ctx context.Context, since int64) *protocolError {
+func (s *socketReader) awaitPosition(ctx context.Context, since int64) *protocolError {
 	handed, err := s.h.replayer.HandedOut(ctx)
 	if err != nil {
 		s.h.log.Error("reading the log position", "err", err)
-		return &protocolError{Code: CodeInternal, Message: "could not check since: try again"}
+		return &protocolError{Code: wire.CodeInternal, Message: "could not check since: try again"}
 	}
 	if since > handed {
 		return invalid(`"since" %d is ahead of the log`, since)
@@ -247,7 +251,7 @@ func (s *session) awaitPosition(ctx context.Context, since int64) *protocolError
 }
 
 // checkFilter refuses a filter on a field the channel's rows do not have.
-func (s *session) checkFilter(ctx context.Context, channel string, f events.Filter) *protocolError {
+func (s *socketReader) checkFilter(ctx context.Context, channel string, f events.Filter) *protocolError {
 	if len(f) == 0 || s.h.cfg.Fields == nil {
 		return nil
 	}
@@ -259,7 +263,7 @@ func (s *session) checkFilter(ctx context.Context, channel string, f events.Filt
 	missing, err := s.h.fields.has(ctx, entityOf(channel), names)
 	if err != nil {
 		s.h.log.Error("reading table columns", "err", err)
-		return &protocolError{Code: CodeInternal, Message: "could not check the filter: try again"}
+		return &protocolError{Code: wire.CodeInternal, Message: "could not check the filter: try again"}
 	}
 	if missing != "" {
 		return invalid("filter names %s, which %s rows do not have", quote(missing), entityOf(channel))
@@ -267,16 +271,16 @@ func (s *session) checkFilter(ctx context.Context, channel string, f events.Filt
 	return nil
 }
 
-func entityOf(channel string) string { return strings.TrimSuffix(channel, "_changes") }
+func entityOf(channel string) string { return wire.Entity(channel) }
 
-func (s *session) unsubscribe(req request) *protocolError {
-	channels, err := req.channelList()
-	if err != nil {
-		return err.(*protocolError)
+func (s *socketReader) unsubscribe(req request) *protocolError {
+	channels, perr := req.channelList()
+	if perr != nil {
+		return perr
 	}
 	for _, ch := range channels {
 		if !s.h.channelExists(ch) {
-			return &protocolError{Code: CodeUnknownChannel, Message: "unknown channel " + quote(ch)}
+			return &protocolError{Code: wire.CodeUnknownChannel, Message: "unknown channel " + quote(ch)}
 		}
 	}
 	s.mu.Lock()
