@@ -250,8 +250,8 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 		}
 		return fmt.Errorf("listening on %s: %w", cfg.ListenAddr, err)
 	}
-	if addr := e.getenv("DEBUG_ADDR"); addr != "" {
-		go servePprof(addr, log)
+	if cfg.DebugAddr != "" {
+		go servePprof(cfg.DebugAddr, log)
 	}
 	srv, capped := httpServer(cfg, handler, ln, log)
 	m.RefreshDB(ctx) // the first scrape has the database gauges
