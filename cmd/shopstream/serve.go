@@ -288,7 +288,13 @@ func (s *server) run(ctx context.Context, e env, srv *http.Server, ln net.Listen
 	s.draining.Store(true)
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	go func() { _ = srv.Shutdown(shutCtx) }()
+	// One Shutdown, started first: it closes the listener at once (no new
+	// connection), then waits for the requests in flight. It does not see the
+	// hijacked sockets, so meanwhile the hub closes them (1001) and they
+	// drain; the background loops stop; and only then is Shutdown's end
+	// awaited, before the caller closes the pool.
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Shutdown(shutCtx) }()
 	s.hub.Shutdown()
 	if werr := s.sockets.Wait(shutCtx); werr != nil {
 		s.log.Warn("sockets still open at shutdown deadline", "err", werr)
@@ -296,7 +302,9 @@ func (s *server) run(ctx context.Context, e env, srv *http.Server, ln net.Listen
 	stopBg()
 	wg.Wait()
 	s.store.StopCleanup()
-	_ = srv.Shutdown(shutCtx)
+	if herr := <-httpDone; herr != nil {
+		s.log.Warn("requests still running at shutdown deadline", "err", herr)
+	}
 	s.log.Info("stopped")
 	return err
 }
