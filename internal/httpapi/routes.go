@@ -54,7 +54,8 @@ type Deps struct {
 	Log            *slog.Logger
 }
 
-// New returns the echo server with every route.
+// New returns the echo server with every route. A Deps without MaxBodyBytes
+// is a programming error: New panics (the limit comes from HTTP_MAX_BODY_BYTES).
 func New(d Deps) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
