@@ -1,5 +1,8 @@
 // Package config reads shopstream's settings from environment variables, applies
-// defaults and validates them. It holds no global state: Load takes a getenv func.
+// defaults and validates them. Vars is the one table of the variables: their
+// defaults (which Load parses, as it parses a set value), and the help that
+// `shopstream help` prints and the README repeats. It holds no other state:
+// Load takes a getenv func.
 package config
 
 import (
