@@ -172,29 +172,6 @@ var Vars = []Var{
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 }
 
-// lookup is the Var named name; a per-entity name (ALLOWED_COLUMNS_ORDER,
-// SECRET_COLUMNS_CUSTOMER) is the Var of its form (ALLOWED_COLUMNS_<ENTITY>),
-// or of the variable whose help describes the form (SECRET_COLUMNS).
-func lookup(name string) (Var, bool) {
-	for _, v := range Vars {
-		if v.Name == name {
-			return v, true
-		}
-	}
-	for _, e := range Entities {
-		base, ok := strings.CutSuffix(name, "_"+strings.ToUpper(e))
-		if !ok {
-			continue
-		}
-		for _, v := range Vars {
-			if v.Name == base+"_<ENTITY>" || (v.Name == base && strings.Contains(v.Help, base+"_<ENTITY>")) {
-				return v, true
-			}
-		}
-	}
-	return Var{}, false
-}
-
 // Load reads the configuration through getenv and validates it. Every
 // default comes from Vars.
 func Load(getenv func(string) string) (Config, error) {
