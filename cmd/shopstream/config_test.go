@@ -3,10 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 
 	"github.com/shopstream/shopstream/internal/config"
+	"github.com/shopstream/shopstream/internal/pgtest"
 )
 
 // TestHelpListsEveryVariable: `shopstream help` prints config.Vars, each
@@ -48,5 +52,43 @@ func TestConfigErrorStopsServe(t *testing.T) {
 	err = run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, nil, &out, &out)
 	if want := "configuration: DEBUG_ADDR: want host:port, got \"localhost\""; err == nil || err.Error() != want {
 		t.Fatalf("err = %v, want %s", err, want)
+	}
+}
+
+// TestDebugAddrServesPprof: DEBUG_ADDR serves pprof there and not on
+// LISTEN_ADDR; a taken DEBUG_ADDR stops serve at start, naming it.
+func TestDebugAddrServesPprof(t *testing.T) {
+	t.Parallel()
+	db := pgtest.NewDB(t)
+	s := startServer(t, db, map[string]string{"DEBUG_ADDR": "127.0.0.1:0"})
+	if s.DebugURL == "" {
+		t.Fatal("serve did not print the pprof address")
+	}
+	get := func(url string) (int, string) {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get(s.DebugURL + "/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
+		t.Errorf("DEBUG_ADDR /debug/pprof/: %d %.200s", code, body)
+	}
+	if _, body := get(s.URL + "/debug/pprof/"); strings.Contains(body, "goroutine") {
+		t.Error("LISTEN_ADDR serves pprof too")
+	}
+
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	env := map[string]string{"DATABASE_URL": db, "LISTEN_ADDR": "127.0.0.1:0", "DEBUG_ADDR": taken.Addr().String()}
+	var out bytes.Buffer
+	err = run(context.Background(), []string{"serve"}, func(k string) string { return env[k] }, strings.NewReader(""), &out, &out)
+	if want := "listening on DEBUG_ADDR " + taken.Addr().String() + ": "; err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("a taken DEBUG_ADDR: err = %v, want it to start with %q", err, want)
 	}
 }

@@ -39,10 +39,12 @@ type testServer struct {
 	URL string
 	// MetricsURL is METRICS_ADDR's server, when set.
 	MetricsURL string
-	DBURL      string
-	Log        *lockedBuffer
-	stop       context.CancelFunc
-	done       chan error
+	// DebugURL is DEBUG_ADDR's pprof server, when set.
+	DebugURL string
+	DBURL    string
+	Log      *lockedBuffer
+	stop     context.CancelFunc
+	done     chan error
 }
 
 // startServer runs `shopstream serve` against dbURL with extra environment.
@@ -65,6 +67,9 @@ func startServer(t testing.TB, dbURL string, extra map[string]string) *testServe
 	}()
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
+		if addr, ok := strings.CutPrefix(sc.Text(), "pprof listening on "); ok {
+			s.DebugURL = addr
+		}
 		if addr, ok := strings.CutPrefix(sc.Text(), "metrics listening on "); ok {
 			s.MetricsURL = addr
 			checkContract(t, addr)

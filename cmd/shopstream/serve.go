@@ -135,6 +135,7 @@ type server struct {
 	metrics   *metrics.Metrics
 	metricsLn net.Listener // METRICS_ADDR, or nil
 	metricsSv *http.Server
+	debugLn   net.Listener // DEBUG_ADDR, or nil
 }
 
 // Draining is part of httpapi.Health.
@@ -251,7 +252,13 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 		return fmt.Errorf("listening on %s: %w", cfg.ListenAddr, err)
 	}
 	if cfg.DebugAddr != "" {
-		go servePprof(cfg.DebugAddr, log)
+		if s.debugLn, err = net.Listen("tcp", cfg.DebugAddr); err != nil {
+			_ = ln.Close()
+			if s.metricsLn != nil {
+				_ = s.metricsLn.Close()
+			}
+			return fmt.Errorf("listening on DEBUG_ADDR %s: %w", cfg.DebugAddr, err)
+		}
 	}
 	srv, capped := httpServer(cfg, handler, ln, log)
 	m.RefreshDB(ctx) // the first scrape has the database gauges
@@ -274,6 +281,12 @@ func (s *server) run(ctx context.Context, e env, srv *http.Server, ln net.Listen
 		go func() { serveErr <- s.metricsSv.Serve(s.metricsLn) }()
 		defer func() { _ = s.metricsSv.Close() }()
 		fmt.Fprintf(e.stdout, "metrics listening on http://%s\n", s.metricsLn.Addr())
+	}
+	if s.debugLn != nil {
+		pp := pprofServer()
+		go func() { _ = pp.Serve(s.debugLn) }()
+		defer func() { _ = pp.Close() }()
+		fmt.Fprintf(e.stdout, "pprof listening on http://%s\n", s.debugLn.Addr())
 	}
 	fmt.Fprintf(e.stdout, "shopstream listening on http://%s\n", ln.Addr())
 	s.log.Info("serving", "addr", ln.Addr().String(), "tables", len(s.cfg.Tables))
@@ -342,17 +355,14 @@ func set(list []string) map[string]bool {
 	return m
 }
 
-// servePprof serves net/http/pprof on a separate, operator-only address.
-func servePprof(addr string, log *slog.Logger) {
+// pprofServer serves net/http/pprof, on DEBUG_ADDR: a separate, operator-only
+// address, listened on at start like the others (a taken port fails serve).
+func pprofServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	log.Info("pprof serving", "addr", addr)
-	if err := srv.ListenAndServe(); err != nil {
-		log.Warn("pprof server stopped", "err", err)
-	}
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }
 
 // filterFields lists the columns a filter may name: the table's, less the
