@@ -101,7 +101,8 @@ func TestLoadReadsOnlyVars(t *testing.T) {
 	}
 }
 
-// TestBadDefaultIsNamed: a default in Vars that does not parse is reported as such.
+// TestBadDefaultIsNamed: a default in Vars that does not parse is reported as
+// such. Not parallel: it swaps Vars.
 func TestBadDefaultIsNamed(t *testing.T) {
 	saved := Vars
 	t.Cleanup(func() { Vars = saved })
