@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shopstream/shopstream/internal/testutil"
 	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
@@ -72,22 +73,7 @@ func dataDir(t *testing.T) string {
 }
 
 // lockedBuffer collects devdb's stderr.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type lockedBuffer = testutil.Buffer
 
 // devdbRun is one devdb process, in a process group of its own (with its
 // command; the server has its own group).

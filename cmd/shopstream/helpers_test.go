@@ -12,7 +12,6 @@ import (
 	"net/http/cookiejar"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/shopstream/shopstream/internal/pgtest"
+	"github.com/shopstream/shopstream/internal/testutil"
 	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
@@ -32,32 +32,19 @@ func TestMain(m *testing.M) {
 }
 
 // lockedBuffer collects a server's log output safely.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type lockedBuffer = testutil.Buffer
 
 // testServer is the real program, started with run() on 127.0.0.1:0.
 type testServer struct {
 	URL string
 	// MetricsURL is METRICS_ADDR's server, when set.
 	MetricsURL string
-	DBURL      string
-	Log        *lockedBuffer
-	stop       context.CancelFunc
-	done       chan error
+	// DebugURL is DEBUG_ADDR's pprof server, when set.
+	DebugURL string
+	DBURL    string
+	Log      *lockedBuffer
+	stop     context.CancelFunc
+	done     chan error
 }
 
 // startServer runs `shopstream serve` against dbURL with extra environment.
@@ -80,6 +67,9 @@ func startServer(t testing.TB, dbURL string, extra map[string]string) *testServe
 	}()
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() {
+		if addr, ok := strings.CutPrefix(sc.Text(), "pprof listening on "); ok {
+			s.DebugURL = addr
+		}
 		if addr, ok := strings.CutPrefix(sc.Text(), "metrics listening on "); ok {
 			s.MetricsURL = addr
 			checkContract(t, addr)

@@ -113,9 +113,14 @@ func newFlagSet(name string, e env) *flag.FlagSet {
 	return fs
 }
 
+// printVars lists config.Vars, the one statement of every default.
 func printVars(w io.Writer) {
 	for _, v := range config.Vars {
-		fmt.Fprintf(w, "  %-24s %s (default: %s)\n", v.Name, v.Help, v.Default)
+		def := v.Default
+		if def == "" {
+			def = "none"
+		}
+		fmt.Fprintf(w, "  %-24s %s (default: %s)\n", v.Name, v.Help, def)
 	}
 }
 

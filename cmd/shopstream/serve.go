@@ -135,6 +135,7 @@ type server struct {
 	metrics   *metrics.Metrics
 	metricsLn net.Listener // METRICS_ADDR, or nil
 	metricsSv *http.Server
+	debugLn   net.Listener // DEBUG_ADDR, or nil
 }
 
 // Draining is part of httpapi.Health.
@@ -250,8 +251,14 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 		}
 		return fmt.Errorf("listening on %s: %w", cfg.ListenAddr, err)
 	}
-	if addr := e.getenv("DEBUG_ADDR"); addr != "" {
-		go servePprof(addr, log)
+	if cfg.DebugAddr != "" {
+		if s.debugLn, err = net.Listen("tcp", cfg.DebugAddr); err != nil {
+			_ = ln.Close()
+			if s.metricsLn != nil {
+				_ = s.metricsLn.Close()
+			}
+			return fmt.Errorf("listening on DEBUG_ADDR %s: %w", cfg.DebugAddr, err)
+		}
 	}
 	srv, capped := httpServer(cfg, handler, ln, log)
 	m.RefreshDB(ctx) // the first scrape has the database gauges
@@ -275,6 +282,12 @@ func (s *server) run(ctx context.Context, e env, srv *http.Server, ln net.Listen
 		defer func() { _ = s.metricsSv.Close() }()
 		fmt.Fprintf(e.stdout, "metrics listening on http://%s\n", s.metricsLn.Addr())
 	}
+	if s.debugLn != nil {
+		pp := pprofServer()
+		go func() { _ = pp.Serve(s.debugLn) }()
+		defer func() { _ = pp.Close() }()
+		fmt.Fprintf(e.stdout, "pprof listening on http://%s\n", s.debugLn.Addr())
+	}
 	fmt.Fprintf(e.stdout, "shopstream listening on http://%s\n", ln.Addr())
 	s.log.Info("serving", "addr", ln.Addr().String(), "tables", len(s.cfg.Tables))
 
@@ -288,7 +301,13 @@ func (s *server) run(ctx context.Context, e env, srv *http.Server, ln net.Listen
 	s.draining.Store(true)
 	shutCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 	defer cancel()
-	go func() { _ = srv.Shutdown(shutCtx) }()
+	// One Shutdown, started first: it closes the listener at once (no new
+	// connection), then waits for the requests in flight. It does not see the
+	// hijacked sockets, so meanwhile the hub closes them (1001) and they
+	// drain; the background loops stop; and only then is Shutdown's end
+	// awaited, before the caller closes the pool.
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Shutdown(shutCtx) }()
 	s.hub.Shutdown()
 	if werr := s.sockets.Wait(shutCtx); werr != nil {
 		s.log.Warn("sockets still open at shutdown deadline", "err", werr)
@@ -296,7 +315,9 @@ func (s *server) run(ctx context.Context, e env, srv *http.Server, ln net.Listen
 	stopBg()
 	wg.Wait()
 	s.store.StopCleanup()
-	_ = srv.Shutdown(shutCtx)
+	if herr := <-httpDone; herr != nil {
+		s.log.Warn("requests still running at shutdown deadline", "err", herr)
+	}
 	s.log.Info("stopped")
 	return err
 }
@@ -334,17 +355,14 @@ func set(list []string) map[string]bool {
 	return m
 }
 
-// servePprof serves net/http/pprof on a separate, operator-only address.
-func servePprof(addr string, log *slog.Logger) {
+// pprofServer serves net/http/pprof, on DEBUG_ADDR: a separate, operator-only
+// address, listened on at start like the others (a taken port fails serve).
+func pprofServer() *http.Server {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	log.Info("pprof serving", "addr", addr)
-	if err := srv.ListenAndServe(); err != nil {
-		log.Warn("pprof server stopped", "err", err)
-	}
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 }
 
 // filterFields lists the columns a filter may name: the table's, less the

@@ -1,14 +1,20 @@
 // Package config reads shopstream's settings from environment variables, applies
-// defaults and validates them. It holds no global state: Load takes a getenv func.
+// defaults and validates them. Vars is the one table of the variables: their
+// defaults (which Load parses, as it parses a set value), and the help that
+// `shopstream help` prints and the README repeats. It holds no other state:
+// Load takes a getenv func.
 package config
 
 import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/shopstream/shopstream/internal/origin"
 	"github.com/shopstream/shopstream/internal/wire"
@@ -79,6 +85,7 @@ type Config struct {
 	MaxConnections    int           // open TCP connections, sockets included; 0: from the descriptor limit
 	MetricsAddr       string        // serve /metrics here instead of on LISTEN_ADDR
 	MetricsDBInterval time.Duration // how often the database-derived gauges are read
+	DebugAddr         string        // serve net/http/pprof here; none when empty
 }
 
 // RateLimit is a token bucket: Burst events, then one per Every. It is written
@@ -100,7 +107,23 @@ const (
 )
 
 // Var documents one environment variable; Vars lists them all for --help and docs.
+//
+// Default is the single statement of the variable's default: Load parses it
+// when the variable is unset or blank, with the same parser as a set value.
+// It is a value, optionally followed by a parenthesised note, and the note
+// names a rule Load applies when the variable is unset: "true (false in
+// development)" parses "true" and Load turns it off in development;
+// "(DATABASE_URL)" is no value at all and Load takes DATABASE_URL's.
 type Var struct{ Name, Default, Help string }
+
+// Value is the part of Default that Load parses: Default without its note.
+func (v Var) Value() string {
+	if strings.HasPrefix(v.Default, "(") {
+		return ""
+	}
+	value, _, _ := strings.Cut(v.Default, " (")
+	return value
+}
 
 // Vars is the list of environment variables shopstream reads.
 var Vars = []Var{
@@ -126,10 +149,10 @@ var Vars = []Var{
 	{"ALLOWED_COLUMNS_<ENTITY>", "", "allow-list mode for one table (e.g. ALLOWED_COLUMNS_CUSTOMER=id,name,created_at): only these columns and the primary key leave; secret columns stay hidden even when listed"},
 	{"IGNORED_COLUMNS", DefaultIgnoredColumns, "columns whose change alone emits no event; IGNORED_COLUMNS_<ENTITY> replaces it for one table"},
 	{"EVENT_RETENTION", "24h", "how long the event log keeps events for resuming clients"},
-	{"EVENT_PRUNE_INTERVAL", "1m", "how often the instance ordering the log deletes events past retention (in batches of 5,000)"},
+	{"EVENT_PRUNE_INTERVAL", "1m", "how often the instance ordering the log rotates the capture tables: the oldest is truncated whole once all its changes are past retention (no row deletes)"},
 	{"IDLE_POLL", "2s", "after 10 s without a change, how often the instance ordering the log looks for changes whose writer did not ring the doorbell (two-phase commit shops: the first such change after a quiet spell waits at most this; while changes flow the poll is at most 20 ms)"},
 	{"TABLE_CHECK_INTERVAL", "30s", "how often serve checks that every configured table exists and has its capture triggers (/readyz warnings, metric, log)"},
-	{"DEBUG_ADDR", "", "serve net/http/pprof on this separate address (operators only)"},
+	{"DEBUG_ADDR", "", "serve net/http/pprof on this separate host:port (operators only)"},
 	{"MAX_EVENT_BYTES", "1048576", "an event whose data, previous and changed fields pass this many bytes is sent as a too_large marker carrying the row's key"},
 	{"WS_SEND_QUEUE", "4096", "messages queued per socket before a slow client is closed with 1013"},
 	{"WS_SEND_QUEUE_BYTES", "67108864", "bytes of messages queued per socket before a slow client is closed with 1013"},
@@ -145,64 +168,63 @@ var Vars = []Var{
 	{"HTTP_MAX_BODY_BYTES", "8192", "a larger request body gets 413 (login: 8 KiB)"},
 	{"HTTP_MAX_CONNECTIONS", "0", "open TCP connections (sockets included); at the cap the longest-idle keep-alive connection is closed, else a new one gets 503 at once; 0: the descriptor limit less 256"},
 	{"METRICS_ADDR", "", "serve /metrics on this separate address, and not on LISTEN_ADDR"},
-	{"METRICS_DB_INTERVAL", "10s", "how often the database-derived gauges (inbox backlog, NOTIFY queue) are read; a scrape runs no query"},
+	{"METRICS_DB_INTERVAL", "10s", "how often the database-derived gauges (changes waiting for a tick and the oldest one's age, NOTIFY queue usage) are read; a scrape runs no query"},
 	{"LOG_FORMAT", "text", "text or json"},
 	{"LOG_LEVEL", "info", "debug, info, warn or error"},
 }
 
-// Load reads the configuration through getenv and validates it.
+// Load reads the configuration through getenv and validates it. Every
+// default comes from Vars.
 func Load(getenv func(string) string) (Config, error) {
 	p := parser{getenv: getenv}
 	c := Config{
-		DatabaseURL:       p.str("DATABASE_URL", "postgres://localhost:5432/shopstream?sslmode=disable"),
-		ListenDatabaseURL: p.str("LISTEN_DATABASE_URL", ""),
-		ListenAddr:        p.str("LISTEN_ADDR", "127.0.0.1:3000"),
-		CookieName:        p.str("COOKIE_NAME", "shopstream_session"),
-		LogFormat:         p.str("LOG_FORMAT", "text"),
-		LogLevel:          p.str("LOG_LEVEL", "info"),
+		DatabaseURL:       p.connString("DATABASE_URL"),
+		ListenDatabaseURL: p.connString("LISTEN_DATABASE_URL"),
+		ListenAddr:        p.str("LISTEN_ADDR"),
+		CookieName:        p.str("COOKIE_NAME"),
+		LogFormat:         p.oneOf("LOG_FORMAT", "text", "json"),
+		LogLevel:          p.oneOf("LOG_LEVEL", "debug", "info", "warn", "error"),
 	}
-	switch env := p.str("SHOPSTREAM_ENV", "production"); env {
-	case "production":
-	case "development":
-		c.Development = true
-	default:
-		p.fail("SHOPSTREAM_ENV", fmt.Errorf("want production or development, got %q", env))
+	c.Development = p.oneOf("SHOPSTREAM_ENV", "production", "development") == "development"
+	var secureSet bool
+	if c.CookieSecure, secureSet = p.boolean("COOKIE_SECURE"); !secureSet && c.Development {
+		c.CookieSecure = false // the table's "(false in development)"
 	}
-	c.CookieSecure = p.boolean("COOKIE_SECURE", !c.Development)
-	c.SessionIdleTimeout = p.duration("SESSION_IDLE_TIMEOUT", 30*time.Minute)
-	c.SessionLifetime = p.duration("SESSION_LIFETIME", 12*time.Hour)
-	c.AllowedOrigins = splitList(p.str("ALLOWED_ORIGINS", ""))
-	c.TrustProxy = p.boolean("TRUST_PROXY_HEADERS", false)
-	c.TrustedProxies = p.networks("TRUSTED_PROXIES", "127.0.0.0/8,::1/128")
-	c.LoginPair = p.rateLimit("LOGIN_LIMIT_PAIR", RateLimit{5, 30 * time.Second})
-	c.LoginAddress = p.rateLimit("LOGIN_LIMIT_ADDRESS", RateLimit{20, 5 * time.Second})
-	c.LoginAccount = p.rateLimit("LOGIN_LIMIT_ACCOUNT", RateLimit{100, 10 * time.Second})
-	c.LoginHashes = p.integer("LOGIN_HASH_CONCURRENCY", 2)
-	c.LoginHashQueue = p.integer("LOGIN_HASH_QUEUE", 16)
-	c.Retention = p.duration("EVENT_RETENTION", 24*time.Hour)
-	c.PruneEvery = p.duration("EVENT_PRUNE_INTERVAL", time.Minute)
-	c.TableCheck = p.duration("TABLE_CHECK_INTERVAL", 30*time.Second)
-	c.IdlePoll = p.duration("IDLE_POLL", 2*time.Second)
-	c.MaxEventBytes = p.integer("MAX_EVENT_BYTES", 1<<20)
-	c.SendQueue = p.integer("WS_SEND_QUEUE", 4096)
-	c.SendQueueBytes = p.integer("WS_SEND_QUEUE_BYTES", 64<<20)
-	c.MaxMessageBytes = int64(p.integer("WS_MAX_MESSAGE_BYTES", 4096))
-	c.WriteTimeout = p.duration("WS_WRITE_TIMEOUT", 10*time.Second)
-	c.PingInterval = p.duration("WS_PING_INTERVAL", 30*time.Second)
-	c.MaxSockets = p.integer("WS_MAX_SOCKETS", 20000)
-	c.MaxUserSockets = p.integer("WS_MAX_SOCKETS_PER_USER", 50)
+	c.SessionIdleTimeout = p.duration("SESSION_IDLE_TIMEOUT")
+	c.SessionLifetime = p.duration("SESSION_LIFETIME")
+	c.AllowedOrigins = splitList(p.str("ALLOWED_ORIGINS"))
+	c.TrustProxy, _ = p.boolean("TRUST_PROXY_HEADERS")
+	c.TrustedProxies = p.networks("TRUSTED_PROXIES")
+	c.LoginPair = p.rateLimit("LOGIN_LIMIT_PAIR")
+	c.LoginAddress = p.rateLimit("LOGIN_LIMIT_ADDRESS")
+	c.LoginAccount = p.rateLimit("LOGIN_LIMIT_ACCOUNT")
+	c.LoginHashes = p.integer("LOGIN_HASH_CONCURRENCY")
+	c.LoginHashQueue = p.integer("LOGIN_HASH_QUEUE")
+	c.Retention = p.duration("EVENT_RETENTION")
+	c.PruneEvery = p.duration("EVENT_PRUNE_INTERVAL")
+	c.TableCheck = p.duration("TABLE_CHECK_INTERVAL")
+	c.IdlePoll = p.duration("IDLE_POLL")
+	c.MaxEventBytes = p.integer("MAX_EVENT_BYTES")
+	c.SendQueue = p.integer("WS_SEND_QUEUE")
+	c.SendQueueBytes = p.integer("WS_SEND_QUEUE_BYTES")
+	c.MaxMessageBytes = int64(p.integer("WS_MAX_MESSAGE_BYTES"))
+	c.WriteTimeout = p.duration("WS_WRITE_TIMEOUT")
+	c.PingInterval = p.duration("WS_PING_INTERVAL")
+	c.MaxSockets = p.integer("WS_MAX_SOCKETS")
+	c.MaxUserSockets = p.integer("WS_MAX_SOCKETS_PER_USER")
 	c.Tables = p.tables()
-	c.CaptureReplica = p.boolean("CAPTURE_REPLICA_WRITES", false)
-	c.PublicURLs = splitList(p.str("PUBLIC_URL", ""))
-	c.ReadHeaderTimeout = p.duration("HTTP_READ_HEADER_TIMEOUT", 10*time.Second)
-	c.ReadTimeout = p.duration("HTTP_READ_TIMEOUT", 30*time.Second)
-	c.IdleTimeout = p.duration("HTTP_IDLE_TIMEOUT", 60*time.Second)
-	c.MaxBodyBytes = int64(p.integer("HTTP_MAX_BODY_BYTES", 8<<10))
-	c.MaxConnections = p.integer("HTTP_MAX_CONNECTIONS", 0)
-	c.MetricsAddr = p.str("METRICS_ADDR", "")
-	c.MetricsDBInterval = p.duration("METRICS_DB_INTERVAL", 10*time.Second)
+	c.CaptureReplica, _ = p.boolean("CAPTURE_REPLICA_WRITES")
+	c.PublicURLs = splitList(p.str("PUBLIC_URL"))
+	c.ReadHeaderTimeout = p.duration("HTTP_READ_HEADER_TIMEOUT")
+	c.ReadTimeout = p.duration("HTTP_READ_TIMEOUT")
+	c.IdleTimeout = p.duration("HTTP_IDLE_TIMEOUT")
+	c.MaxBodyBytes = int64(p.integer("HTTP_MAX_BODY_BYTES"))
+	c.MaxConnections = p.integer("HTTP_MAX_CONNECTIONS")
+	c.MetricsAddr = p.str("METRICS_ADDR")
+	c.MetricsDBInterval = p.duration("METRICS_DB_INTERVAL")
+	c.DebugAddr = p.str("DEBUG_ADDR")
 	if c.ListenDatabaseURL == "" {
-		c.ListenDatabaseURL = c.DatabaseURL
+		c.ListenDatabaseURL = c.DatabaseURL // the table's "(DATABASE_URL)"
 	}
 	if len(p.errs) > 0 {
 		return Config{}, errors.Join(p.errs...)
@@ -210,78 +232,76 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, c.Validate()
 }
 
-// Validate checks values that parse but make no sense.
+// Validate checks values that parse but make no sense. Each error names its
+// variable and says what is wanted.
 func (c Config) Validate() error {
 	var errs []error
+	want := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: want %s", name, fmt.Sprintf(format, args...)))
+	}
 	if _, _, err := net.SplitHostPort(c.ListenAddr); err != nil {
-		errs = append(errs, fmt.Errorf("LISTEN_ADDR: %w", err))
+		want("LISTEN_ADDR", "host:port, got %q", c.ListenAddr)
 	}
-	positive := map[string]time.Duration{
-		"SESSION_IDLE_TIMEOUT": c.SessionIdleTimeout, "SESSION_LIFETIME": c.SessionLifetime,
-		"EVENT_RETENTION": c.Retention, "EVENT_PRUNE_INTERVAL": c.PruneEvery, "TABLE_CHECK_INTERVAL": c.TableCheck, "IDLE_POLL": c.IdlePoll, "WS_WRITE_TIMEOUT": c.WriteTimeout, "WS_PING_INTERVAL": c.PingInterval,
+	if !validCookieName(c.CookieName) {
+		want("COOKIE_NAME", "a cookie name (letters, digits and !#$%%&'*+-.^_`|~), got %q", c.CookieName)
 	}
-	for name, d := range positive {
-		if d <= 0 {
-			errs = append(errs, fmt.Errorf("%s: must be positive", name))
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"SESSION_IDLE_TIMEOUT", c.SessionIdleTimeout}, {"SESSION_LIFETIME", c.SessionLifetime},
+		{"EVENT_RETENTION", c.Retention}, {"EVENT_PRUNE_INTERVAL", c.PruneEvery}, {"IDLE_POLL", c.IdlePoll},
+		{"TABLE_CHECK_INTERVAL", c.TableCheck}, {"WS_WRITE_TIMEOUT", c.WriteTimeout}, {"WS_PING_INTERVAL", c.PingInterval},
+		{"HTTP_READ_HEADER_TIMEOUT", c.ReadHeaderTimeout}, {"HTTP_READ_TIMEOUT", c.ReadTimeout},
+		{"HTTP_IDLE_TIMEOUT", c.IdleTimeout}, {"METRICS_DB_INTERVAL", c.MetricsDBInterval},
+	} {
+		if d.d <= 0 {
+			want(d.name, "a positive duration, got %v", d.d)
 		}
 	}
-	if c.MaxSockets < 1 || c.MaxUserSockets < 1 {
-		errs = append(errs, errors.New("WS_MAX_SOCKETS and WS_MAX_SOCKETS_PER_USER: must be at least 1"))
-	}
-	for name, l := range map[string]RateLimit{"LOGIN_LIMIT_PAIR": c.LoginPair, "LOGIN_LIMIT_ADDRESS": c.LoginAddress, "LOGIN_LIMIT_ACCOUNT": c.LoginAccount} {
-		if l.Burst < 1 || l.Every <= 0 {
-			errs = append(errs, fmt.Errorf("%s: want at least 1 per a positive period, got %d/%v", name, l.Burst, l.Every))
+	for _, l := range []struct {
+		name string
+		l    RateLimit
+	}{{"LOGIN_LIMIT_PAIR", c.LoginPair}, {"LOGIN_LIMIT_ADDRESS", c.LoginAddress}, {"LOGIN_LIMIT_ACCOUNT", c.LoginAccount}} {
+		if l.l.Burst < 1 || l.l.Every <= 0 {
+			want(l.name, "at least 1 per a positive period, got %d/%v", l.l.Burst, l.l.Every)
 		}
 	}
-	if c.LoginHashes < 1 || c.LoginHashQueue < 0 {
-		errs = append(errs, errors.New("LOGIN_HASH_CONCURRENCY and LOGIN_HASH_QUEUE: must be at least 1 and 0"))
-	}
-	if c.SendQueue < 16 {
-		errs = append(errs, errors.New("WS_SEND_QUEUE: must be at least 16"))
-	}
-	if c.MaxEventBytes < 1024 {
-		errs = append(errs, errors.New("MAX_EVENT_BYTES: must be at least 1024"))
+	for _, n := range []struct {
+		name     string
+		n, least int64
+	}{
+		{"LOGIN_HASH_CONCURRENCY", int64(c.LoginHashes), 1}, {"LOGIN_HASH_QUEUE", int64(c.LoginHashQueue), 0},
+		{"MAX_EVENT_BYTES", int64(c.MaxEventBytes), 1024}, {"WS_SEND_QUEUE", int64(c.SendQueue), 16},
+		{"WS_MAX_MESSAGE_BYTES", c.MaxMessageBytes, 256}, {"WS_MAX_SOCKETS", int64(c.MaxSockets), 1},
+		{"WS_MAX_SOCKETS_PER_USER", int64(c.MaxUserSockets), 1}, {"HTTP_MAX_BODY_BYTES", c.MaxBodyBytes, 1024},
+	} {
+		if n.n < n.least {
+			want(n.name, "at least %d, got %d", n.least, n.n)
+		}
 	}
 	if c.SendQueueBytes < c.MaxEventBytes {
-		errs = append(errs, errors.New("WS_SEND_QUEUE_BYTES: must be at least MAX_EVENT_BYTES"))
-	}
-	if c.MaxMessageBytes < 256 {
-		errs = append(errs, errors.New("WS_MAX_MESSAGE_BYTES: must be at least 256"))
-	}
-	if c.LogFormat != "text" && c.LogFormat != "json" {
-		errs = append(errs, fmt.Errorf("LOG_FORMAT: want text or json, got %q", c.LogFormat))
-	}
-	if c.CookieName == "" {
-		errs = append(errs, errors.New("COOKIE_NAME: must not be empty"))
-	}
-	errs = append(errs, c.validateEdge()...)
-	return errors.Join(errs...)
-}
-
-// validateEdge checks the HTTP edge's settings.
-func (c Config) validateEdge() []error {
-	var errs []error
-	for name, d := range map[string]time.Duration{"HTTP_READ_HEADER_TIMEOUT": c.ReadHeaderTimeout,
-		"HTTP_READ_TIMEOUT": c.ReadTimeout, "HTTP_IDLE_TIMEOUT": c.IdleTimeout, "METRICS_DB_INTERVAL": c.MetricsDBInterval} {
-		if d <= 0 {
-			errs = append(errs, fmt.Errorf("%s: must be positive", name))
-		}
-	}
-	if c.MaxBodyBytes < 1024 {
-		errs = append(errs, errors.New("HTTP_MAX_BODY_BYTES: must be at least 1024"))
+		want("WS_SEND_QUEUE_BYTES", "at least MAX_EVENT_BYTES (%d), got %d", c.MaxEventBytes, c.SendQueueBytes)
 	}
 	if c.MaxConnections < 0 || (c.MaxConnections > 0 && c.MaxConnections < 4) {
-		errs = append(errs, errors.New("HTTP_MAX_CONNECTIONS: must be 0 (from the descriptor limit) or at least 4"))
+		want("HTTP_MAX_CONNECTIONS", "0 (from the descriptor limit) or at least 4, got %d", c.MaxConnections)
 	}
-	if c.MetricsAddr != "" {
-		if _, _, err := net.SplitHostPort(c.MetricsAddr); err != nil {
-			errs = append(errs, fmt.Errorf("METRICS_ADDR: %w", err))
+	for _, a := range []struct{ name, addr string }{{"METRICS_ADDR", c.MetricsAddr}, {"DEBUG_ADDR", c.DebugAddr}} {
+		if _, _, err := net.SplitHostPort(a.addr); a.addr != "" && err != nil {
+			want(a.name, "host:port, got %q", a.addr)
 		}
 	}
 	if _, err := origin.New(c.PublicURLs, c.AllowedOrigins, c.OriginOptions()); err != nil {
 		errs = append(errs, err)
 	}
-	return errs
+	return errors.Join(errs...)
+}
+
+// validCookieName is RFC 6265's cookie-name: an HTTP token.
+func validCookieName(s string) bool {
+	return s != "" && !strings.ContainsFunc(s, func(r rune) bool {
+		return r <= ' ' || r >= 0x7f || strings.ContainsRune(`()<>@,;:\"/[]?={}`, r)
+	})
 }
 
 // OriginOptions says how clients reach the service: over plain HTTP in
@@ -310,61 +330,104 @@ func (p *parser) fail(name string, err error) {
 	p.errs = append(p.errs, fmt.Errorf("%s: %w", name, err))
 }
 
-func (p *parser) str(name, def string) string {
+// raw is name's value from the environment or, when it is unset or blank,
+// its default from Vars; set says which.
+func (p *parser) raw(name string) (v string, set bool) {
 	if v := strings.TrimSpace(p.getenv(name)); v != "" {
-		return v
+		return v, true
 	}
-	return def
+	for _, v := range Vars {
+		if v.Name == name {
+			return v.Value(), false
+		}
+	}
+	p.fail(name, errors.New("not in config.Vars: add it there, with its default and help"))
+	return "", false
 }
 
-func (p *parser) duration(name string, def time.Duration) time.Duration {
-	v := p.str(name, "")
-	if v == "" {
-		return def
+// bad records that name's value v is not what is wanted.
+func (p *parser) bad(name, v string, set bool, wanted string) {
+	if !set {
+		wanted += " (the default in config.Vars)"
 	}
+	p.fail(name, fmt.Errorf("want %s, got %q", wanted, v))
+}
+
+func (p *parser) str(name string) string {
+	v, _ := p.raw(name)
+	return v
+}
+
+// oneOf reads a value that must be one of choices.
+func (p *parser) oneOf(name string, choices ...string) string {
+	v, set := p.raw(name)
+	if !slices.Contains(choices, v) {
+		p.bad(name, v, set, strings.Join(choices[:len(choices)-1], ", ")+" or "+choices[len(choices)-1])
+	}
+	return v
+}
+
+// connString reads a PostgreSQL connection string, URL or key=value.
+func (p *parser) connString(name string) string {
+	v, set := p.raw(name)
+	if v == "" {
+		return ""
+	}
+	if _, err := pgconn.ParseConfig(v); err != nil {
+		what := "a PostgreSQL connection string"
+		if !set {
+			what += " (the default in config.Vars)"
+		}
+		p.fail(name, fmt.Errorf("want %s: %w", what, err))
+	}
+	return v
+}
+
+func (p *parser) duration(name string) time.Duration {
+	v, set := p.raw(name)
 	d, err := time.ParseDuration(v)
 	if err != nil {
-		p.fail(name, err)
+		p.bad(name, v, set, "a duration such as 30s, 5m or 2h")
 	}
 	return d
 }
 
-func (p *parser) integer(name string, def int) int {
-	v := p.str(name, "")
-	if v == "" {
-		return def
-	}
+func (p *parser) integer(name string) int {
+	v, set := p.raw(name)
 	n, err := strconv.Atoi(v)
 	if err != nil {
-		p.fail(name, err)
+		p.bad(name, v, set, "a whole number")
 	}
 	return n
 }
 
-// rateLimit parses "burst/period", e.g. "5/30s".
-func (p *parser) rateLimit(name string, def RateLimit) RateLimit {
-	v := p.str(name, "")
-	if v == "" {
-		return def
+func (p *parser) boolean(name string) (value, set bool) {
+	v, set := p.raw(name)
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		p.bad(name, v, set, "true or false")
 	}
+	return b, set
+}
+
+// rateLimit parses "burst/period", e.g. "5/30s".
+func (p *parser) rateLimit(name string) RateLimit {
+	v, set := p.raw(name)
 	b, e, ok := strings.Cut(v, "/")
 	n, err := strconv.Atoi(strings.TrimSpace(b))
-	if !ok || err != nil {
-		p.fail(name, fmt.Errorf("want burst/period such as 5/30s, got %q", v))
-		return def
-	}
-	d, err := time.ParseDuration(strings.TrimSpace(e))
-	if err != nil {
-		p.fail(name, fmt.Errorf("want burst/period such as 5/30s: %w", err))
-		return def
+	d, derr := time.ParseDuration(strings.TrimSpace(e))
+	if !ok || err != nil || derr != nil {
+		p.bad(name, v, set, "burst/period such as 5/30s")
+		return RateLimit{}
 	}
 	return RateLimit{Burst: n, Every: d}
 }
 
 // networks reads a comma-separated list of CIDRs or single addresses.
-func (p *parser) networks(name, def string) []net.IPNet {
+func (p *parser) networks(name string) []net.IPNet {
+	list, set := p.raw(name)
 	var out []net.IPNet
-	for _, v := range splitList(p.str(name, def)) {
+	for _, v := range splitList(list) {
 		if !strings.Contains(v, "/") {
 			if ip := net.ParseIP(v); ip != nil {
 				bits := 128
@@ -377,7 +440,7 @@ func (p *parser) networks(name, def string) []net.IPNet {
 		}
 		_, n, err := net.ParseCIDR(v)
 		if err != nil {
-			p.fail(name, fmt.Errorf("%q is neither an address nor a CIDR", v))
+			p.bad(name, v, set, "addresses or CIDRs such as 10.0.0.7 or 10.0.0.0/8")
 			continue
 		}
 		out = append(out, *n)
@@ -385,54 +448,59 @@ func (p *parser) networks(name, def string) []net.IPNet {
 	return out
 }
 
-func (p *parser) boolean(name string, def bool) bool {
-	v := p.str(name, "")
-	if v == "" {
-		return def
+// maxNameBytes is PostgreSQL's longest identifier (NAMEDATALEN - 1): a longer
+// column name in a list could never match a column.
+const maxNameBytes = 63
+
+// columns reads a list of column names: lower case, without repeats.
+func (p *parser) columns(name, v string) []string {
+	out := lowerList(v)
+	for _, c := range out {
+		if len(c) > maxNameBytes {
+			p.fail(name, fmt.Errorf("want column names of at most %d bytes, got %q", maxNameBytes, c))
+		}
 	}
-	b, err := strconv.ParseBool(v)
-	if err != nil {
-		p.fail(name, err)
-	}
-	return b
+	return out
 }
 
 func (p *parser) tables() []Table {
-	def := make([]string, len(Entities))
-	for i, e := range Entities {
-		def[i] = e + "=public." + e + "s"
-	}
-	secret := lowerList(DefaultSecretColumns + "," + p.str("SECRET_COLUMNS", ""))
-	ignored := lowerList(p.str("IGNORED_COLUMNS", DefaultIgnoredColumns))
+	secret := p.columns("SECRET_COLUMNS", DefaultSecretColumns+","+p.str("SECRET_COLUMNS"))
+	ignored := p.columns("IGNORED_COLUMNS", p.str("IGNORED_COLUMNS"))
+	list, set := p.raw("TABLES")
 	var out []Table
 	seen := map[string]bool{}
-	for _, pair := range splitList(p.str("TABLES", strings.Join(def, ","))) {
+	for _, pair := range splitList(list) {
 		entity, name, ok := strings.Cut(pair, "=")
 		if !ok || !isEntity(entity) || name == "" || seen[entity] {
-			p.fail("TABLES", fmt.Errorf("bad or repeated pair %q: want entity=schema.table with entity one of %s", pair, strings.Join(Entities, ", ")))
+			p.bad("TABLES", pair, set, "entity=schema.table pairs, each entity once, one of "+strings.Join(Entities, ", "))
 			continue
 		}
 		seen[entity] = true
 		if !strings.Contains(name, ".") {
 			name = "public." + name
 		}
-		t := Table{Entity: entity, Name: name, Secret: secret, Ignored: ignored}
-		upper := strings.ToUpper(entity)
-		if v := p.getenv("SECRET_COLUMNS_" + upper); v != "" {
-			t.Secret = lowerList(strings.Join(secret, ",") + "," + v)
-		}
-		if v := p.getenv("ALLOWED_COLUMNS_" + upper); strings.TrimSpace(v) != "" {
-			// A list that names nothing must not turn allow-list mode off.
-			if t.Allowed = lowerList(v); len(t.Allowed) == 0 {
-				p.fail("ALLOWED_COLUMNS_"+upper, fmt.Errorf("names no column: %q", v))
-			}
-		}
-		if v := p.getenv("IGNORED_COLUMNS_" + upper); v != "" {
-			t.Ignored = lowerList(v)
-		}
-		out = append(out, t)
+		out = append(out, p.table(entity, name, secret, ignored))
 	}
 	return out
+}
+
+// table reads the per-entity column lists of one table.
+func (p *parser) table(entity, name string, secret, ignored []string) Table {
+	t := Table{Entity: entity, Name: name, Secret: secret, Ignored: ignored}
+	upper := strings.ToUpper(entity)
+	if v := p.getenv("SECRET_COLUMNS_" + upper); v != "" {
+		t.Secret = p.columns("SECRET_COLUMNS_"+upper, strings.Join(secret, ",")+","+v)
+	}
+	if v := p.getenv("ALLOWED_COLUMNS_" + upper); strings.TrimSpace(v) != "" {
+		// A list that names nothing must not turn allow-list mode off.
+		if t.Allowed = p.columns("ALLOWED_COLUMNS_"+upper, v); len(t.Allowed) == 0 {
+			p.fail("ALLOWED_COLUMNS_"+upper, fmt.Errorf("want at least one column name, got %q", v))
+		}
+	}
+	if v := p.getenv("IGNORED_COLUMNS_" + upper); v != "" {
+		t.Ignored = p.columns("IGNORED_COLUMNS_"+upper, v)
+	}
+	return t
 }
 
 func isEntity(s string) bool {

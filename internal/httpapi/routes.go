@@ -48,13 +48,14 @@ type Deps struct {
 	Logins         func(outcome string) // counts logins: success, invalid, throttled, busy
 	Static         fs.FS                // the dashboard
 	OriginsAllowed *origin.Policy       // who may POST (wsapi asks it for the socket); which Host names are served
-	MaxBodyBytes   int64                // largest request body (0: 8 KiB)
+	MaxBodyBytes   int64                // largest request body: HTTP_MAX_BODY_BYTES, required
 	TrustProxy     bool                 // take the client address from X-Forwarded-For (set by a proxy on a private network)
 	TrustedProxies []net.IPNet          // whose X-Forwarded-For entries TrustProxy believes
 	Log            *slog.Logger
 }
 
-// New returns the echo server with every route.
+// New returns the echo server with every route. A Deps without MaxBodyBytes
+// is a programming error: New panics (the limit comes from HTTP_MAX_BODY_BYTES).
 func New(d Deps) *echo.Echo {
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -74,7 +75,7 @@ func New(d Deps) *echo.Echo {
 	}
 	e.HTTPErrorHandler = errorHandler(d.Log)
 	if d.MaxBodyBytes <= 0 {
-		d.MaxBodyBytes = 8 << 10
+		panic("httpapi.New: MaxBodyBytes must be positive (config's HTTP_MAX_BODY_BYTES)")
 	}
 	e.Use(recoverer(d.Log), requestLog(d.Log), securityHeaders, hostCheck(d.OriginsAllowed), bodyLimit(d.MaxBodyBytes))
 	h := &handlers{d: d}

@@ -64,8 +64,8 @@ type Config struct {
 	MaxSubscriptions int     // per connection (default 50)
 	MessageRate      float64 // client messages per second (default 20)
 	MessageBurst     int     // (default 40)
-	MaxSockets       int     // in total on this instance (default 20000)
-	MaxUserSockets   int     // per user on this instance (default 50)
+	MaxSockets       int     // in total on this instance (0: no cap; serve passes WS_MAX_SOCKETS)
+	MaxUserSockets   int     // per user on this instance (0: no cap; serve passes WS_MAX_SOCKETS_PER_USER)
 	Writers          int     // goroutines writing to sockets (default GOMAXPROCS)
 	Fields           FieldSource
 	Observer         Observer
@@ -203,12 +203,6 @@ func NewHandler(base context.Context, cfg Config, hub *events.Hub, sessions Sess
 	}
 	if cfg.MessageRate <= 0 {
 		cfg.MessageRate, cfg.MessageBurst = 20, 40
-	}
-	if cfg.MaxSockets <= 0 {
-		cfg.MaxSockets = 20000
-	}
-	if cfg.MaxUserSockets <= 0 {
-		cfg.MaxUserSockets = 50
 	}
 	obs := cfg.Observer
 	if obs == nil {
@@ -356,7 +350,7 @@ func closeSoon(conn *websocket.Conn, fw *frameWriter, code websocket.StatusCode,
 func (h *Handler) admitAny() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.total >= h.cfg.MaxSockets {
+	if h.cfg.MaxSockets > 0 && h.total >= h.cfg.MaxSockets {
 		return false
 	}
 	h.total++
@@ -374,7 +368,7 @@ func (h *Handler) releaseAny() {
 func (h *Handler) admitUser(userID int64) string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.perUser[userID] >= h.cfg.MaxUserSockets {
+	if h.cfg.MaxUserSockets > 0 && h.perUser[userID] >= h.cfg.MaxUserSockets {
 		return "too many sockets for this user: close some"
 	}
 	h.perUser[userID]++
