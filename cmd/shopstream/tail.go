@@ -54,7 +54,7 @@ func cmdTail(ctx context.Context, e env, args []string) error {
 
 func parseTailFlags(e env, args []string) (tailOptions, error) {
 	fs := newFlagSet("tail", e)
-	rawURL := fs.String("url", "http://127.0.0.1:3000", "the service's base URL (http or https)")
+	rawURL := fs.String("url", "http://"+config.Default("LISTEN_ADDR"), "the service's base URL (http or https)")
 	email := fs.String("email", "", "the admin to log in as (required)")
 	var channels, actions stringList
 	fs.Var(&channels, "channel", "channel to follow; repeat or comma-separate (default: all five)")

@@ -125,13 +125,25 @@ func (v Var) Value() string {
 	return value
 }
 
+// Default returns the value Load takes for the variable name when it is
+// unset ("" for a name that is not in Vars), for the commands that reach a
+// server started with the defaults.
+func Default(name string) string {
+	for _, v := range Vars {
+		if v.Name == name {
+			return v.Value()
+		}
+	}
+	return ""
+}
+
 // Vars is the list of environment variables shopstream reads.
 var Vars = []Var{
 	{"DATABASE_URL", "postgres://localhost:5432/shopstream?sslmode=disable", "PostgreSQL connection string"},
 	{"LISTEN_DATABASE_URL", "(DATABASE_URL)", "connection for LISTEN and the sequencer; must not go through a transaction-mode pooler"},
 	{"LISTEN_ADDR", "127.0.0.1:3000", "HTTP listen address"},
 	{"SHOPSTREAM_ENV", "production", "production or development (development: cookies not Secure)"},
-	{"COOKIE_NAME", "shopstream_session", "session cookie name"},
+	{"COOKIE_NAME", wire.SessionCookie, "session cookie name"},
 	{"COOKIE_SECURE", "true (false in development)", "mark the session cookie Secure"},
 	{"SESSION_IDLE_TIMEOUT", "30m", "a session ends after this long without activity (an open socket is activity)"},
 	{"SESSION_LIFETIME", "12h", "absolute session lifetime"},

@@ -201,3 +201,23 @@ func lookupVar(name string) (Var, bool) {
 	}
 	return Var{}, false
 }
+
+// Default gives what Load takes for an unset variable, notes stripped.
+func TestDefault(t *testing.T) {
+	c, err := Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Default("LISTEN_ADDR"); got != c.ListenAddr {
+		t.Errorf("Default(LISTEN_ADDR) = %q, Load took %q", got, c.ListenAddr)
+	}
+	if got := Default("COOKIE_NAME"); got != c.CookieName || got != "shopstream_session" {
+		t.Errorf("Default(COOKIE_NAME) = %q, Load took %q", got, c.CookieName)
+	}
+	if got := Default("COOKIE_SECURE"); got != "true" {
+		t.Errorf("Default(COOKIE_SECURE) = %q, want the value without its note", got)
+	}
+	if got := Default("NO_SUCH_VARIABLE"); got != "" {
+		t.Errorf("Default(NO_SUCH_VARIABLE) = %q", got)
+	}
+}
