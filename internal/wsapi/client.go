@@ -9,6 +9,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/shopstream/shopstream/internal/events"
+	"github.com/shopstream/shopstream/internal/wsframe"
 )
 
 // maxBatchFrame bounds one batched frame; more queued messages go in the next.
@@ -26,7 +27,7 @@ type item struct {
 // without waiting; its write loop alone writes to the connection.
 type client struct {
 	conn       *websocket.Conn
-	fw         *frameWriter // under conn; nil when the socket was not accepted through smallBuffers
+	fw         *wsframe.Writer // under conn; nil on the library's plain path (Config.LibraryFrames)
 	batch      bool
 	limit      int
 	limitBytes int
@@ -58,7 +59,7 @@ type client struct {
 	writeSince atomic.Int64
 }
 
-func newClient(ctx context.Context, cancel context.CancelFunc, h *Handler, conn *websocket.Conn, fw *frameWriter) *client {
+func newClient(ctx context.Context, cancel context.CancelFunc, h *Handler, conn *websocket.Conn, fw *wsframe.Writer) *client {
 	c := &client{
 		conn:       conn,
 		fw:         fw,
@@ -81,7 +82,7 @@ func newClient(ctx context.Context, cancel context.CancelFunc, h *Handler, conn 
 func (c *client) stop() {
 	c.cancel()
 	if c.fw != nil {
-		c.fw.drop()
+		c.fw.Drop()
 	} else {
 		_ = c.conn.CloseNow()
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/shopstream/shopstream/internal/auth"
 	"github.com/shopstream/shopstream/internal/events"
 	"github.com/shopstream/shopstream/internal/origin"
+	"github.com/shopstream/shopstream/internal/wsframe"
 )
 
 // Sessions resolves a session token to its user.
@@ -71,6 +72,10 @@ type Config struct {
 	Writers          int     // goroutines writing to sockets (default GOMAXPROCS)
 	Fields           FieldSource
 	Observer         Observer
+
+	// LibraryFrames makes sockets write through net/http's buffers and the
+	// library's own writes instead of internal/wsframe (WS_FRAME_WRITER=library).
+	LibraryFrames bool
 }
 
 // Handler serves GET /ws.
@@ -269,8 +274,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.originRefused(w, r) {
 		return
 	}
-	sw := smallBuffers(w)
-	conn, err := websocket.Accept(sw, r, &websocket.AcceptOptions{
+	aw, frames := w, (*wsframe.Handle)(nil)
+	if !h.cfg.LibraryFrames {
+		aw, frames = wsframe.Wrap(w)
+	}
+	conn, err := websocket.Accept(aw, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{BatchSubprotocol},
 		InsecureSkipVerify: true, // originRefused checked Origin, scheme included
 	})
@@ -280,17 +288,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !held {
 		h.obs.SocketClosed("limit")
-		closeSoon(conn, frameWriterOf(sw), websocket.StatusTryAgainLater, "server at socket capacity: try again later")
+		closeSoon(conn, frames.Writer(), websocket.StatusTryAgainLater, "server at socket capacity: try again later")
 		return
 	}
 	if !ok {
 		h.obs.SocketClosed("auth")
-		closeSoon(conn, frameWriterOf(sw), websocket.StatusPolicyViolation, "authentication required")
+		closeSoon(conn, frames.Writer(), websocket.StatusPolicyViolation, "authentication required")
 		return
 	}
 	if reason := h.admitUser(user.ID); reason != "" {
 		h.obs.SocketClosed("limit")
-		closeSoon(conn, frameWriterOf(sw), websocket.StatusTryAgainLater, reason)
+		closeSoon(conn, frames.Writer(), websocket.StatusTryAgainLater, reason)
 		return
 	}
 	// The role query runs here: a goroutine's stack never shrinks below four
@@ -310,7 +318,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.open.join()
 	go func() {
 		defer h.open.leave()
-		h.serve(conn, frameWriterOf(sw), user, allowed, passes, token, origin)
+		h.serve(conn, frames.Writer(), user, allowed, passes, token, origin)
 	}()
 }
 
@@ -333,7 +341,7 @@ const closeGrace = time.Second
 // closeSoon sends the close frame and drops the connection once the peer
 // answers it or closeGrace has passed. fw is the frame writer under conn
 // (nil: the library's CloseNow, which waits for a close in progress).
-func closeSoon(conn *websocket.Conn, fw *frameWriter, code websocket.StatusCode, reason string) {
+func closeSoon(conn *websocket.Conn, fw *wsframe.Writer, code websocket.StatusCode, reason string) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -345,7 +353,7 @@ func closeSoon(conn *websocket.Conn, fw *frameWriter, code websocket.StatusCode,
 	case <-done:
 	case <-t.C:
 		if fw != nil {
-			fw.drop()
+			fw.Drop()
 		} else {
 			_ = conn.CloseNow()
 		}
@@ -395,7 +403,7 @@ func (h *Handler) release(userID int64) {
 
 // serve runs one admitted socket. allowed are its user's channels as read
 // when the guard had begun passes passes.
-func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, allowed []string, passes int64, token string, origin string) {
+func (h *Handler) serve(conn *websocket.Conn, fw *wsframe.Writer, user auth.User, allowed []string, passes int64, token string, origin string) {
 	// Whatever ended the socket (a close handshake, a peer that vanished, an
 	// error), release the hijacked TCP connection: nothing else will.
 	defer func() { _ = conn.CloseNow() }()
