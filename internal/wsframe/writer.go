@@ -174,7 +174,8 @@ func writeBuffers(w io.Writer, b *net.Buffers) error {
 // frames go out.
 const corkLimit = 64 << 10
 
-// Cork holds complete frames until Uncork.
+// Cork holds complete frames until Uncork. A control frame is held too: a
+// ping's pong, or the answer to a close frame, comes only after Uncork.
 func (f *Writer) Cork() {
 	f.mu.Lock()
 	f.corked = true

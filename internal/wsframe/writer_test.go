@@ -706,3 +706,33 @@ func TestFrameWriterCorkLimit(t *testing.T) {
 		t.Fatal("the stream changed")
 	}
 }
+
+// The Handle has no Writer before Accept hijacks, and the socket's Writer
+// after; Drop closes the connection under the library at once, so that the
+// peer's read ends.
+func TestHandleGivesWriterAfterAccept(t *testing.T) {
+	type result struct {
+		before, after *Writer
+		err           error
+	}
+	done := make(chan result, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		aw, h := Wrap(w)
+		res := result{before: h.Writer()}
+		_, res.err = websocket.Accept(aw, r, nil)
+		res.after = h.Writer()
+		done <- res
+	}))
+	defer srv.Close()
+	c := dial(t, srv)
+	res := <-done
+	if res.err != nil || res.before != nil || res.after == nil {
+		t.Fatalf("before Accept %v, after %v (err %v): want nil, then a Writer", res.before, res.after, res.err)
+	}
+	res.after.Drop()
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
+	defer cancel()
+	if _, _, err := c.Read(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("read after Drop: %v (ctx %v), want the connection gone", err, ctx.Err())
+	}
+}
