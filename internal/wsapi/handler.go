@@ -427,7 +427,7 @@ func (h *Handler) serve(conn *websocket.Conn, fw *wsframe.Writer, user auth.User
 	h.keeper.Add(token)
 	defer h.keeper.Remove(token)
 	start := time.Now()
-	h.log.Info("socket opened", "user_id", user.ID, "origin", origin, "session", hash[:12], "batch", c.batch)
+	h.log.Info("socket opened", "user_id", user.ID, "origin", origin, "session", hash[:12], "batch", c.batch, "coalesced", c.fw != nil)
 	s := &session{h: h, c: c, user: sessionUser{ID: user.ID, Role: user.Role}, token: token, hash: hash, allowed: h.roleSet(allowed),
 		limiter: rate.NewLimiter(rate.Limit(h.cfg.MessageRate), h.cfg.MessageBurst)}
 	h.track(c, s)
