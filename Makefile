@@ -110,6 +110,7 @@ deps: $(TSC) $(AXE) $(APISPECS) $(EXAMPLEDEPS) test-tools ## install what the te
 fuzz: build ## run each fuzz target for FUZZTIME (default 20s)
 	$(GO) test -run '^$$' -fuzz FuzzDecodeRequest -fuzztime $${FUZZTIME:-20s} ./internal/wsapi
 	$(GO) test -run '^$$' -fuzz FuzzSignal -fuzztime $${FUZZTIME:-20s} ./internal/wsapi
+	$(GO) test -run '^$$' -fuzz FuzzFrames -fuzztime $${FUZZTIME:-20s} ./internal/wsframe
 	$(GO) test -run '^$$' -fuzz FuzzFilter -fuzztime $${FUZZTIME:-20s} ./internal/events
 	$(GO) test -run '^$$' -fuzz FuzzBuild -fuzztime $${FUZZTIME:-20s} ./internal/events
 	$(GO) test -run '^$$' -fuzz FuzzCanonicalNumber -fuzztime $${FUZZTIME:-20s} ./internal/events

@@ -230,6 +230,7 @@ func serve(ctx context.Context, e env, cfg config.Config, db *postgres.DB, log *
 		SendQueue: cfg.SendQueue, SendQueueBytes: cfg.SendQueueBytes, MaxMessageBytes: cfg.MaxMessageBytes,
 		WriteTimeout: cfg.WriteTimeout, PingInterval: cfg.PingInterval, Observer: m,
 		MaxSockets: cfg.MaxSockets, MaxUserSockets: cfg.MaxUserSockets, Fields: filterFields(cfg, db),
+		LibraryFrames: cfg.FrameWriter == "library",
 	}, s.hub, authSvc, db, db, s.keeper, log.With("component", "socket"))
 	s.listener.OnSessionSignal(s.sockets.Signal)
 	mainMetrics := m.Handler()

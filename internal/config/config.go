@@ -72,6 +72,7 @@ type Config struct {
 	PingInterval    time.Duration // WebSocket ping period
 	MaxSockets      int           // open sockets on one instance
 	MaxUserSockets  int           // open sockets of one user on one instance
+	FrameWriter     string        // coalesced (internal/wsframe) or library (the WebSocket library's own writes)
 
 	LogFormat string // text or json
 	LogLevel  string // debug, info, warn, error
@@ -173,6 +174,7 @@ var Vars = []Var{
 	{"WS_PING_INTERVAL", "30s", "WebSocket ping period; a peer that does not answer is dropped"},
 	{"WS_MAX_SOCKETS", "20000", "open sockets per instance; beyond, new sockets are closed with 1013"},
 	{"WS_MAX_SOCKETS_PER_USER", "50", "open sockets per user per instance; beyond, new sockets are closed with 1013"},
+	{"WS_FRAME_WRITER", "coalesced", "coalesced: sockets use small buffers and write each frame in one system call (internal/wsframe); library: net/http's 4 KiB buffers and the WebSocket library's own writes, a fallback should a library upgrade break the first"},
 	{"PUBLIC_URL", "", "comma-separated URLs the service is reached at (https://shop.example.com); when set, a request whose Host is not theirs gets 421, and they are the service's own origins"},
 	{"HTTP_READ_HEADER_TIMEOUT", "10s", "a connection that has not sent its request headers within this is closed"},
 	{"HTTP_READ_TIMEOUT", "30s", "a request (body included) not read within this fails and its connection is closed; an upgraded socket has no such deadline"},
@@ -224,6 +226,7 @@ func Load(getenv func(string) string) (Config, error) {
 	c.PingInterval = p.duration("WS_PING_INTERVAL")
 	c.MaxSockets = p.integer("WS_MAX_SOCKETS")
 	c.MaxUserSockets = p.integer("WS_MAX_SOCKETS_PER_USER")
+	c.FrameWriter = p.oneOf("WS_FRAME_WRITER", "coalesced", "library")
 	c.Tables = p.tables()
 	c.CaptureReplica, _ = p.boolean("CAPTURE_REPLICA_WRITES")
 	c.PublicURLs = splitList(p.str("PUBLIC_URL"))

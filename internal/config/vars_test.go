@@ -157,6 +157,7 @@ var badValues = map[string][]struct{ value, want string }{
 	"WS_PING_INTERVAL":         {{"10", `WS_PING_INTERVAL: want a duration such as 30s, 5m or 2h, got "10"`}},
 	"WS_MAX_SOCKETS":           {{"0", `WS_MAX_SOCKETS: want at least 1, got 0`}},
 	"WS_MAX_SOCKETS_PER_USER":  {{"0", `WS_MAX_SOCKETS_PER_USER: want at least 1, got 0`}},
+	"WS_FRAME_WRITER":          {{"plain", `WS_FRAME_WRITER: want coalesced or library, got "plain"`}},
 	"PUBLIC_URL":               {{"shop.example.com", `PUBLIC_URL "shop.example.com": scheme must be http or https`}},
 	"HTTP_READ_HEADER_TIMEOUT": {{"0s", `HTTP_READ_HEADER_TIMEOUT: want a positive duration, got 0s`}},
 	"HTTP_READ_TIMEOUT":        {{"-1s", `HTTP_READ_TIMEOUT: want a positive duration, got -1s`}},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/shopstream/shopstream/internal/events"
 	"github.com/shopstream/shopstream/internal/wire"
+	"github.com/shopstream/shopstream/internal/wsframe"
 )
 
 // maxBatchFrame bounds one batched frame; more queued messages go in the next.
@@ -27,7 +28,7 @@ type item struct {
 // without waiting; its write loop alone writes to the connection.
 type client struct {
 	conn       *websocket.Conn
-	fw         *frameWriter // under conn; nil when the socket was not accepted through smallBuffers
+	fw         *wsframe.Writer // under conn; nil on the library's plain path (Config.LibraryFrames)
 	batch      bool
 	limit      int
 	limitBytes int
@@ -59,7 +60,7 @@ type client struct {
 	writeSince atomic.Int64
 }
 
-func newClient(ctx context.Context, cancel context.CancelFunc, h *Handler, conn *websocket.Conn, fw *frameWriter) *client {
+func newClient(ctx context.Context, cancel context.CancelFunc, h *Handler, conn *websocket.Conn, fw *wsframe.Writer) *client {
 	c := &client{
 		conn:       conn,
 		fw:         fw,
@@ -82,7 +83,7 @@ func newClient(ctx context.Context, cancel context.CancelFunc, h *Handler, conn 
 func (c *client) stop() {
 	c.cancel()
 	if c.fw != nil {
-		c.fw.drop()
+		c.fw.Drop()
 	} else {
 		_ = c.conn.CloseNow()
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/shopstream/shopstream/internal/events"
 	"github.com/shopstream/shopstream/internal/origin"
 	"github.com/shopstream/shopstream/internal/wire"
+	"github.com/shopstream/shopstream/internal/wsframe"
 )
 
 // Sessions resolves a session token to its user.
@@ -69,6 +70,10 @@ type Config struct {
 	Writers          int     // goroutines writing to sockets (default GOMAXPROCS)
 	Fields           FieldSource
 	Observer         Observer
+
+	// LibraryFrames makes sockets write through net/http's buffers and the
+	// library's own writes instead of internal/wsframe (WS_FRAME_WRITER=library).
+	LibraryFrames bool
 }
 
 // Handler serves GET /ws.
@@ -261,8 +266,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.originRefused(w, r) {
 		return
 	}
-	sw := smallBuffers(w)
-	conn, err := websocket.Accept(sw, r, &websocket.AcceptOptions{
+	aw, frames := w, (*wsframe.Handle)(nil)
+	if !h.cfg.LibraryFrames {
+		aw, frames = wsframe.Wrap(w)
+	}
+	conn, err := websocket.Accept(aw, r, &websocket.AcceptOptions{
 		Subprotocols:       []string{wire.BatchSubprotocol},
 		InsecureSkipVerify: true, // originRefused checked Origin, scheme included
 	})
@@ -272,17 +280,17 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !held {
 		h.obs.SocketClosed("limit")
-		closeSoon(conn, frameWriterOf(sw), websocket.StatusTryAgainLater, "server at socket capacity: try again later")
+		closeSoon(conn, frames.Writer(), wire.CloseTryAgainLater, "server at socket capacity: try again later")
 		return
 	}
 	if !ok {
 		h.obs.SocketClosed("auth")
-		closeSoon(conn, frameWriterOf(sw), websocket.StatusPolicyViolation, "authentication required")
+		closeSoon(conn, frames.Writer(), wire.CloseLoginRequired, "authentication required")
 		return
 	}
 	if reason := h.admitUser(user.ID); reason != "" {
 		h.obs.SocketClosed("limit")
-		closeSoon(conn, frameWriterOf(sw), websocket.StatusTryAgainLater, reason)
+		closeSoon(conn, frames.Writer(), wire.CloseTryAgainLater, reason)
 		return
 	}
 	// The role query runs here: a goroutine's stack never shrinks below four
@@ -302,7 +310,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.open.join()
 	go func() {
 		defer h.open.leave()
-		h.serve(conn, frameWriterOf(sw), user, allowed, passes, token, origin)
+		h.serve(conn, frames.Writer(), user, allowed, passes, token, origin)
 	}()
 }
 
@@ -325,7 +333,7 @@ const closeGrace = time.Second
 // closeSoon sends the close frame and drops the connection once the peer
 // answers it or closeGrace has passed. fw is the frame writer under conn
 // (nil: the library's CloseNow, which waits for a close in progress).
-func closeSoon(conn *websocket.Conn, fw *frameWriter, code websocket.StatusCode, reason string) {
+func closeSoon(conn *websocket.Conn, fw *wsframe.Writer, code websocket.StatusCode, reason string) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -337,7 +345,7 @@ func closeSoon(conn *websocket.Conn, fw *frameWriter, code websocket.StatusCode,
 	case <-done:
 	case <-t.C:
 		if fw != nil {
-			fw.drop()
+			fw.Drop()
 		} else {
 			_ = conn.CloseNow()
 		}
@@ -387,7 +395,7 @@ func (h *Handler) release(userID int64) {
 
 // serve runs one admitted socket. allowed are its user's channels as read
 // when the guard had begun passes passes.
-func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, allowed []string, passes int64, token string, origin string) {
+func (h *Handler) serve(conn *websocket.Conn, fw *wsframe.Writer, user auth.User, allowed []string, passes int64, token string, origin string) {
 	// Whatever ended the socket (a close handshake, a peer that vanished, an
 	// error), release the hijacked TCP connection: nothing else will.
 	defer func() { _ = conn.CloseNow() }()
@@ -411,7 +419,7 @@ func (h *Handler) serve(conn *websocket.Conn, fw *frameWriter, user auth.User, a
 	h.keeper.Add(token)
 	defer h.keeper.Remove(token)
 	start := time.Now()
-	h.log.Info("socket opened", "user_id", user.ID, "origin", origin, "session", hash[:12], "batch", c.batch)
+	h.log.Info("socket opened", "user_id", user.ID, "origin", origin, "session", hash[:12], "batch", c.batch, "coalesced", c.fw != nil)
 	s := &socketReader{h: h, c: c, user: socketUser{ID: user.ID, Role: user.Role}, token: token, hash: hash, allowed: h.roleSet(allowed),
 		limiter: rate.NewLimiter(rate.Limit(h.cfg.MessageRate), h.cfg.MessageBurst)}
 	h.track(c, s)

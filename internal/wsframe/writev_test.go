@@ -1,4 +1,4 @@
-package wsapi
+package wsframe
 
 import (
 	"net"
@@ -26,7 +26,7 @@ func (c *wrappedConn) WriteBuffers(b *net.Buffers) (int64, error) {
 // still goes out in one writev, not one write per buffer.
 func TestFrameWriterKeepsWritevThroughAWrapper(t *testing.T) {
 	c := &wrappedConn{}
-	f := newFrameWriter(c)
+	f := newWriter(c)
 	if f.writev == nil {
 		t.Fatal("no writev through a wrapper with WriteBuffers")
 	}

@@ -1,4 +1,4 @@
-package wsapi
+package wsframe
 
 import (
 	"bufio"
@@ -11,55 +11,63 @@ import (
 	"sync"
 )
 
-// Per-socket buffers. websocket.Accept hijacks the connection and keeps the
-// *bufio.Reader and *bufio.Writer that Hijack returns for the socket's life;
-// net/http hands over 4 KiB of each, 8 KiB per idle socket. smallBuffers
-// returns smaller ones:
+// Per-socket buffers (see the package comment for why they can be this small):
 //
-//   - reading: a socketReadBuffer bufio.Reader. Client messages are small
-//     JSON, so a whole frame usually arrives in one read; a message longer
-//     than the buffer is still read whole (its payload past the buffer is read
+//   - reading: a readBuffer bufio.Reader. Client messages are small JSON, so
+//     a whole frame usually arrives in one read; a message longer than the
+//     buffer is still read whole (its payload past the buffer is read
 //     straight into the library's message buffer).
-//   - writing: a socketWriteStage bufio.Writer, just large enough for a frame
-//     header, over a frameWriter that holds a frame's first bytes until the
-//     rest arrives and then writes the whole frame at once. A socket holds no
-//     write buffer between frames, and every frame up to maxCoalescedFrame
-//     (the batched ones of maxBatchFrame too) goes out in one write or writev
-//     system call, where net/http's 4 KiB bufio.Writer made two or more for a
-//     frame over 4 KiB.
+//   - writing: a writeStage bufio.Writer, just large enough for a frame
+//     header, over a Writer that holds a frame's first bytes until the rest
+//     arrives and then writes the whole frame at once. A socket holds no write
+//     buffer between frames, and every frame up to maxCoalescedFrame (a
+//     256 KiB batched one too) goes out in one write or writev system call,
+//     where net/http's 4 KiB bufio.Writer made two or more for a frame over
+//     4 KiB.
 const (
-	socketReadBuffer = 128
-	socketWriteStage = 16
+	readBuffer = 128
+	writeStage = 16
 )
 
-// smallBuffers wraps the ResponseWriter passed to websocket.Accept so that its
-// Hijack returns the buffers above. Everything else is w's own; a w that
-// cannot be hijacked is returned as it is, for Accept to refuse.
-func smallBuffers(w http.ResponseWriter) http.ResponseWriter {
+// Handle is what Wrap gives its caller besides the wrapped ResponseWriter:
+// the frame writer of the socket, once websocket.Accept has hijacked the
+// connection.
+type Handle struct {
+	fw *Writer // set by Hijack
+}
+
+// Writer returns the frame writer under the socket accepted through the
+// ResponseWriter that Wrap returned with h. It is nil before the hijack, when
+// the hijack failed, and for a nil h (a ResponseWriter that cannot be
+// hijacked): the socket then writes through the library's own buffers.
+func (h *Handle) Writer() *Writer {
+	if h == nil {
+		return nil
+	}
+	return h.fw
+}
+
+// Wrap wraps the ResponseWriter passed to websocket.Accept so that its Hijack
+// returns the small buffers above, and the returned Handle gives the frame
+// writer under them. Everything else is w's own; a w that cannot be hijacked
+// is returned as it is, with a nil Handle, for Accept to refuse.
+func Wrap(w http.ResponseWriter) (http.ResponseWriter, *Handle) {
 	for rw := w; ; {
 		switch t := rw.(type) {
 		case http.Hijacker:
-			return &hijackWriter{ResponseWriter: w}
+			hw := &hijackWriter{ResponseWriter: w}
+			return hw, &hw.h
 		case interface{ Unwrap() http.ResponseWriter }:
 			rw = t.Unwrap()
 		default:
-			return w
+			return w, nil
 		}
 	}
 }
 
 type hijackWriter struct {
 	http.ResponseWriter
-	fw *frameWriter // set by Hijack
-}
-
-// frameWriterOf returns the frame writer of a socket accepted through w, or
-// nil when w was not wrapped.
-func frameWriterOf(w http.ResponseWriter) *frameWriter {
-	if h, ok := w.(*hijackWriter); ok {
-		return h.fw
-	}
-	return nil
+	h Handle
 }
 
 // Unwrap lets http.ResponseController reach the wrapped writer.
@@ -80,25 +88,25 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	var br *bufio.Reader
 	if n := brw.Reader.Buffered(); n == 0 {
-		br = bufio.NewReaderSize(conn, socketReadBuffer)
+		br = bufio.NewReaderSize(conn, readBuffer)
 	} else {
 		// Move the buffered bytes into the new reader's buffer (large enough
 		// for all of them): Peek makes exactly one Read of the MultiReader,
 		// which the bytes.Reader answers whole, so nothing is read from the
 		// connection here and the order of the bytes is kept.
 		pending, _ := brw.Reader.Peek(n) // n bytes are buffered: no read, no error
-		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pending), conn), max(socketReadBuffer, n))
+		br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(pending), conn), max(readBuffer, n))
 		if _, err := br.Peek(n); err != nil {
 			_ = conn.Close()
 			return nil, nil, err
 		}
 	}
-	w.fw = newFrameWriter(conn)
-	bw := bufio.NewWriterSize(w.fw, socketWriteStage)
+	w.h.fw = newWriter(conn)
+	bw := bufio.NewWriterSize(w.h.fw, writeStage)
 	return conn, bufio.NewReadWriter(br, bw), nil
 }
 
-// frameWriter writes a stream of WebSocket frames to conn, one write per
+// Writer writes a stream of WebSocket frames to conn, one write per
 // frame: it parses each frame header to learn where the frame ends and holds
 // the frame's first bytes (the header and what bufio staged with it) until
 // the rest arrives. Then it writes them and the rest in one writev when conn
@@ -106,16 +114,16 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // the frame in one buffer and writes that. Pending bytes live in a buffer from
 // framePool, returned as soon as the frame is written: an idle socket holds
 // none. A frame without FIN is held and written with the frames after it, up
-// to the next FIN (the library flushes at FIN too). Frames are at most
-// maxBatchFrame plus a header; one longer than maxCoalescedFrame, if ever,
-// goes out as it comes, as through a bufio.Writer: its header with what was
-// pending, then its payload. The library calls it under its write lock only;
+// to the next FIN (the library flushes at FIN too). Shopstream's frames are
+// at most 256 KiB (a batched one) plus a header; one longer than
+// maxCoalescedFrame, if ever, goes out as it comes, as through a
+// bufio.Writer: its header with what was pending, then its payload. The library calls it under its write lock only;
 // mu orders those calls with Cork and Uncork, which the socket's writer calls.
 //
 // Corked, it holds complete frames too (up to corkLimit bytes), so that the
 // frames of one drained queue go out in one write: one system call per
 // queue, not per message, when a socket without shopstream.batch falls behind.
-type frameWriter struct {
+type Writer struct {
 	mu     sync.Mutex
 	corked bool
 	conn   io.Writer
@@ -130,8 +138,8 @@ type frameWriter struct {
 	err        error // the first write error: the connection is broken
 }
 
-func newFrameWriter(conn net.Conn) *frameWriter {
-	f := &frameWriter{conn: conn}
+func newWriter(conn net.Conn) *Writer {
+	f := &Writer{conn: conn}
 	switch c := conn.(type) {
 	case *net.TCPConn, *net.UnixConn: // net.Buffers.WriteTo uses writev on these
 		f.writev = writeBuffers
@@ -141,10 +149,10 @@ func newFrameWriter(conn net.Conn) *frameWriter {
 	return f
 }
 
-// drop closes the connection under the frame writer at once, whatever the
+// Drop closes the connection under the frame writer at once, whatever the
 // library is doing on it (waiting for a close handshake, which CloseNow does
 // not interrupt).
-func (f *frameWriter) drop() {
+func (f *Writer) Drop() {
 	if c, ok := f.conn.(io.Closer); ok {
 		_ = c.Close()
 	}
@@ -162,19 +170,20 @@ func writeBuffers(w io.Writer, b *net.Buffers) error {
 	return err
 }
 
-// corkLimit bounds what a corked frameWriter holds: past it, the complete
+// corkLimit bounds what a corked Writer holds: past it, the complete
 // frames go out.
 const corkLimit = 64 << 10
 
-// Cork holds complete frames until Uncork.
-func (f *frameWriter) Cork() {
+// Cork holds complete frames until Uncork. A control frame is held too: a
+// ping's pong, or the answer to a close frame, comes only after Uncork.
+func (f *Writer) Cork() {
 	f.mu.Lock()
 	f.corked = true
 	f.mu.Unlock()
 }
 
 // Uncork writes the frames held since Cork, in one write.
-func (f *frameWriter) Uncork() error {
+func (f *Writer) Uncork() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.corked = false
@@ -186,7 +195,7 @@ func (f *frameWriter) Uncork() error {
 
 // flushComplete writes the complete frames pending (buf[:start]) and keeps the
 // start of the frame being gathered, if any.
-func (f *frameWriter) flushComplete() error {
+func (f *Writer) flushComplete() error {
 	if f.start == 0 {
 		return nil
 	}
@@ -205,7 +214,7 @@ func (f *frameWriter) flushComplete() error {
 	return err
 }
 
-func (f *frameWriter) Write(p []byte) (int, error) {
+func (f *Writer) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.err != nil {
@@ -274,7 +283,7 @@ func (f *frameWriter) Write(p []byte) (int, error) {
 
 // flush writes the pending bytes followed by tail in one call (net.Conn's
 // Write and writev retry a partial write themselves), and drops them.
-func (f *frameWriter) flush(tail []byte) error {
+func (f *Writer) flush(tail []byte) error {
 	var err error
 	switch {
 	case len(f.buf) == 0 && len(tail) == 0:
@@ -296,7 +305,7 @@ func (f *frameWriter) flush(tail []byte) error {
 
 // grow makes room for n pending bytes, moving them to a larger pooled buffer.
 // Appends never reallocate: buf always lives in box.
-func (f *frameWriter) grow(n int) {
+func (f *Writer) grow(n int) {
 	if n <= cap(f.buf) {
 		return
 	}
@@ -307,7 +316,7 @@ func (f *frameWriter) grow(n int) {
 }
 
 // release returns the buffer: nothing is pending.
-func (f *frameWriter) release() {
+func (f *Writer) release() {
 	putFrameBuf(f.box)
 	f.box, f.buf, f.start, f.end = nil, nil, 0, 0
 }
@@ -358,7 +367,7 @@ func framePayloadLen(hdr []byte) uint64 {
 
 // framePool holds frame buffers by size: class c holds *[]byte of length 0
 // and capacity minFrameBuf<<c + maxFrameHeader, so that a payload of a power
-// of two (maxBatchFrame, say) fits with its header.
+// of two (a 256 KiB batched frame, say) fits with its header.
 var framePool [maxFrameShift - minFrameShift + 1]sync.Pool
 
 const (

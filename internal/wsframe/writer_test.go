@@ -1,4 +1,4 @@
-package wsapi
+package wsframe
 
 import (
 	"bufio"
@@ -63,17 +63,17 @@ func (c *recordingConn) Writes() []int {
 	return append([]int(nil), c.writes...)
 }
 
-// echoServer serves sockets accepted through smallBuffers on a real loopback
+// echoServer serves sockets accepted through Wrap on a real loopback
 // listener. Each text message is answered with the same message; a binary
 // message "N" (a decimal number) with a text message of N bytes.
 //
 // With record, the server's connections record their writes; they are not
-// *net.TCPConn then, so frameWriter gathers frames in one buffer instead of
+// *net.TCPConn then, so Writer gathers frames in one buffer instead of
 // using writev.
 func echoServer(t *testing.T, record bool) (*httptest.Server, *recordingListener) {
 	t.Helper()
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		conn, err := websocket.Accept(smallBuffers(w), r, nil)
+		conn, err := websocket.Accept(wrapped(w), r, nil)
 		if err != nil {
 			t.Errorf("accept: %v", err)
 			return
@@ -104,6 +104,16 @@ func echoServer(t *testing.T, record bool) (*httptest.Server, *recordingListener
 	srv.Start()
 	t.Cleanup(srv.Close)
 	return srv, rl
+}
+
+// batchFrame is the longest frame shopstream writes: a batch (wsapi's
+// maxBatchFrame).
+const batchFrame = 256 << 10
+
+// wrapped is Wrap without its Handle.
+func wrapped(w http.ResponseWriter) http.ResponseWriter {
+	rw, _ := Wrap(w)
+	return rw
 }
 
 func dial(t *testing.T, srv *httptest.Server) *websocket.Conn {
@@ -141,7 +151,7 @@ func testReadWholeMessages(t *testing.T, record bool) {
 	c := dial(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
-	sizes := []int{0, 1, 125, 126, socketReadBuffer - 1, socketReadBuffer, socketReadBuffer + 1, 4096, 65535, 65536, 300 << 10}
+	sizes := []int{0, 1, 125, 126, readBuffer - 1, readBuffer, readBuffer + 1, 4096, 65535, 65536, 300 << 10}
 	for _, n := range sizes {
 		if err := c.Write(ctx, websocket.MessageText, payload(n)); err != nil {
 			t.Fatal(err)
@@ -167,7 +177,7 @@ func TestSmallBuffersOneWritePerFrame(t *testing.T) {
 	c := dial(t, srv)
 	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
-	sizes := []int{0, 2, 125, 126, 300, 4000, 4096, 8192, 65535, 65536, 100 << 10, maxBatchFrame}
+	sizes := []int{0, 2, 125, 126, 300, 4000, 4096, 8192, 65535, 65536, 100 << 10, batchFrame}
 	var want []int
 	for _, n := range sizes {
 		if err := c.Write(ctx, websocket.MessageBinary, []byte(fmt.Sprint(n))); err != nil {
@@ -211,7 +221,7 @@ func TestSmallBuffersOneWritePerFrame(t *testing.T) {
 // arrives, are in net/http's reader when the socket is hijacked: they must be
 // carried over, in order, even when they are more than the small read buffer.
 func TestSmallBuffersKeepBytesReadBeforeHijack(t *testing.T) {
-	for _, sizes := range [][]int{{5}, {100, 200, 3}, {socketReadBuffer + 700, 40}} {
+	for _, sizes := range [][]int{{5}, {100, 200, 3}, {readBuffer + 700, 40}} {
 		t.Run(fmt.Sprint(sizes), func(t *testing.T) {
 			srv, _ := echoServer(t, false)
 			var frames []byte
@@ -354,7 +364,7 @@ func serverFrame(fin bool, opcode byte, n int, mask bool) []byte {
 	return append(b, payload(n)...)
 }
 
-// However the stream is split into Write calls, frameWriter writes it
+// However the stream is split into Write calls, Writer writes it
 // unchanged, one write (or writev) per FIN frame, with the non-FIN frames
 // before it, and holds no buffer between frames.
 func TestFrameWriterSplits(t *testing.T) {
@@ -393,7 +403,7 @@ func TestFrameWriterSplits(t *testing.T) {
 	}()
 	for trial := range 600 {
 		var cw callWriter
-		fw := &frameWriter{conn: &cw}
+		fw := &Writer{conn: &cw}
 		if trial%2 == 1 {
 			fw.writev = cw.writev
 		}
@@ -433,11 +443,11 @@ func TestFrameWriterSplits(t *testing.T) {
 	}
 }
 
-// Through the library's path (a 16-byte bufio.Writer over frameWriter) a
+// Through the library's path (a 16-byte bufio.Writer over Writer) a
 // frame longer than maxCoalescedFrame still arrives intact; it is not gathered.
 func TestFrameWriterOverlongFrame(t *testing.T) {
 	var cw callWriter
-	bw := bufio.NewWriterSize(&frameWriter{conn: &cw}, socketWriteStage)
+	bw := bufio.NewWriterSize(&Writer{conn: &cw}, writeStage)
 	small := serverFrame(true, 1, 100, false)
 	big := serverFrame(true, 2, maxCoalescedFrame+1, false)
 	var stream []byte
@@ -461,7 +471,7 @@ func TestFrameWriterOverlongFrame(t *testing.T) {
 
 // A write error is returned, and then returned again without writing.
 func TestFrameWriterError(t *testing.T) {
-	fw := &frameWriter{conn: errWriter{}}
+	fw := &Writer{conn: errWriter{}}
 	if _, err := fw.Write(serverFrame(true, 1, 3, false)); err != io.ErrClosedPipe {
 		t.Fatalf("err = %v", err)
 	}
@@ -479,7 +489,7 @@ func (errWriter) Write([]byte) (int, error) { return 0, io.ErrClosedPipe }
 
 func TestFrameClass(t *testing.T) {
 	for _, n := range []int{0, 1, minFrameBuf, minFrameBuf + maxFrameHeader, minFrameBuf + maxFrameHeader + 1,
-		4096, 4096 + 4, maxBatchFrame + 10, maxBatchFrame + maxFrameHeader + 1, maxCoalescedFrame} {
+		4096, 4096 + 4, batchFrame + 10, batchFrame + maxFrameHeader + 1, maxCoalescedFrame} {
 		c := frameClass(n)
 		size := func(c int) int { return minFrameBuf<<c + maxFrameHeader }
 		if c >= len(framePool) || size(c) < n || (c > 0 && size(c-1) >= n) {
@@ -492,7 +502,7 @@ func TestFrameClass(t *testing.T) {
 }
 
 // BenchmarkSocketWrite compares the library's write path through net/http's
-// 4 KiB bufio.Writer ("nethttp") with smallBuffers ("small"), over loopback
+// 4 KiB bufio.Writer ("nethttp") with Wrap ("small"), over loopback
 // TCP to a peer that only drains the socket.
 func BenchmarkSocketWrite(b *testing.B) {
 	for _, wrap := range []struct {
@@ -500,9 +510,9 @@ func BenchmarkSocketWrite(b *testing.B) {
 		fn   func(http.ResponseWriter) http.ResponseWriter
 	}{
 		{"nethttp", func(w http.ResponseWriter) http.ResponseWriter { return w }},
-		{"small", smallBuffers},
+		{"small", wrapped},
 	} {
-		for _, n := range []int{300, 4 << 10, 8 << 10, 64 << 10, maxBatchFrame} {
+		for _, n := range []int{300, 4 << 10, 8 << 10, 64 << 10, batchFrame} {
 			b.Run(fmt.Sprintf("%s/%d", wrap.name, n), func(b *testing.B) {
 				conns := make(chan *websocket.Conn, 1)
 				srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -535,10 +545,10 @@ func BenchmarkSocketWrite(b *testing.B) {
 
 // BenchmarkFrameWriterCPU measures the user-space cost of writing one frame
 // the way the library does (header bytes, payload, flush) through a 4 KiB
-// bufio.Writer ("bufio4k") and through the 16-byte stage over frameWriter,
+// bufio.Writer ("bufio4k") and through the 16-byte stage over Writer,
 // gathering ("gather") or with writev ("writev"), to a writer that discards.
 func BenchmarkFrameWriterCPU(b *testing.B) {
-	for _, n := range []int{300, 4 << 10, 8 << 10, 64 << 10, maxBatchFrame} {
+	for _, n := range []int{300, 4 << 10, 8 << 10, 64 << 10, batchFrame} {
 		msg := payload(n)
 		hdr := serverFrame(true, 1, n, false)
 		hdr = hdr[:len(hdr)-n]
@@ -549,9 +559,9 @@ func BenchmarkFrameWriterCPU(b *testing.B) {
 				case "bufio4k":
 					bw = bufio.NewWriterSize(discard{}, 4096)
 				case "gather":
-					bw = bufio.NewWriterSize(&frameWriter{conn: discard{}}, socketWriteStage)
+					bw = bufio.NewWriterSize(&Writer{conn: discard{}}, writeStage)
 				case "writev":
-					bw = bufio.NewWriterSize(&frameWriter{conn: discard{}, writev: func(io.Writer, *net.Buffers) error { return nil }}, socketWriteStage)
+					bw = bufio.NewWriterSize(&Writer{conn: discard{}, writev: func(io.Writer, *net.Buffers) error { return nil }}, writeStage)
 				}
 				b.SetBytes(int64(n))
 				for range b.N {
@@ -570,11 +580,16 @@ type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
 
-// A writer that cannot be hijacked is left alone, for Accept to refuse.
-func TestSmallBuffersNotHijackable(t *testing.T) {
+// A writer that cannot be hijacked is left alone, for Accept to refuse, with
+// a nil Handle whose Writer is nil.
+func TestWrapNotHijackable(t *testing.T) {
 	rec := httptest.NewRecorder()
-	if w := smallBuffers(rec); w != http.ResponseWriter(rec) {
-		t.Fatalf("smallBuffers wrapped a recorder: %T", w)
+	w, h := Wrap(rec)
+	if w != http.ResponseWriter(rec) || h != nil {
+		t.Fatalf("Wrap wrapped a recorder: %T, %v", w, h)
+	}
+	if h.Writer() != nil {
+		t.Fatal("a nil Handle has a Writer")
 	}
 }
 
@@ -583,7 +598,7 @@ func TestSmallBuffersNotHijackable(t *testing.T) {
 func TestFrameWriterPendingAtLimit(t *testing.T) {
 	for _, writev := range []bool{false, true} {
 		var cw callWriter
-		fw := &frameWriter{conn: &cw}
+		fw := &Writer{conn: &cw}
 		if writev {
 			fw.writev = cw.writev
 		}
@@ -626,7 +641,7 @@ func TestFrameWriterCork(t *testing.T) {
 	rng := mrand.New(mrand.NewPCG(3, 4))
 	for trial := range 200 {
 		var cw callWriter
-		fw := &frameWriter{conn: &cw}
+		fw := &Writer{conn: &cw}
 		if trial%2 == 1 {
 			fw.writev = cw.writev
 		}
@@ -667,7 +682,7 @@ func TestFrameWriterCork(t *testing.T) {
 // in bounded writes.
 func TestFrameWriterCorkLimit(t *testing.T) {
 	var cw callWriter
-	fw := &frameWriter{conn: &cw}
+	fw := &Writer{conn: &cw}
 	f := serverFrame(true, 1, 1000, false)
 	fw.Cork()
 	n := 3 * corkLimit / len(f)
@@ -689,5 +704,35 @@ func TestFrameWriterCorkLimit(t *testing.T) {
 	}
 	if got := bytes.Join(cw.calls, nil); !bytes.Equal(got, bytes.Repeat(f, n)) {
 		t.Fatal("the stream changed")
+	}
+}
+
+// The Handle has no Writer before Accept hijacks, and the socket's Writer
+// after; Drop closes the connection under the library at once, so that the
+// peer's read ends.
+func TestHandleGivesWriterAfterAccept(t *testing.T) {
+	type result struct {
+		before, after *Writer
+		err           error
+	}
+	done := make(chan result, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		aw, h := Wrap(w)
+		res := result{before: h.Writer()}
+		_, res.err = websocket.Accept(aw, r, nil)
+		res.after = h.Writer()
+		done <- res
+	}))
+	defer srv.Close()
+	c := dial(t, srv)
+	res := <-done
+	if res.err != nil || res.before != nil || res.after == nil {
+		t.Fatalf("before Accept %v, after %v (err %v): want nil, then a Writer", res.before, res.after, res.err)
+	}
+	res.after.Drop()
+	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
+	defer cancel()
+	if _, _, err := c.Read(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("read after Drop: %v (ctx %v), want the connection gone", err, ctx.Err())
 	}
 }
