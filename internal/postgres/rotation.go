@@ -98,9 +98,16 @@ func (s *SequencerConn) truncate(ctx context.Context, table string, n int, reten
 
 // rotationCheckSQL returns the last position whose changes may be in table
 // when every change in it is older than $1 seconds and ticked ($2: the
-// table's bit in ticks.tables), and no row otherwise.
+// table's bit in ticks.tables), and no row otherwise. Nor while the newest
+// tick has changes in the table: that tick is never deleted, and a tick
+// that also holds changes of another table (a long transaction's early
+// change and fresh ones) would stay readable with part of its changes gone,
+// its other changes ranked anew by every reader, at other positions than
+// the ticker handed out. The next rotation after a later tick truncates it
+// (TestTruncationNeverRenumbersATick).
 func rotationCheckSQL(table string) string {
 	return `SELECT coalesce((SELECT max(t.first_position + t.count - 1) FROM shopstream.ticks t WHERE t.tables & $2 <> 0), 0)
 		WHERE (SELECT created_at FROM ` + table + ` ORDER BY id DESC LIMIT 1) < now() - make_interval(secs => $1)
+		  AND (SELECT tables & $2 FROM shopstream.ticks ORDER BY first_position DESC LIMIT 1) = 0
 		  AND NOT ` + untickedExistsSQL(table)
 }
