@@ -104,10 +104,14 @@ func (s *SequencerConn) truncate(ctx context.Context, table string, n int, reten
 // change and fresh ones) would stay readable with part of its changes gone,
 // its other changes ranked anew by every reader, at other positions than
 // the ticker handed out. The next rotation after a later tick truncates it
-// (TestTruncationNeverRenumbersATick).
+// (TestTruncationNeverRenumbersATick). Nor until the last tick with changes
+// in the table is older than retention: the ticks it prunes hold changes of
+// the newer tables too, committed before it was recorded
+// (TestTruncationKeepsNewerTablesChanges).
 func rotationCheckSQL(table string) string {
 	return `SELECT coalesce((SELECT max(t.first_position + t.count - 1) FROM shopstream.ticks t WHERE t.tables & $2 <> 0), 0)
 		WHERE (SELECT created_at FROM ` + table + ` ORDER BY id DESC LIMIT 1) < now() - make_interval(secs => $1)
 		  AND (SELECT tables & $2 FROM shopstream.ticks ORDER BY first_position DESC LIMIT 1) = 0
+		  AND (SELECT coalesce(max(recorded_at), '-infinity') FROM shopstream.ticks t WHERE t.tables & $2 <> 0) < now() - make_interval(secs => $1)
 		  AND NOT ` + untickedExistsSQL(table)
 }
