@@ -131,17 +131,18 @@ func (s *SequencerConn) Wait(ctx context.Context, timeout time.Duration) (bool, 
 	return true, nil
 }
 
-// Sequence records a tick and hands build its first page, positioned (see
-// events.SequencerConn); while the last tick has changes not handed out, it
-// hands build the next page of it instead. With peek set it first checks
-// cheaply that changes wait, so an idle poll writes nothing. A tick is one
-// round trip: the statement that records it returns its first page. After an
-// error the connection must be closed.
-func (s *SequencerConn) Sequence(ctx context.Context, limit, maxBytes int, peek bool, build func([]events.Change) []events.Record) (events.Batch, error) {
+// Sequence records a tick and returns its first page, positioned and
+// checked against the configured tables (see events.SequencerConn); while the
+// last tick has changes not handed out, it returns the next page of it
+// instead. With req.Peek set it first checks cheaply that changes wait, so an
+// idle poll writes nothing. A tick is one round trip: the statement that
+// records it (and commits it) returns its first page. After an error the
+// connection must be closed.
+func (s *SequencerConn) Sequence(ctx context.Context, req events.BatchRequest) (events.Batch, error) {
 	if s.open != nil {
-		return s.nextPage(ctx, limit, maxBytes, build)
+		return s.nextPage(ctx, req)
 	}
-	if peek {
+	if req.Peek {
 		var pending bool
 		if err := s.conn.QueryRow(ctx, "SELECT "+pendingSQL).Scan(&pending); err != nil {
 			return events.Batch{}, fmt.Errorf("peeking at the capture tables: %w", err)
@@ -150,7 +151,7 @@ func (s *SequencerConn) Sequence(ctx context.Context, limit, maxBytes int, peek 
 			return events.Batch{}, nil
 		}
 	}
-	t, rows, err := s.tick(ctx, limit, maxBytes)
+	t, rows, err := s.tick(ctx, req.Limit, req.MaxBytes)
 	if err != nil || t == nil {
 		return events.Batch{}, err
 	}
@@ -159,8 +160,7 @@ func (s *SequencerConn) Sequence(ctx context.Context, limit, maxBytes int, peek 
 	if err != nil {
 		return events.Batch{}, err
 	}
-	build(changes)
-	b := events.Batch{Rows: len(rows), After: t.first - 1, Through: t.end()}
+	b := events.Batch{Changes: changes, Rows: len(rows), After: t.first - 1, Through: t.end()}
 	if n := int64(len(rows)); n < t.count {
 		s.open = &openTick{tick: *t, consumed: n, lastID: rows[n-1].change.ID}
 		b.Through, b.More = t.first+n-1, true
@@ -225,10 +225,10 @@ func (s *SequencerConn) tick(ctx context.Context, limit, maxBytes int) (*tick, [
 	return t, cutPage(got, limit, maxBytes), nil
 }
 
-// nextPage hands out the next page of the open tick.
-func (s *SequencerConn) nextPage(ctx context.Context, limit, maxBytes int, build func([]events.Change) []events.Record) (events.Batch, error) {
+// nextPage returns the next page of the open tick.
+func (s *SequencerConn) nextPage(ctx context.Context, req events.BatchRequest) (events.Batch, error) {
 	o := s.open
-	rows, err := readPage(ctx, s.conn, o.tick, o.lastID, 0, limit, maxBytes)
+	rows, err := readPage(ctx, s.conn, o.tick, o.lastID, 0, req.Limit, req.MaxBytes)
 	if err != nil {
 		return events.Batch{}, err
 	}
@@ -237,9 +237,8 @@ func (s *SequencerConn) nextPage(ctx context.Context, limit, maxBytes int, build
 	if err != nil {
 		return events.Batch{}, err
 	}
-	build(changes)
 	n := int64(len(rows))
-	b := events.Batch{Rows: len(rows), After: o.first + o.consumed - 1, Through: o.end()}
+	b := events.Batch{Changes: changes, Rows: len(rows), After: o.first + o.consumed - 1, Through: o.end()}
 	if n == 0 || o.consumed+n >= o.count { // the tick's last page (or its changes were truncated)
 		s.open = nil
 		return b, nil
