@@ -68,7 +68,9 @@ func pop[T any](q *[]T) (v T) {
 	return v
 }
 
-func (f *fakeConn) log(format string, args ...any) { f.calls = append(f.calls, fmt.Sprintf(format, args...)) }
+func (f *fakeConn) log(format string, args ...any) {
+	f.calls = append(f.calls, fmt.Sprintf(format, args...))
+}
 
 func (f *fakeConn) Lead(context.Context) error { f.log("Lead"); return nil }
 func (f *fakeConn) BeginTerm(context.Context) (int64, error) {
@@ -99,8 +101,11 @@ func (f *fakeConn) Release(context.Context) (bool, error) {
 	f.log("Release pending=%v", p)
 	return p, nil
 }
-func (f *fakeConn) Announce(_ context.Context, last int64) error { f.log("Announce %d", last); return nil }
-func (f *fakeConn) Close(context.Context) error                  { f.log("Close"); return nil }
+func (f *fakeConn) Announce(_ context.Context, last int64) error {
+	f.log("Announce %d", last)
+	return nil
+}
+func (f *fakeConn) Close(context.Context) error { f.log("Close"); return nil }
 
 // run runs a sequencer over f until f's script ends and returns its calls.
 func (f *fakeConn) run(t *testing.T, cfg SequencerConfig) []string {
@@ -214,7 +219,9 @@ func TestSequencerDecisions(t *testing.T) {
 			"Sequence peek=true", "commit (5,9] [6]", "Announce 9", "Release pending=false", "Wait 1ms rang=false"},
 	}, {
 		name: "Rotate runs at the first round and then every PruneEvery, idle or busy",
-		cfg:  func(c *SequencerConfig) { c.Retention, c.PruneEvery, c.MaxPoll = time.Hour, 10*time.Millisecond, 4*time.Millisecond },
+		cfg: func(c *SequencerConfig) {
+			c.Retention, c.PruneEvery, c.MaxPoll = time.Hour, 10*time.Millisecond, 4*time.Millisecond
+		},
 		conn: fakeConn{sequence: []seqAnswer{empty, empty, empty, empty, empty, page(0, 1, false, 1), empty}},
 		// rounds start at 0, 2, 6, 10 (not past 10 ms yet), 14 (rotate), 18, 19 (after the change's 1 ms), 21
 		want: []string{"Rotate", "Sequence peek=true", "Release pending=false", "Wait 2ms rang=false",

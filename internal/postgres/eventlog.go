@@ -14,20 +14,21 @@ import (
 
 // Notification channels.
 const (
-	inboxChannel    = "shopstream_inbox"    // writers ring the ticker
-	eventsChannel   = "shopstream_events"   // the ticker rings every instance
+	inboxChannel    = "shopstream_inbox"    // writers ring the sequencer
+	eventsChannel   = "shopstream_events"   // the sequencer rings every instance
 	sessionsChannel = "shopstream_sessions" // a session row was deleted
 )
 
-// sequencerLockKey is the session advisory lock that elects the ticker.
+// sequencerLockKey is the advisory lock that elects the sequencer, held at
+// session level: for as long as the connection lives (one term).
 const sequencerLockKey = 7316042871525064
 
 // doorbellLockKey is the advisory lock a writer's trigger must get to ring the
-// ticker (migrations/007_ticks.sql). The ticker holds it while it works, so
+// sequencer (migrations/007_ticks.sql). The sequencer holds it while it works, so
 // that writers ring only when it may be asleep.
 const doorbellLockKey = 7316042871525063
 
-// SequencerConn is the ticker's dedicated connection: it holds the election
+// SequencerConn is the sequencer's dedicated connection: it holds the election
 // lock for as long as it lives and listens for the writers' doorbell.
 type SequencerConn struct {
 	conn    *pgx.Conn
@@ -46,10 +47,10 @@ type openTick struct {
 }
 
 // reserveAhead is how many positions one durable reservation covers: after a
-// crash of PostgreSQL or of the ticker, positions jump by at most this much.
+// crash of PostgreSQL or of the sequencer, positions jump by at most this much.
 const reserveAhead = 100_000
 
-// ConnectSequencer opens the ticker's dedicated connection. tables are the
+// ConnectSequencer opens the sequencer's dedicated connection. tables are the
 // configured tables (TABLES): a change is accepted only from its entity's.
 func (db *DB) ConnectSequencer(ctx context.Context, tables []config.Table) (*SequencerConn, error) {
 	conn, err := db.connectDedicated(ctx)
@@ -62,7 +63,7 @@ func (db *DB) ConnectSequencer(ctx context.Context, tables []config.Table) (*Seq
 // Lead waits for the election lock, then listens for the writers' doorbell (a
 // follower does not listen: it would only pile up rings it never reads). The
 // wait is one statement that PostgreSQL answers when the lock is granted, i.e.
-// as soon as the leader's session ends; the role's timeouts must not end it.
+// as soon as the leader's connection closes; the role's timeouts must not end it.
 // The lock is held until the connection closes. client_connection_check_interval
 // lets a waiting backend whose client went away (shutdown, a dropped link) leave
 // the lock queue at once rather than take the lock, find the socket closed and
@@ -81,7 +82,7 @@ func (s *SequencerConn) Lead(ctx context.Context) error {
 	return nil
 }
 
-// BeginTerm starts the work of a newly elected ticker: positions go on after
+// BeginTerm starts the term of a newly elected sequencer: positions go on after
 // the last reservation, since its predecessor may have handed out positions in
 // ticks that a crash then lost. It returns the position the term starts after.
 func (s *SequencerConn) BeginTerm(ctx context.Context) (int64, error) {
@@ -98,7 +99,7 @@ func (s *SequencerConn) BeginTerm(ctx context.Context) (int64, error) {
 	return last, nil
 }
 
-// EndTerm gives the unused reserved positions back as a ticker stops
+// EndTerm gives the unused reserved positions back as a sequencer stops
 // cleanly, so that its successor goes on without a jump. Its synchronous
 // commit also makes every earlier tick durable.
 func (s *SequencerConn) EndTerm(ctx context.Context) error {
@@ -249,7 +250,7 @@ func (s *SequencerConn) nextPage(ctx context.Context, req events.BatchRequest) (
 	return b, nil
 }
 
-// Release lets writers ring again, as the ticker is about to sleep, and
+// Release lets writers ring again, as the sequencer is about to sleep, and
 // reports whether changes wait (a writer that could not ring while the lock
 // was held may have committed since the last tick). Without the lock it does
 // nothing: writers could ring all along.
@@ -266,7 +267,7 @@ func (s *SequencerConn) Release(ctx context.Context) (pending bool, err error) {
 }
 
 // Announce rings every instance's listener: the log has grown to position last.
-// The ticker rings after its commit and after its own instance has
+// The sequencer rings after its commit and after its own instance has
 // published the page: a NOTIFY takes a database-wide lock and signals every
 // listening backend, which cost 0.15 ms on the way to the local sockets.
 func (s *SequencerConn) Announce(ctx context.Context, last int64) error {
@@ -390,7 +391,7 @@ func (db *DB) ReplayEvents(ctx context.Context, entity string, after, upto int64
 	return out, pruned, nil
 }
 
-// HandedOut returns the highest position a ticker may have given an event:
+// HandedOut returns the highest position a sequencer may have given an event:
 // the last position, or the reservation above it (a crash may have lost
 // ticks whose positions clients saw).
 func (db *DB) HandedOut(ctx context.Context) (int64, error) {

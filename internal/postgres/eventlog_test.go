@@ -235,7 +235,7 @@ func TestSequencerRefusesRowsFromAnotherEntitysTable(t *testing.T) {
 }
 
 // Pages are bounded by bytes as well as rows: rows of 3 MiB go three to an
-// 8 MiB page (the row that passes the bound is the last), whether the ticker
+// 8 MiB page (the row that passes the bound is the last), whether the sequencer
 // hands out the tick that holds them all or a listener reads it, and a cut
 // page says more may follow.
 func TestBatchesAndPagesBoundedByBytes(t *testing.T) {

@@ -15,7 +15,7 @@ import (
 
 // A change belongs to the first tick whose snapshot sees its transaction,
 // however long that transaction stayed open, and every reader derives the
-// same position for it: the ticker's pages and a listener's reads from the
+// same position for it: the sequencer's pages and a listener's reads from the
 // start agree, with pages cut at any size.
 func TestTicksGiveEveryReaderTheSamePositions(t *testing.T) {
 	ctx := context.Background()
@@ -76,7 +76,7 @@ func TestTicksGiveEveryReaderTheSamePositions(t *testing.T) {
 	write(`INSERT INTO orders (order_number) VALUES ('ORD-C')`)
 	tickAll(1)
 	if len(handed) != 8 {
-		t.Fatalf("the ticker handed out %d changes, want 8:\n%s", len(handed), strings.Join(handed, "\n"))
+		t.Fatalf("the sequencer handed out %d changes, want 8:\n%s", len(handed), strings.Join(handed, "\n"))
 	}
 	// Commit order: the long transaction's change comes after ORD-B.
 	order := []string{"ORD-A1", "ORD-A2", "ORD-A3", "ORD-A4", "ORD-A5", "ORD-B", "ORD-LONG", "ORD-C"}
@@ -124,7 +124,7 @@ func TestSecretColumnsAreNeverStored(t *testing.T) {
 	}
 }
 
-// Retention empties whole capture tables: the ticker switches the table the
+// Retention empties whole capture tables: the sequencer switches the table the
 // triggers fill and truncates the oldest once all its changes are ticked and
 // older than the retention, and records what that pruned.
 func TestRotationTruncatesWholeTables(t *testing.T) {
