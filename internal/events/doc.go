@@ -100,9 +100,11 @@
 //
 // The Hub encodes each event once and offers the same bytes to every matching
 // subscriber's bounded queue. A subscriber whose queue is full is closed (1013) and
-// removed; no subscriber that stays open ever misses an event. Subscribing happens
-// under the same lock as publishing, so the position answered in "subscribed" is
-// exactly the last event the subscriber will not receive live.
+// removed; no subscriber that stays open ever misses an event. Subscribing is
+// ordered with publishing (the hub's order lock), so the position answered in
+// "subscribed" is exactly the last event the subscriber will not receive live.
+// The hub never calls a subscriber while it holds its state lock, so a
+// subscriber may call back into it (the Hub type documents which calls).
 //
 // # Quiet when idle
 //
