@@ -269,7 +269,7 @@ func (s *SequencerConn) Release(ctx context.Context) (pending bool, err error) {
 // Announce rings every instance's listener: the log has grown to position last.
 // The sequencer rings after its commit and after its own instance has
 // published the page: a NOTIFY takes a database-wide lock and signals every
-// listening backend, which kept off the way to the local sockets (its cost:
+// listening backend, so it stays off the way to the local sockets (its cost:
 // docs/performance.md, "Commit-to-receive latency").
 func (s *SequencerConn) Announce(ctx context.Context, last int64) error {
 	if _, err := s.conn.Exec(ctx, "SELECT pg_notify($1, $2)", eventsChannel, strconv.FormatInt(last, 10)); err != nil {
