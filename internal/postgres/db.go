@@ -48,6 +48,9 @@ func Open(ctx context.Context, databaseURL, listenURL, appName string) (*DB, err
 	// times a second: a JIT compile (tens of ms) triggered by a cost estimate
 	// would cost more than any of them.
 	lcfg.RuntimeParams["jit"] = "off"
+	// Nor is starting parallel workers (a millisecond or more each) worth it
+	// for an index lookup a mis-estimate prices as a large scan.
+	lcfg.RuntimeParams["max_parallel_workers_per_gather"] = "0"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("creating pool: %w", err)

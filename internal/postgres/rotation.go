@@ -75,9 +75,7 @@ func (s *SequencerConn) truncate(ctx context.Context, table string, n int, reten
 		return false, fmt.Errorf("locking %s: %w", table, err)
 	}
 	var bound int64
-	err = tx.QueryRow(ctx, `SELECT coalesce((SELECT max(t.first_position + t.count - 1) FROM shopstream.ticks t WHERE t.tables & $2 <> 0), 0)
-		WHERE (SELECT created_at FROM `+table+` ORDER BY id DESC LIMIT 1) < now() - make_interval(secs => $1)
-		  AND NOT EXISTS (SELECT 1 FROM `+table+` c WHERE `+untickedSQL+`)`, retention.Seconds(), int16(1)<<n).Scan(&bound)
+	err = tx.QueryRow(ctx, rotationCheckSQL(table), retention.Seconds(), int16(1)<<n).Scan(&bound)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil // not old enough, or not all ticked yet
 	}
@@ -96,4 +94,13 @@ func (s *SequencerConn) truncate(ctx context.Context, table string, n int, reten
 		return false, fmt.Errorf("truncating %s: %w", table, err)
 	}
 	return true, nil
+}
+
+// rotationCheckSQL returns the last position whose changes may be in table
+// when every change in it is older than $1 seconds and ticked ($2: the
+// table's bit in ticks.tables), and no row otherwise.
+func rotationCheckSQL(table string) string {
+	return `SELECT coalesce((SELECT max(t.first_position + t.count - 1) FROM shopstream.ticks t WHERE t.tables & $2 <> 0), 0)
+		WHERE (SELECT created_at FROM ` + table + ` ORDER BY id DESC LIMIT 1) < now() - make_interval(secs => $1)
+		  AND NOT ` + untickedExistsSQL(table)
 }

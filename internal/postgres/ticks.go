@@ -32,15 +32,38 @@ const changeSize = `(coalesce(octet_length(c.old_row::text), 0) + coalesce(octet
 const changeCols = `id, txid::text AS txid, entity, action, old_row, new_row, coalesce(actor, '') AS actor, created_at, relid`
 
 // untickedSQL is true for a captured change that no tick holds yet: its
-// transaction began after the last tick's snapshot was taken, or was in
-// progress then. Both are index lookups on txid, so a long open transaction
-// elsewhere does not make every batch rescan what was written since it
-// began. (Committed or not: a query sees only the committed ones.)
-const untickedSQL = `(c.txid >= (SELECT pg_snapshot_xmax(t.snap) FROM shopstream.ticks t ORDER BY t.first_position DESC LIMIT 1)
-	OR c.txid = ANY (ARRAY(SELECT pg_snapshot_xip(t.snap) FROM (SELECT snap FROM shopstream.ticks ORDER BY first_position DESC LIMIT 1) t)))`
+// transaction began after the last tick's snapshot was taken (txid at or
+// past that snapshot's xmax: untickedRangeSQL), or was in progress then (in
+// its xip: untickedXipSQL). Both must be index conditions on txid, or every
+// tick and every doorbell release reads the whole capture table, which
+// holds up to a retention's worth of changes (a day of a busy shop: millions
+// of rows). The planner cannot see the previous xmax when it plans (a
+// subquery) and prices an open `txid >= x` at a third of the table, so it
+// reads the table whole; the upper bound, this statement's own xmax, makes
+// it a range that it prices as a few rows (changes at or past it are not
+// visible here anyway). A long open transaction elsewhere does not widen
+// the range: it only stays in xip. (Committed or not: a query sees only the
+// committed ones.) TestUntickedLookupsUseTheTxidIndex checks the plans;
+// docs/performance.md has what the full scans cost.
+const (
+	untickedRangeSQL = `c.txid >= (SELECT pg_snapshot_xmax(t.snap) FROM shopstream.ticks t ORDER BY t.first_position DESC LIMIT 1)
+		AND c.txid < pg_snapshot_xmax(pg_current_snapshot())`
+	untickedXipSQL = `c.txid = ANY (ARRAY(SELECT pg_snapshot_xip(t.snap) FROM (SELECT snap FROM shopstream.ticks ORDER BY first_position DESC LIMIT 1) t))`
+	untickedSQL    = `((` + untickedRangeSQL + `) OR ` + untickedXipSQL + `)`
+)
+
+// untickedExistsSQL is true when a change in from (aliased c) waits for a
+// tick. It asks the two halves of untickedSQL apart, and the xip half one
+// transaction at a time: planned for a first row, an EXISTS over their OR,
+// or over `= ANY` of an array it cannot see, reads the table whole instead.
+func untickedExistsSQL(from string) string {
+	return `(EXISTS (SELECT 1 FROM ` + from + ` c WHERE ` + untickedRangeSQL + `)
+	OR EXISTS (SELECT 1 FROM (SELECT pg_snapshot_xip(t.snap) AS xid FROM (SELECT snap FROM shopstream.ticks ORDER BY first_position DESC LIMIT 1) t) x
+		WHERE EXISTS (SELECT 1 FROM ` + from + ` c WHERE c.txid = x.xid)))`
+}
 
 // pendingSQL says whether committed changes wait for a tick.
-const pendingSQL = `EXISTS (SELECT 1 FROM shopstream.changes c WHERE ` + untickedSQL + `)`
+var pendingSQL = untickedExistsSQL("shopstream.changes")
 
 // tickSQL records a tick and returns the first page of its changes, in one
 // statement (one round trip from the doorbell to the hub): the changes no
