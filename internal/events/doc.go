@@ -1,7 +1,7 @@
 // Package events carries committed changes from the database to the hub that fans
 // them out to sockets. It owns the middle of shopstream's one road:
 //
-//	trigger -> capture table -> ticker -> (ticks) -> listener -> hub -> sockets
+//	trigger -> capture table -> sequencer -> (ticks) -> listener -> hub -> sockets
 //
 // # The change is written once
 //
@@ -12,19 +12,23 @@
 // the ordering step records only where batches end, as PgQ (Skytools) does with
 // its ticks. The trigger does not NOTIFY on every commit: a transaction that has
 // NOTIFYed takes a cluster-wide lock from its pre-commit through its WAL flush,
-// serialising every notifying commit in the cluster. It rings the ticker's
+// serialising every notifying commit in the cluster. It rings the sequencer's
 // doorbell only when it wins pg_try_advisory_xact_lock, which never waits, so
 // at most one writer at a time rings; a writer that skipped the ring is found by
-// the ticker's poll. The ticker itself holds that lock while it works (taken
+// the sequencer's poll. The sequencer itself holds that lock while it works (taken
 // with a try: a writer's long transaction never makes it wait) and releases it,
 // then checks once more for changes, before it sleeps.
 //
 // # Ticks give positions
 //
-// Every instance runs a Sequencer, but only the holder of a session advisory
-// lock works (the ticker); the others wait for the lock inside PostgreSQL, so
-// when the leader's connection dies another instance takes over at once. On a
-// doorbell or a poll the ticker runs one statement: it takes
+// Every instance runs a Sequencer, but only the holder of an advisory lock
+// (session-level: held for as long as its connection lives) works; the others
+// wait for the lock inside PostgreSQL, so when the leader's connection dies
+// another instance takes over at once. One leadership on one connection is a
+// term: it begins with BeginTerm and ends with the connection (EndTerm when
+// it stops cleanly). ("Session" is kept for the login sessions of
+// internal/auth.) On a
+// doorbell or a poll the sequencer runs one statement: it takes
 // pg_current_snapshot(), selects the committed changes of the transactions that
 // snapshot sees and the previous tick's did not (txid at or above the previous
 // xmax, or in its in-progress list: index lookups, so a long open transaction
@@ -38,7 +42,7 @@
 //     partition the committed changes. Its position is a pure function of the
 //     tick row and of rows that never change once committed, so every instance
 //     derives the same position for it, whatever its configuration.
-//   - Ticks become visible in order (one ticker, one statement per tick, each
+//   - Ticks become visible in order (one sequencer, one statement per tick, each
 //     after the previous one committed), so WHERE position > cursor is a safe
 //     cursor on every instance.
 //   - Two updates of one row keep their commit order: the second transaction
@@ -55,7 +59,7 @@
 //     arguments name those the table has); the readers hide them too.
 //   - Retention truncates whole capture tables, never deletes a change row.
 //
-// The ticker hands each page to its own instance's Listener (Offer) right after
+// The sequencer hands each page to its own instance's Listener (Offer) right after
 // the tick commits, so the leader's hub gets a change one round trip after the
 // doorbell, and only then NOTIFYs shopstream_events once, for the other
 // instances. It also computes changed_fields and drops hidden and ignored
@@ -68,16 +72,16 @@
 // (synchronous_commit off), which takes a WAL flush off every event's way to
 // the sockets. A PostgreSQL crash may lose the last ticks; their changes are
 // ticked again, with later ones, so ranks would shift: positions seen by a
-// client must never be given to another change. The ticker hands out positions
+// client must never be given to another change. The sequencer hands out positions
 // only up to log_state.reserved_through, which a tick that passes it raises
-// 100,000 ahead and commits synchronously, and every newly elected ticker starts
+// 100,000 ahead and commits synchronously, and every newly elected sequencer starts
 // after it (BeginTerm). One that stops cleanly gives the unused positions back
 // (EndTerm); after a crash positions jump, and a client may get a change twice,
 // never zero times.
 //
 // # Retention by rotation
 //
-// The ticker switches the capture table the triggers fill once the current one
+// The sequencer switches the capture table the triggers fill once the current one
 // has been filled for half the retention, and truncates the next one in turn
 // (the oldest) once every change in it is ticked and older than the retention,
 // the newest tick holds none of them (that tick is never deleted: with
@@ -101,13 +105,15 @@
 //
 // The Hub encodes each event once and offers the same bytes to every matching
 // subscriber's bounded queue. A subscriber whose queue is full is closed (1013) and
-// removed; no subscriber that stays open ever misses an event. Subscribing happens
-// under the same lock as publishing, so the position answered in "subscribed" is
-// exactly the last event the subscriber will not receive live.
+// removed; no subscriber that stays open ever misses an event. Subscribing is
+// ordered with publishing (the hub's order lock), so the position answered in
+// "subscribed" is exactly the last event the subscriber will not receive live.
+// The hub never calls a subscriber while it holds its state lock, so a
+// subscriber may call back into it (the Hub type documents which calls).
 //
 // # Quiet when idle
 //
-// Idle, the service asks PostgreSQL at most about once a second: the ticker
+// Idle, the service asks PostgreSQL at most about once a second: the sequencer
 // polls every 20 ms while changes flow and every IDLE_POLL (2 s) after 10 s
 // without one, which bounds the delay of a change whose writer did not ring.
 package events

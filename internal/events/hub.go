@@ -47,20 +47,52 @@ type member struct {
 
 // Hub fans events out to subscribers. Publish is called by one listener; the
 // other methods by socket goroutines. All of them return quickly: the hub never
-// waits on a socket.
+// waits on a socket (a Subscriber's methods return at once).
+//
+// Two locks. mu guards the hub's state and is never held while the hub calls
+// a Subscriber (SendEvent, Wake, Close) or a Subscribe confirm function.
+// order is held, around mu, by everything that puts something in a
+// subscriber's queue or changes which subscriber gets which event (Publish,
+// Subscribe, Unsubscribe, Unregister, SetPosition, the closes), and by Stats;
+// the subscriptions (channels) change only with both held, so Publish reads
+// them under order alone. What order keeps:
+//
+//   - A confirm's messages reach the subscriber's queue before any event
+//     after the position it is given, and every event after it follows
+//     ("subscribed" names exactly the last event not received live): Subscribe
+//     installs the subscription, reads the position and runs confirm with no
+//     Publish in between.
+//   - After Unsubscribe or Unregister returns, no event of that subscription
+//     is queued any more; a subscriber closed for a full queue (SendEvent
+//     false) gets nothing after the refused frame; one closed by the hub
+//     (SessionEnded, Shutdown) is removed before Close is called, so it gets
+//     no event after its close began.
+//   - Stats counts every event a subscriber could have seen: it cannot run in
+//     the middle of a fan-out.
+//
+// Callbacks run holding order but not mu (Close runs holding neither), so a
+// callback may call Register, Position, WaitPosition, Connected, Sessions
+// and Published; Close may call any method. SendEvent, Wake and confirm must
+// not call Publish, Subscribe, Unsubscribe, Unregister, SetPosition, Stats or
+// the closes: those wait for order.
 type Hub struct {
+	order     sync.Mutex
 	mu        sync.Mutex
 	position  int64
 	lastAt    time.Time
 	published atomic.Int64 // events read from the log and fanned out
 	delivered atomic.Int64 // event frames queued to sockets
-	touched   []Subscriber // scratch: subscribers to wake after a publish
 	members   map[Subscriber]*member
 	channels  map[string]map[Subscriber]*Subscription
 	traffic   map[string]*traffic // per channel, for the stats of a role that reads only some
 	closed    bool
 	moved     chan struct{} // closed when the position advances; made only while someone waits
 	stages    StageObserver
+	// scratch of Publish, under order: the subscribers to wake, each
+	// event's channel traffic and the frames queued per event
+	touched []Subscriber
+	tracks  []*traffic
+	counts  []int
 }
 
 // StageObserver receives how long one step of an event's road took.
@@ -118,11 +150,23 @@ func (h *Hub) Register(s Subscriber, sessionHash string, userID int64) bool {
 
 // Unregister removes a subscriber and all its subscriptions.
 func (h *Hub) Unregister(s Subscriber) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.lock()
+	defer h.unlock()
 	h.removeLocked(s)
 }
 
+// lock takes order, then mu; unlock lets both go.
+func (h *Hub) lock() {
+	h.order.Lock()
+	h.mu.Lock()
+}
+
+func (h *Hub) unlock() {
+	h.mu.Unlock()
+	h.order.Unlock()
+}
+
+// removeLocked forgets s; the caller holds order and mu.
 func (h *Hub) removeLocked(s Subscriber) {
 	if _, ok := h.members[s]; !ok {
 		return
@@ -144,21 +188,29 @@ func (h *Hub) dropLocked(channel string, s Subscriber) {
 
 // Subscribe puts sub in effect for channel, replacing an earlier subscription of
 // s to it, and then calls confirm with the position of the last event s will not
-// receive live, all under the hub's lock: confirm's messages reach s's queue
-// before any event after position. It returns false if s is not registered or
-// confirm could not queue.
+// receive live, with no Publish in between: confirm's messages reach s's queue
+// before any event after position (see Hub). It returns false if s is not
+// registered or confirm could not queue (s is then removed).
 func (h *Hub) Subscribe(s Subscriber, channel string, sub *Subscription, confirm func(position int64) bool) bool {
+	h.order.Lock()
+	defer h.order.Unlock()
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if _, ok := h.members[s]; !ok {
+	_, ok := h.members[s]
+	if ok {
+		if h.channels[channel] == nil {
+			h.channels[channel] = map[Subscriber]*Subscription{}
+		}
+		h.channels[channel][s] = sub
+	}
+	position := h.position
+	h.mu.Unlock()
+	if !ok {
 		return false
 	}
-	if h.channels[channel] == nil {
-		h.channels[channel] = map[Subscriber]*Subscription{}
-	}
-	h.channels[channel][s] = sub
-	if !confirm(h.position) {
+	if !confirm(position) {
+		h.mu.Lock()
 		h.removeLocked(s)
+		h.mu.Unlock()
 		return false
 	}
 	return true
@@ -166,8 +218,8 @@ func (h *Hub) Subscribe(s Subscriber, channel string, sub *Subscription, confirm
 
 // Unsubscribe ends s's subscription to channel; it reports whether there was one.
 func (h *Hub) Unsubscribe(s Subscriber, channel string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.lock()
+	defer h.unlock()
 	if _, ok := h.channels[channel][s]; !ok {
 		return false
 	}
@@ -177,10 +229,10 @@ func (h *Hub) Unsubscribe(s Subscriber, channel string) bool {
 
 // SetPosition sets the position of the newest event the hub has seen.
 func (h *Hub) SetPosition(pos int64) {
-	h.mu.Lock()
+	h.lock()
 	h.position = pos
 	h.movedLocked()
-	h.mu.Unlock()
+	h.unlock()
 }
 
 // movedLocked wakes WaitPosition callers, if any.
@@ -221,18 +273,37 @@ func (h *Hub) Position() int64 {
 }
 
 // Publish offers each record, in order, to every matching subscription. Each
-// frame is encoded once, outside the lock.
+// frame is encoded once, before any lock.
 //
 // The counters move before any socket can see the events: the published count
-// (read without the lock, by /metrics) before the first frame is queued, the
-// delivered count (read by Stats under the lock) before the lock is let go.
-// Nobody observes an event before it is counted.
+// (read without a lock, by /metrics) and the position before the first frame
+// is queued, the delivered count (read by Stats, which waits for order) before
+// order is let go. Nobody observes an event before it is counted.
 func (h *Hub) Publish(recs []Record) {
 	start := time.Now()
 	evs := make([]Event, len(recs))
 	for i := range recs {
 		evs[i] = Event{Record: recs[i], Frame: recs[i].Frame()}
 	}
+	h.order.Lock()
+	defer h.order.Unlock()
+	stages := h.advance(evs, start)
+	gone := h.fanOut(evs)
+	h.account(gone)
+	for _, s := range h.touched {
+		s.Wake()
+	}
+	if len(h.touched) > 0 {
+		stages.Stage(StageFanout, time.Since(start))
+	}
+	clear(h.touched)
+	h.touched = h.touched[:0]
+}
+
+// advance moves the position and the published counts over evs, before any
+// of them is queued, and notes each event's channel traffic; it returns the
+// stage observer. The caller holds order.
+func (h *Hub) advance(evs []Event, start time.Time) StageObserver {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for i := range evs {
@@ -241,7 +312,7 @@ func (h *Hub) Publish(recs []Record) {
 		}
 	}
 	h.published.Add(int64(len(evs)))
-	delivered := 0
+	h.tracks = h.tracks[:0]
 	var tr *traffic
 	trChannel := ""
 	for i := range evs {
@@ -253,38 +324,63 @@ func (h *Hub) Publish(recs []Record) {
 			}
 			trChannel = ch
 		}
-		before := delivered
+		h.position, h.lastAt = ev.Position, ev.At
+		tr.published++
+		tr.position, tr.at = ev.Position, ev.At
+		h.tracks = append(h.tracks, tr)
+	}
+	if len(evs) > 0 {
+		h.movedLocked()
+	}
+	return h.stages
+}
+
+// fanOut queues each event's frame to its channel's matching subscribers,
+// holding order but not mu (the subscriptions change only under both). It
+// counts the frames queued per event and returns the subscribers that
+// refused one (a full queue: closing themselves), which get nothing more.
+func (h *Hub) fanOut(evs []Event) (gone map[Subscriber]bool) {
+	h.counts = h.counts[:0]
+	for i := range evs {
+		ev := &evs[i]
+		n := 0
 		for s, sub := range h.channels[ev.Channel()] {
-			if !sub.Matches(ev) {
+			if gone[s] || !sub.Matches(ev) {
 				continue
 			}
 			ok, wake := s.SendEvent(ev.Frame, ev.At)
 			if !ok {
-				h.removeLocked(s)
+				if gone == nil {
+					gone = map[Subscriber]bool{}
+				}
+				gone[s] = true
 				continue
 			}
-			delivered++
+			n++
 			if wake {
 				h.touched = append(h.touched, s)
 			}
 		}
-		h.position, h.lastAt = ev.Position, ev.At
-		tr.published++
-		tr.delivered += int64(delivered - before)
-		tr.position, tr.at = ev.Position, ev.At
+		h.counts = append(h.counts, n)
+	}
+	return gone
+}
+
+// account adds the frames fanOut queued to the delivered counts and forgets
+// the subscribers that refused one. The caller holds order.
+func (h *Hub) account(gone map[Subscriber]bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delivered := 0
+	for i, n := range h.counts {
+		h.tracks[i].delivered += int64(n)
+		delivered += n
 	}
 	h.delivered.Add(int64(delivered))
-	if len(evs) > 0 {
-		h.movedLocked()
+	for s := range gone {
+		h.removeLocked(s)
 	}
-	for _, s := range h.touched {
-		s.Wake()
-	}
-	if len(h.touched) > 0 {
-		h.stages.Stage(StageFanout, time.Since(start))
-	}
-	clear(h.touched)
-	h.touched = h.touched[:0]
+	clear(h.tracks)
 }
 
 // Published counts the events the hub has fanned out.
@@ -317,14 +413,21 @@ func (h *Hub) Shutdown() {
 	h.closeWhere(func(*member) bool { return true }, CloseGoingAway, "server shutting down")
 }
 
+// closeWhere removes the subscribers match selects, then, with no lock held,
+// starts closing them: removed first, they get no event once their close
+// has begun, and Close may call back into the hub.
 func (h *Hub) closeWhere(match func(*member) bool, code int, reason string) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.lock()
+	var closing []Subscriber
 	for s, m := range h.members {
 		if match(m) {
-			s.Close(code, reason)
+			closing = append(closing, s)
 			h.removeLocked(s)
 		}
+	}
+	h.unlock()
+	for _, s := range closing {
+		s.Close(code, reason)
 	}
 }
 
@@ -364,8 +467,8 @@ func (h *Hub) Stats() Stats { return h.StatsOf(nil) }
 // of their traffic). A nil visible sees everything, including the log's
 // position where it moved past the last event.
 func (h *Hub) StatsOf(visible func(channel string) bool) Stats {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+	h.lock()
+	defer h.unlock()
 	st := Stats{ConnectedClients: len(h.members), ActiveChannels: []string{}, Subscriptions: map[string]int{}}
 	position, lastAt := h.position, h.lastAt
 	if visible == nil {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
 // fakeSub is a Subscriber that records what it is sent. A zero capacity means
@@ -667,5 +669,84 @@ func TestHubStatsOfSomeChannels(t *testing.T) {
 	none := timeless(h.StatsOf(func(string) bool { return false }))
 	if none.EventsPublished != 0 || none.LastEventID != "0" || len(none.ActiveChannels) != 0 {
 		t.Errorf("StatsOf(nothing) = %+v", none)
+	}
+}
+
+// reentrantSub calls back into the hub from every callback, as the Hub's
+// documentation allows: Position, Connected, Sessions and Register from
+// SendEvent, Wake and confirm; Unregister and a Subscribe from Close. Under
+// the hub's state lock any of these would deadlock.
+type reentrantSub struct {
+	*fakeSub
+	h     *Hub
+	extra *fakeSub // registered from a callback
+}
+
+func (s *reentrantSub) touch() {
+	_ = s.h.Position()
+	_ = s.h.Connected()
+	_ = s.h.Sessions()
+	_ = s.h.Published()
+	s.h.Register(s.extra, "extra", 9)
+}
+
+func (s *reentrantSub) SendEvent(msg []byte, at time.Time) (bool, bool) {
+	s.touch()
+	return s.fakeSub.SendEvent(msg, at)
+}
+
+func (s *reentrantSub) Wake() { s.touch() }
+
+func (s *reentrantSub) Close(code int, reason string) {
+	s.fakeSub.Close(code, reason)
+	s.h.Unregister(s)
+	if s.h.Subscribe(s, "orders_changes", &Subscription{}, func(int64) bool { return true }) {
+		panic("a removed subscriber could subscribe again")
+	}
+	_ = s.h.Stats()
+}
+
+// A subscriber whose callbacks re-enter the hub does not deadlock it, and
+// the hub's order holds meanwhile: "subscribed" first, then every event
+// after its position, and nothing after the close.
+func TestHubCallbacksMayReenter(t *testing.T) {
+	h := NewHub()
+	s := &reentrantSub{fakeSub: newFakeSub("reentrant", 0), h: h, extra: newFakeSub("extra", 0)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		h.Publish([]Record{rec("orders", 1, `{"id":1}`)})
+		if !h.Register(s, "sess", 1) {
+			t.Error("Register failed")
+			return
+		}
+		var conf int64
+		if !h.Subscribe(s, "orders_changes", &Subscription{}, func(pos int64) bool {
+			s.touch()
+			conf = pos
+			return s.Send(confirmMsg("orders_changes", pos))
+		}) {
+			t.Error("Subscribe failed")
+			return
+		}
+		if conf != 1 {
+			t.Errorf("confirmed at %d, want 1", conf)
+		}
+		h.Publish([]Record{rec("orders", 2, `{"id":2}`), rec("orders", 3, `{"id":3}`)})
+		h.SessionEnded("sess")
+		h.Publish([]Record{rec("orders", 4, `{"id":4}`)})
+	}()
+	select {
+	case <-done:
+	case <-time.After(waitfor.Deadline):
+		t.Fatal("the hub deadlocked on a callback that re-entered it")
+	}
+	assertMessages(t, s.fakeSub, append([]string{string(confirmMsg("orders_changes", 1))},
+		frames(rec("orders", 2, `{"id":2}`), rec("orders", 3, `{"id":3}`))...)...)
+	if got := s.closeCalls(); len(got) != 1 || got[0].code != ClosePolicyViolation {
+		t.Fatalf("close calls %v, want one 1008", got)
+	}
+	if n := h.Connected(); n != 1 { // the extra one, registered from a callback
+		t.Fatalf("%d connected, want 1", n)
 	}
 }

@@ -105,7 +105,7 @@ func (l *Listener) Run(ctx context.Context) {
 			l.log.Info("listener reconnected", "cursor", l.position())
 		}
 		start := time.Now()
-		err := l.session(ctx, l.conn)
+		err := l.listen(ctx, l.conn)
 		l.connected.Store(false)
 		closeCtx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = l.conn.Close(closeCtx)
@@ -122,7 +122,9 @@ func (l *Listener) Run(ctx context.Context) {
 	}
 }
 
-func (l *Listener) session(ctx context.Context, conn ListenConn) error {
+// listen reads the log on conn, on every ring and idle timeout, until an
+// error (ctx's end comes back as one).
+func (l *Listener) listen(ctx context.Context, conn ListenConn) error {
 	if err := l.catchUp(ctx, conn); err != nil {
 		return err
 	}

@@ -485,7 +485,7 @@ func (db *DB) checkBacklog(ctx context.Context, leader bool) Check {
 	case oldest < backlogAlarm:
 		return ok(name, "%d changes waiting, the oldest %s old", n, short(oldest))
 	case leader:
-		return fail(name, "%d changes waiting, the oldest %s old, although an instance orders the log: look for ticker errors in the log", n, short(oldest))
+		return fail(name, "%d changes waiting, the oldest %s old, although an instance orders the log: look for sequencer errors in the log", n, short(oldest))
 	}
 	return warn(name, "%d changes waiting, the oldest %s old: they go out, in order, when an instance starts", n, short(oldest))
 }

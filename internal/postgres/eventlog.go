@@ -14,20 +14,21 @@ import (
 
 // Notification channels.
 const (
-	inboxChannel    = "shopstream_inbox"    // writers ring the ticker
-	eventsChannel   = "shopstream_events"   // the ticker rings every instance
+	inboxChannel    = "shopstream_inbox"    // writers ring the sequencer
+	eventsChannel   = "shopstream_events"   // the sequencer rings every instance
 	sessionsChannel = "shopstream_sessions" // a session row was deleted
 )
 
-// sequencerLockKey is the session advisory lock that elects the ticker.
+// sequencerLockKey is the advisory lock that elects the sequencer, held at
+// session level: for as long as the connection lives (one term).
 const sequencerLockKey = 7316042871525064
 
 // doorbellLockKey is the advisory lock a writer's trigger must get to ring the
-// ticker (migrations/007_ticks.sql). The ticker holds it while it works, so
+// sequencer (migrations/007_ticks.sql). The sequencer holds it while it works, so
 // that writers ring only when it may be asleep.
 const doorbellLockKey = 7316042871525063
 
-// SequencerConn is the ticker's dedicated connection: it holds the election
+// SequencerConn is the sequencer's dedicated connection: it holds the election
 // lock for as long as it lives and listens for the writers' doorbell.
 type SequencerConn struct {
 	conn    *pgx.Conn
@@ -46,10 +47,10 @@ type openTick struct {
 }
 
 // reserveAhead is how many positions one durable reservation covers: after a
-// crash of PostgreSQL or of the ticker, positions jump by at most this much.
+// crash of PostgreSQL or of the sequencer, positions jump by at most this much.
 const reserveAhead = 100_000
 
-// ConnectSequencer opens the ticker's dedicated connection. tables are the
+// ConnectSequencer opens the sequencer's dedicated connection. tables are the
 // configured tables (TABLES): a change is accepted only from its entity's.
 func (db *DB) ConnectSequencer(ctx context.Context, tables []config.Table) (*SequencerConn, error) {
 	conn, err := db.connectDedicated(ctx)
@@ -62,7 +63,7 @@ func (db *DB) ConnectSequencer(ctx context.Context, tables []config.Table) (*Seq
 // Lead waits for the election lock, then listens for the writers' doorbell (a
 // follower does not listen: it would only pile up rings it never reads). The
 // wait is one statement that PostgreSQL answers when the lock is granted, i.e.
-// as soon as the leader's session ends; the role's timeouts must not end it.
+// as soon as the leader's connection closes; the role's timeouts must not end it.
 // The lock is held until the connection closes. client_connection_check_interval
 // lets a waiting backend whose client went away (shutdown, a dropped link) leave
 // the lock queue at once rather than take the lock, find the socket closed and
@@ -81,7 +82,7 @@ func (s *SequencerConn) Lead(ctx context.Context) error {
 	return nil
 }
 
-// BeginTerm starts the work of a newly elected ticker: positions go on after
+// BeginTerm starts the term of a newly elected sequencer: positions go on after
 // the last reservation, since its predecessor may have handed out positions in
 // ticks that a crash then lost. It returns the position the term starts after.
 func (s *SequencerConn) BeginTerm(ctx context.Context) (int64, error) {
@@ -98,7 +99,7 @@ func (s *SequencerConn) BeginTerm(ctx context.Context) (int64, error) {
 	return last, nil
 }
 
-// EndTerm gives the unused reserved positions back as a ticker stops
+// EndTerm gives the unused reserved positions back as a sequencer stops
 // cleanly, so that its successor goes on without a jump. Its synchronous
 // commit also makes every earlier tick durable.
 func (s *SequencerConn) EndTerm(ctx context.Context) error {
@@ -131,17 +132,18 @@ func (s *SequencerConn) Wait(ctx context.Context, timeout time.Duration) (bool, 
 	return true, nil
 }
 
-// Sequence records a tick and hands build its first page, positioned (see
-// events.SequencerConn); while the last tick has changes not handed out, it
-// hands build the next page of it instead. With peek set it first checks
-// cheaply that changes wait, so an idle poll writes nothing. A tick is one
-// round trip: the statement that records it returns its first page. After an
-// error the connection must be closed.
-func (s *SequencerConn) Sequence(ctx context.Context, limit, maxBytes int, peek bool, build func([]events.Change) []events.Record) (events.Batch, error) {
+// Sequence records a tick and returns its first page, positioned and
+// checked against the configured tables (see events.SequencerConn); while the
+// last tick has changes not handed out, it returns the next page of it
+// instead. With req.Peek set it first checks cheaply that changes wait, so an
+// idle poll writes nothing. A tick is one round trip: the statement that
+// records it (and commits it) returns its first page. After an error the
+// connection must be closed.
+func (s *SequencerConn) Sequence(ctx context.Context, req events.BatchRequest) (events.Batch, error) {
 	if s.open != nil {
-		return s.nextPage(ctx, limit, maxBytes, build)
+		return s.nextPage(ctx, req)
 	}
-	if peek {
+	if req.Peek {
 		var pending bool
 		if err := s.conn.QueryRow(ctx, "SELECT "+pendingSQL).Scan(&pending); err != nil {
 			return events.Batch{}, fmt.Errorf("peeking at the capture tables: %w", err)
@@ -150,7 +152,7 @@ func (s *SequencerConn) Sequence(ctx context.Context, limit, maxBytes int, peek 
 			return events.Batch{}, nil
 		}
 	}
-	t, rows, err := s.tick(ctx, limit, maxBytes)
+	t, rows, err := s.tick(ctx, req.Limit, req.MaxBytes)
 	if err != nil || t == nil {
 		return events.Batch{}, err
 	}
@@ -159,8 +161,7 @@ func (s *SequencerConn) Sequence(ctx context.Context, limit, maxBytes int, peek 
 	if err != nil {
 		return events.Batch{}, err
 	}
-	build(changes)
-	b := events.Batch{Rows: len(rows), After: t.first - 1, Through: t.end()}
+	b := events.Batch{Changes: changes, Rows: len(rows), After: t.first - 1, Through: t.end()}
 	if n := int64(len(rows)); n < t.count {
 		s.open = &openTick{tick: *t, consumed: n, lastID: rows[n-1].change.ID}
 		b.Through, b.More = t.first+n-1, true
@@ -225,10 +226,10 @@ func (s *SequencerConn) tick(ctx context.Context, limit, maxBytes int) (*tick, [
 	return t, cutPage(got, limit, maxBytes), nil
 }
 
-// nextPage hands out the next page of the open tick.
-func (s *SequencerConn) nextPage(ctx context.Context, limit, maxBytes int, build func([]events.Change) []events.Record) (events.Batch, error) {
+// nextPage returns the next page of the open tick.
+func (s *SequencerConn) nextPage(ctx context.Context, req events.BatchRequest) (events.Batch, error) {
 	o := s.open
-	rows, err := readPage(ctx, s.conn, o.tick, o.lastID, 0, limit, maxBytes)
+	rows, err := readPage(ctx, s.conn, o.tick, o.lastID, 0, req.Limit, req.MaxBytes)
 	if err != nil {
 		return events.Batch{}, err
 	}
@@ -237,9 +238,8 @@ func (s *SequencerConn) nextPage(ctx context.Context, limit, maxBytes int, build
 	if err != nil {
 		return events.Batch{}, err
 	}
-	build(changes)
 	n := int64(len(rows))
-	b := events.Batch{Rows: len(rows), After: o.first + o.consumed - 1, Through: o.end()}
+	b := events.Batch{Changes: changes, Rows: len(rows), After: o.first + o.consumed - 1, Through: o.end()}
 	if n == 0 || o.consumed+n >= o.count { // the tick's last page (or its changes were truncated)
 		s.open = nil
 		return b, nil
@@ -250,7 +250,7 @@ func (s *SequencerConn) nextPage(ctx context.Context, limit, maxBytes int, build
 	return b, nil
 }
 
-// Release lets writers ring again, as the ticker is about to sleep, and
+// Release lets writers ring again, as the sequencer is about to sleep, and
 // reports whether changes wait (a writer that could not ring while the lock
 // was held may have committed since the last tick). Without the lock it does
 // nothing: writers could ring all along.
@@ -267,10 +267,10 @@ func (s *SequencerConn) Release(ctx context.Context) (pending bool, err error) {
 }
 
 // Announce rings every instance's listener: the log has grown to position last.
-// The ticker rings after its commit and after its own instance has
+// The sequencer rings after its commit and after its own instance has
 // published the page: a NOTIFY takes a database-wide lock and signals every
-// listening backend, a cost on the way to the local sockets
-// (docs/performance.md, "Commit-to-receive latency").
+// listening backend, so it stays off the way to the local sockets (its cost:
+// docs/performance.md, "Commit-to-receive latency").
 func (s *SequencerConn) Announce(ctx context.Context, last int64) error {
 	if _, err := s.conn.Exec(ctx, "SELECT pg_notify($1, $2)", eventsChannel, strconv.FormatInt(last, 10)); err != nil {
 		return fmt.Errorf("announcing position %d: %w", last, err)
@@ -392,7 +392,7 @@ func (db *DB) ReplayEvents(ctx context.Context, entity string, after, upto int64
 	return out, pruned, nil
 }
 
-// HandedOut returns the highest position a ticker may have given an event:
+// HandedOut returns the highest position a sequencer may have given an event:
 // the last position, or the reservation above it (a crash may have lost
 // ticks whose positions clients saw).
 func (db *DB) HandedOut(ctx context.Context) (int64, error) {

@@ -4,67 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/shopstream/shopstream/internal/config"
 	"github.com/shopstream/shopstream/internal/events"
-	"github.com/shopstream/shopstream/internal/pgtest"
-	"github.com/shopstream/shopstream/internal/postgres"
 	"github.com/shopstream/shopstream/internal/waitfor"
 )
-
-func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
-
-const doorbell = 7316042871525063
-
-// openWithWriter opens a fresh migrated database and a plain connection to it,
-// as a shop's app would write with.
-func openWithWriter(t *testing.T) (*postgres.DB, *pgx.Conn) {
-	t.Helper()
-	ctx := context.Background()
-	url := pgtest.NewDB(t)
-	db, err := postgres.Open(ctx, url, url, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
-	writer, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = writer.Close(context.Background()) })
-	return db, writer
-}
-
-// recordEach is a sequencer build function that makes one record per change.
-func recordEach(c []events.Change) []events.Record {
-	recs := make([]events.Record, len(c))
-	for i := range c {
-		recs[i] = events.Record{Position: c[i].Position, Entity: c[i].Entity, Action: c[i].Action, Data: []byte(`{}`), At: c[i].At}
-	}
-	return recs
-}
-
-// sequence runs one Sequence call and returns how many changes it handed out
-// and the last position it covered.
-func sequence(ctx context.Context, seq *postgres.SequencerConn, build func([]events.Change) []events.Record) (int, int64, error) {
-	b, err := seq.Sequence(ctx, 100, 8<<20, false, build)
-	return b.Rows, b.Through, err
-}
-
-// canRing reports whether a writer's trigger could ring the doorbell now.
-func canRing(t *testing.T, conn *pgx.Conn) bool {
-	t.Helper()
-	var ok bool
-	if err := conn.QueryRow(context.Background(), `SELECT pg_try_advisory_xact_lock($1)`, int64(doorbell)).Scan(&ok); err != nil {
-		t.Fatal(err)
-	}
-	return ok
-}
 
 // While the sequencer works it holds the doorbell, so busy writers do not
 // ring (each ring wakes every listening backend); Release hands it back and
@@ -72,11 +18,7 @@ func canRing(t *testing.T, conn *pgx.Conn) bool {
 func TestSequencerSilencesTheDoorbellWhileItWorks(t *testing.T) {
 	ctx := context.Background()
 	db, writer := openWithWriter(t)
-	seq, err := db.ConnectSequencer(ctx, testTables(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seq.Close(ctx)
+	seq := connectSequencer(t, db, nil, false)
 	write := func() {
 		t.Helper()
 		if _, err := writer.Exec(ctx, `INSERT INTO orders (order_number) VALUES ('ORD-BELL')`); err != nil {
@@ -84,17 +26,15 @@ func TestSequencerSilencesTheDoorbellWhileItWorks(t *testing.T) {
 		}
 	}
 	var got []events.Change
-	build := func(c []events.Change) []events.Record {
-		got = append(got, c...)
-		return nil
-	}
 
 	write()
 	if !canRing(t, writer) {
 		t.Fatal("doorbell held before the sequencer worked")
 	}
-	if n, _, err := sequence(ctx, seq, build); err != nil || n != 1 {
-		t.Fatalf("sequence: %d rows, %v", n, err)
+	if b := sequence(t, seq, 100); len(b.Changes) != 1 {
+		t.Fatalf("sequence: %d changes", len(b.Changes))
+	} else {
+		got = append(got, b.Changes...)
 	}
 	if canRing(t, writer) {
 		t.Fatal("a writer could ring while the sequencer works")
@@ -120,8 +60,10 @@ func TestSequencerSilencesTheDoorbellWhileItWorks(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(doorbell)); err != nil {
 		t.Fatal(err)
 	}
-	if n, _, err := sequence(ctx, seq, build); err != nil || n != 1 {
-		t.Fatalf("sequence with the doorbell held by a writer: %d rows, %v", n, err)
+	if b := sequence(t, seq, 100); len(b.Changes) != 1 {
+		t.Fatalf("sequence with the doorbell held by a writer: %d changes", len(b.Changes))
+	} else {
+		got = append(got, b.Changes...)
 	}
 	if pending, err := seq.Release(ctx); err != nil || pending {
 		t.Fatalf("release without the lock: %v %v, want a no-op", pending, err)
@@ -141,7 +83,6 @@ func TestSequencerSilencesTheDoorbellWhileItWorks(t *testing.T) {
 func TestPositionsAreNeverHandedOutTwice(t *testing.T) {
 	ctx := context.Background()
 	db, writer := openWithWriter(t)
-	build := recordEach
 	state := func() (last, reserved int64) {
 		t.Helper()
 		if err := writer.QueryRow(ctx, `SELECT greatest(last_position, (SELECT max(first_position + count - 1) FROM shopstream.ticks)), reserved_through
@@ -153,21 +94,16 @@ func TestPositionsAreNeverHandedOutTwice(t *testing.T) {
 	// term runs one sequencer: it writes one row and orders it.
 	term := func(end bool) int64 {
 		t.Helper()
-		seq, err := db.ConnectSequencer(ctx, testTables(t))
-		if err != nil {
-			t.Fatal(err)
-		}
+		seq := connectSequencer(t, db, nil, true)
 		defer seq.Close(ctx)
-		if _, err := seq.BeginTerm(ctx); err != nil {
-			t.Fatal(err)
-		}
 		if _, err := writer.Exec(ctx, `INSERT INTO orders (order_number) VALUES ('ORD-TERM')`); err != nil {
 			t.Fatal(err)
 		}
-		n, last, err := sequence(ctx, seq, build)
-		if err != nil || n != 1 {
-			t.Fatalf("sequence: %d rows, %v", n, err)
+		b := sequence(t, seq, 100)
+		if len(b.Changes) != 1 {
+			t.Fatalf("sequence: %d changes", len(b.Changes))
 		}
+		last := b.Through
 		if end {
 			if err := seq.EndTerm(ctx); err != nil {
 				t.Fatal(err)
@@ -220,19 +156,12 @@ func TestListenerFollowsAPositionJump(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), waitfor.Deadline)
 	defer cancel()
 	db, writer := openWithWriter(t)
-	build := recordEach
-	seq, err := db.ConnectSequencer(ctx, testTables(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := seq.BeginTerm(ctx); err != nil {
-		t.Fatal(err)
-	}
+	seq := connectSequencer(t, db, nil, true)
 	if _, err := writer.Exec(ctx, `INSERT INTO orders (order_number) VALUES ('ORD-JUMP')`); err != nil {
 		t.Fatal(err)
 	}
-	if n, _, err := sequence(ctx, seq, build); err != nil || n != 1 {
-		t.Fatalf("sequence: %d, %v", n, err)
+	if b := sequence(t, seq, 100); len(b.Changes) != 1 {
+		t.Fatalf("sequence: %d changes", len(b.Changes))
 	}
 	_ = seq.Close(ctx) // no EndTerm: as if it had crashed
 
@@ -245,11 +174,7 @@ func TestListenerFollowsAPositionJump(t *testing.T) {
 	if got := <-sink.pos; got != 1 {
 		t.Fatalf("listener started at %d, want 1", got)
 	}
-	seq2, err := db.ConnectSequencer(ctx, testTables(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seq2.Close(ctx)
+	seq2 := connectSequencer(t, db, nil, false)
 	jumped, err := seq2.BeginTerm(ctx)
 	if err != nil || jumped != 1+100_000 {
 		t.Fatalf("new term starts after %d (%v), want 100001", jumped, err)
@@ -266,16 +191,6 @@ func TestListenerFollowsAPositionJump(t *testing.T) {
 	case <-ctx.Done():
 		t.Fatal("the listener did not follow the jump")
 	}
-}
-
-// testTables is the default configuration's TABLES.
-func testTables(t *testing.T) []config.Table {
-	t.Helper()
-	cfg, err := config.Load(func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cfg.Tables
 }
 
 // The sequencer accepts an inbox row only for the entity of the table that
@@ -304,20 +219,14 @@ func TestSequencerRefusesRowsFromAnotherEntitysTable(t *testing.T) {
 		}
 	}
 	tables := []config.Table{{Entity: "order", Name: "public.sales"}, {Entity: "customer", Name: "public.customers"}}
-	seq, err := db.ConnectSequencer(ctx, tables)
-	if err != nil {
-		t.Fatal(err)
+	seq := connectSequencer(t, db, tables, false)
+	b := sequence(t, seq, 100)
+	if b.Rows != 5 {
+		t.Fatalf("sequence: %d rows", b.Rows)
 	}
-	defer seq.Close(ctx)
 	var got []string
-	build := func(cs []events.Change) []events.Record {
-		for _, c := range cs {
-			got = append(got, fmt.Sprintf("%s refused=%v", c.Entity, c.Refused != nil))
-		}
-		return nil
-	}
-	if n, _, err := sequence(ctx, seq, build); err != nil || n != 5 {
-		t.Fatalf("sequence: %d rows, %v", n, err)
+	for _, c := range b.Changes {
+		got = append(got, fmt.Sprintf("%s refused=%v", c.Entity, c.Refused != nil))
 	}
 	want := []string{"order refused=false", "order refused=false", "customer refused=true", "customer refused=false", "order refused=true"}
 	if strings.Join(got, "; ") != strings.Join(want, "; ") {
@@ -326,7 +235,7 @@ func TestSequencerRefusesRowsFromAnotherEntitysTable(t *testing.T) {
 }
 
 // Pages are bounded by bytes as well as rows: rows of 3 MiB go three to an
-// 8 MiB page (the row that passes the bound is the last), whether the ticker
+// 8 MiB page (the row that passes the bound is the last), whether the sequencer
 // hands out the tick that holds them all or a listener reads it, and a cut
 // page says more may follow.
 func TestBatchesAndPagesBoundedByBytes(t *testing.T) {
@@ -338,27 +247,13 @@ func TestBatchesAndPagesBoundedByBytes(t *testing.T) {
 	if _, err := writer.Exec(ctx, `INSERT INTO orders (order_number, blob) SELECT 'ORD-BIG-' || g, repeat(md5(g::text), 3 * 1024 * 1024 / 32) FROM generate_series(1, 7) g`); err != nil {
 		t.Fatal(err)
 	}
-	seq, err := db.ConnectSequencer(ctx, testTables(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seq.Close(ctx)
-	if _, err := seq.BeginTerm(ctx); err != nil {
-		t.Fatal(err)
-	}
+	seq := connectSequencer(t, db, nil, true)
 	var sizes []int
-	build := func(cs []events.Change) []events.Record {
-		recs := make([]events.Record, len(cs))
-		for i, c := range cs {
-			recs[i] = events.Record{Position: c.Position, Entity: c.Entity, Action: c.Action, Data: c.New, At: c.At}
-		}
-		return recs
-	}
 	db.UseLog(testTables(t), events.Builder{}.Build)
 	for total := 0; total < 7; {
-		n, _, err := sequence(ctx, seq, build)
-		if err != nil || n == 0 {
-			t.Fatalf("sequence: %d rows, %v", n, err)
+		n := len(sequence(t, seq, 1000).Changes)
+		if n == 0 {
+			t.Fatal("sequence: no change")
 		}
 		sizes, total = append(sizes, n), total+n
 	}

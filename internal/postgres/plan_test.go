@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/shopstream/shopstream/internal/pgtest"
 	"github.com/shopstream/shopstream/internal/postgres"
 )
 
@@ -19,12 +18,7 @@ import (
 // or not.
 func TestUntickedLookupsUseTheTxidIndex(t *testing.T) {
 	ctx := context.Background()
-	url := pgtest.NewDB(t)
-	db, err := postgres.Open(ctx, url, url, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(db.Close)
+	db, _ := openWithWriter(t)
 	conn, err := db.ConnectDedicated(ctx) // configured as the sequencer's
 	if err != nil {
 		t.Fatal(err)

@@ -13,34 +13,9 @@ import (
 	"github.com/shopstream/shopstream/internal/waitfor"
 )
 
-// readAll reads the whole log after position after with a fresh listener
-// connection and returns "position:change" for each record.
-func readAll(t *testing.T, ctx context.Context, lc interface {
-	ReadEvents(context.Context, int64, int) ([]events.Record, int64, bool, error)
-}, after int64, limit int) []string {
-	t.Helper()
-	var out []string
-	for {
-		recs, through, more, err := lc.ReadEvents(ctx, after, limit)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, r := range recs {
-			out = append(out, fmt.Sprintf("%d:%s", r.Position, r.Data))
-		}
-		if through <= after && more {
-			t.Fatalf("a read after %d made no progress", after)
-		}
-		after = through
-		if !more {
-			return out
-		}
-	}
-}
-
 // A change belongs to the first tick whose snapshot sees its transaction,
 // however long that transaction stayed open, and every reader derives the
-// same position for it: the ticker's pages and a listener's reads from the
+// same position for it: the sequencer's pages and a listener's reads from the
 // start agree, with pages cut at any size.
 func TestTicksGiveEveryReaderTheSamePositions(t *testing.T) {
 	ctx := context.Background()
@@ -53,26 +28,14 @@ func TestTicksGiveEveryReaderTheSamePositions(t *testing.T) {
 		return recs
 	}
 	db.UseLog(testTables(t), data)
-	seq, err := db.ConnectSequencer(ctx, testTables(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seq.Close(ctx)
-	if _, err := seq.BeginTerm(ctx); err != nil {
-		t.Fatal(err)
-	}
+	seq := connectSequencer(t, db, nil, true)
 	var handed []string
 	tickAll := func(limit int) {
 		t.Helper()
 		for {
-			b, err := seq.Sequence(ctx, limit, 8<<20, false, func(c []events.Change) []events.Record {
-				for _, r := range data(c) {
-					handed = append(handed, fmt.Sprintf("%d:%s", r.Position, r.Data))
-				}
-				return nil
-			})
-			if err != nil {
-				t.Fatal(err)
+			b := sequence(t, seq, limit)
+			for _, r := range data(b.Changes) {
+				handed = append(handed, fmt.Sprintf("%d:%s", r.Position, r.Data))
 			}
 			if !b.More {
 				return
@@ -113,7 +76,7 @@ func TestTicksGiveEveryReaderTheSamePositions(t *testing.T) {
 	write(`INSERT INTO orders (order_number) VALUES ('ORD-C')`)
 	tickAll(1)
 	if len(handed) != 8 {
-		t.Fatalf("the ticker handed out %d changes, want 8:\n%s", len(handed), strings.Join(handed, "\n"))
+		t.Fatalf("the sequencer handed out %d changes, want 8:\n%s", len(handed), strings.Join(handed, "\n"))
 	}
 	// Commit order: the long transaction's change comes after ORD-B.
 	order := []string{"ORD-A1", "ORD-A2", "ORD-A3", "ORD-A4", "ORD-A5", "ORD-B", "ORD-LONG", "ORD-C"}
@@ -161,21 +124,14 @@ func TestSecretColumnsAreNeverStored(t *testing.T) {
 	}
 }
 
-// Retention empties whole capture tables: the ticker switches the table the
+// Retention empties whole capture tables: the sequencer switches the table the
 // triggers fill and truncates the oldest once all its changes are ticked and
 // older than the retention, and records what that pruned.
 func TestRotationTruncatesWholeTables(t *testing.T) {
 	ctx := context.Background()
 	db, writer := openWithWriter(t)
 	db.UseLog(testTables(t), events.Builder{}.Build)
-	seq, err := db.ConnectSequencer(ctx, testTables(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer seq.Close(ctx)
-	if _, err := seq.BeginTerm(ctx); err != nil {
-		t.Fatal(err)
-	}
+	seq := connectSequencer(t, db, nil, true)
 	reader := writer
 	state := func() (current int, rows [3]int, pruned int64) {
 		t.Helper()
@@ -191,9 +147,7 @@ func TestRotationTruncatesWholeTables(t *testing.T) {
 		if _, err := writer.Exec(ctx, `INSERT INTO orders (order_number) SELECT 'ORD-ROT' || g FROM generate_series(1, $1) g`, n); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := seq.Sequence(ctx, 1000, 8<<20, false, events.Builder{}.Build); err != nil {
-			t.Fatal(err)
-		}
+		sequence(t, seq, 1000)
 	}
 	const retention = 200 * time.Millisecond
 	rotate := func() {

@@ -42,14 +42,12 @@ func TestTruncationNeverRenumbersATick(t *testing.T) {
 	tickAll := func() {
 		t.Helper()
 		for {
-			b, err := seq.Sequence(ctx, 100, 8<<20, false, func(c []events.Change) []events.Record {
-				for _, ch := range c {
-					handed[orderNumber(t, ch.New)] = ch.Position
-				}
-				return nil
-			})
+			b, err := seq.Sequence(ctx, events.BatchRequest{Limit: 100, MaxBytes: 8 << 20})
 			if err != nil {
 				t.Fatal(err)
+			}
+			for _, ch := range b.Changes {
+				handed[orderNumber(t, ch.New)] = ch.Position
 			}
 			if !b.More {
 				return
