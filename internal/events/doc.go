@@ -83,10 +83,8 @@
 //
 // The sequencer switches the capture table the triggers fill once the current one
 // has been filled for half the retention, and truncates the next one in turn
-// (the oldest) once every change in it is ticked and older than the retention,
-// the newest tick holds none of them (that tick is never deleted: with
-// part of its changes gone, readers would rank the rest anew), and the last
-// tick holding one was recorded longer than the retention ago (the ticks
+// (the oldest) once every change in it is ticked and older than the retention and
+// the last tick holding one was recorded longer than the retention ago (the ticks
 // that truncation prunes also hold the newer tables' changes committed
 // before it: a long transaction's early change must not prune fresh ones).
 // TRUNCATE waits at most 100 ms for the table's lock: holding it proves no open

@@ -98,20 +98,18 @@ func (s *SequencerConn) truncate(ctx context.Context, table string, n int, reten
 
 // rotationCheckSQL returns the last position whose changes may be in table
 // when every change in it is older than $1 seconds and ticked ($2: the
-// table's bit in ticks.tables), and no row otherwise. Nor while the newest
-// tick has changes in the table: that tick is never deleted, and a tick
-// that also holds changes of another table (a long transaction's early
-// change and fresh ones) would stay readable with part of its changes gone,
-// its other changes ranked anew by every reader, at other positions than
-// the ticker handed out. The next rotation after a later tick truncates it
-// (TestTruncationNeverRenumbersATick). Nor until the last tick with changes
-// in the table is older than retention: the ticks it prunes hold changes of
-// the newer tables too, committed before it was recorded
-// (TestTruncationKeepsNewerTablesChanges).
+// table's bit in ticks.tables), and no row otherwise; nor until the last
+// tick with changes in the table is older than retention. The ticks that
+// truncation prunes (all up to that one) also hold changes of the newer
+// tables, committed before it was recorded: a long transaction's early
+// change, ticked with fresh ones, must not prune those
+// (TestTruncationKeepsNewerTablesChanges). Waiting for a later tick as well
+// would never truncate once writes stop (TestRetentionPrunes); the newest
+// tick, never deleted, is then wholly pruned, and a replay below it answers
+// resync_required.
 func rotationCheckSQL(table string) string {
 	return `SELECT coalesce((SELECT max(t.first_position + t.count - 1) FROM shopstream.ticks t WHERE t.tables & $2 <> 0), 0)
 		WHERE (SELECT created_at FROM ` + table + ` ORDER BY id DESC LIMIT 1) < now() - make_interval(secs => $1)
-		  AND (SELECT tables & $2 FROM shopstream.ticks ORDER BY first_position DESC LIMIT 1) = 0
 		  AND (SELECT coalesce(max(recorded_at), '-infinity') FROM shopstream.ticks t WHERE t.tables & $2 <> 0) < now() - make_interval(secs => $1)
 		  AND NOT ` + untickedExistsSQL(table)
 }
