@@ -97,7 +97,7 @@ func TestDoctorFindsProblems(t *testing.T) {
 			`CREATE TRIGGER shopstream_capture_iud AFTER INSERT OR DELETE ON public.coupons FOR EACH ROW EXECUTE FUNCTION shopstream.capture('order')`},
 			"other tables", `capture triggers on tables not in TABLES .*: shopstream_capture_iud ON public.coupons: DROP TRIGGER each, or add the table to TABLES$`},
 		{"a schema behind the binary", []string{`UPDATE shopstream.schema_version SET version = 5`},
-			"migrations", `schema at version 5, this binary's is 8: run shopstream migrate$`},
+			"migrations", `schema at version 5, this binary's is 9: run shopstream migrate$`},
 		{"a capture table readable by everyone", []string{`GRANT SELECT ON shopstream.changes_0 TO PUBLIC`},
 			"public access", `PUBLIC \(every role\) has SELECT on shopstream.changes_0 .*REVOKE ALL ON ALL TABLES IN SCHEMA shopstream FROM PUBLIC$`},
 		{"a capture role with more than it needs", []string{`GRANT SELECT ON shopstream.sessions TO shopstream_capture`},
