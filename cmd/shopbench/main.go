@@ -11,6 +11,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"io"
 	"net"
 	"net/http"
@@ -138,10 +139,21 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s shopbench: %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 }
 
-// epoch is the zero of every timestamp the load generator records.
+// epoch is when this process started (it names the run's markers).
 var epoch = time.Now()
 
-func now() int64 { return int64(time.Since(epoch)) }
+// now is CLOCK_MONOTONIC in ns: the one clock of every process on this
+// machine, so the writer process's commit times and this process's arrivals
+// compare directly. The wall clock does not do: a virtual machine's clock
+// stepped 15 s between the two processes' starts once, and every latency of
+// that run came out near -15 s.
+func now() int64 {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		panic(fmt.Sprintf("clock_gettime(CLOCK_MONOTONIC): %v", err))
+	}
+	return ts.Nano()
+}
 
 // runNonce ends every marker of this run (see eventMarker).
 var runNonce = "." + strconv.FormatInt(epoch.UnixNano(), 36)

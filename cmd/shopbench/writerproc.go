@@ -3,8 +3,8 @@ package main
 // The writers run in a process of their own (`shopbench write`), apart from the
 // reading clients: in one Go process the readers of a fast server starve the
 // writers' goroutines, and the offered rate is no longer what was asked. The
-// parent sends one line per level and reads back each commit with its wall-clock
-// time (both processes run on one machine, so one clock).
+// parent sends one line per level and reads back each commit with its time on
+// CLOCK_MONOTONIC (now: both processes run on one machine, so one clock).
 
 import (
 	"bufio"
@@ -72,21 +72,20 @@ func (wp *writerProc) level(w *writers, rate int, d time.Duration, maxEvents uin
 	if _, err := fmt.Fprintf(wp.in, "%d %d %d %d\n", w.base, rate, int64(d), maxEvents); err != nil {
 		return fmt.Errorf("asking the writer process for a level: %w", err)
 	}
-	zero := epoch.UnixNano()
 	for wp.out.Scan() {
 		f := strings.Fields(wp.out.Text())
 		if len(f) == 0 {
 			continue
 		}
 		switch f[0] {
-		case "c": // c <seq> <wall ns> <rtt ns>
+		case "c": // c <seq> <commit, now() ns> <rtt ns>
 			if len(f) != 4 {
 				return fmt.Errorf("writer process: bad line %q", wp.out.Text())
 			}
 			seq, _ := strconv.ParseUint(f[1], 10, 64)
-			wall, _ := strconv.ParseInt(f[2], 10, 64)
+			at, _ := strconv.ParseInt(f[2], 10, 64)
 			rtt, _ := strconv.ParseInt(f[3], 10, 64)
-			w.record(seq, wall-zero, time.Duration(rtt))
+			w.record(seq, at, time.Duration(rtt))
 		case "e": // e <count> <last error>
 			n, _ := strconv.ParseInt(f[1], 10, 64)
 			w.errs.Add(n)
@@ -120,7 +119,6 @@ func runWriterProc() error {
 		return err
 	}
 	in := bufio.NewScanner(os.Stdin)
-	zero := epoch.UnixNano()
 	for in.Scan() {
 		var base uint64
 		var rate int
@@ -144,7 +142,7 @@ func runWriterProc() error {
 				rtt = rtts[i] // rtts are in commit order, not by seq: the summary needs only the set
 			}
 			i++
-			fmt.Fprintf(out, "c %d %d %d\n", w.base+uint64(k), zero+at, int64(rtt))
+			fmt.Fprintf(out, "c %d %d %d\n", w.base+uint64(k), at, int64(rtt))
 		}
 		w.mu.Unlock()
 		if n := w.errs.Load(); n > 0 {
