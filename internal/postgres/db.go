@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -26,6 +27,13 @@ type DB struct {
 	logBuild  func([]events.Change) []events.Record
 }
 
+// pingAfterIdle is how long a pool connection may sit idle before it is
+// pinged when handed out again: longer than the service's own periodic
+// queries (METRICS_DB_INTERVAL, 10 s; the table check and session cleanup,
+// 30 s), so that an idle service runs no pings (docs/performance.md, "Quiet
+// when idle").
+const pingAfterIdle = 45 * time.Second
+
 // Open connects a pool to databaseURL and prepares the settings of dedicated
 // connections from listenURL. Pool connections use search_path=shopstream (the
 // session store names its table unqualified); every other query is qualified.
@@ -38,6 +46,14 @@ func Open(ctx context.Context, databaseURL, listenURL, appName string) (*DB, err
 	cfg.ConnConfig.RuntimeParams["application_name"] = appName
 	if cfg.MaxConns < 8 {
 		cfg.MaxConns = 8
+	}
+	// pgxpool pings a connection idle over a second before handing it out:
+	// on an idle service that was one statement in every seven (the gauges'
+	// read every 10 s, the table check and the session cleanup each paid a
+	// ping). A connection idle under pingAfterIdle is handed out as it is; one
+	// broken meanwhile fails that one query, and the pool drops it.
+	cfg.ShouldPing = func(_ context.Context, p pgxpool.ShouldPingParams) bool {
+		return p.IdleDuration > pingAfterIdle
 	}
 	lcfg, err := pgx.ParseConfig(listenURL)
 	if err != nil {
