@@ -265,6 +265,9 @@ func (s *Sequencer) round(ctx context.Context, conn SequencerConn, peek bool) (B
 		return b, nil
 	}
 	s.commit(s.builder.Build(b.Changes), b.After, b.Through) // positioned, committed: this instance first
+	// The page's captured rows (up to BatchBytes) are built: let them go, or
+	// they stay reachable through pace's wait and the next page's read.
+	b.Changes = nil
 	return b, s.announce(ctx, conn, b.Through)
 }
 
