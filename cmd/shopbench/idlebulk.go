@@ -30,7 +30,8 @@ type idleResult struct {
 	// The quiet service, before any socket: what it asks of PostgreSQL and
 	// how much CPU it and PostgreSQL use over QuietSecs.
 	QuietSecs    float64
-	QueriesPerS  float64 // transactions of the service's database per second
+	QueriesPerS  float64 // transactions of the service's database per second, autovacuum's runs not counted
+	Maintenance  int64   // autovacuum's runs on the database's tables meanwhile
 	ServerCPUPct float64 // of one core
 	PGCPUPct     float64 // the whole PostgreSQL server, of one core
 	// With the sockets open: the server's goroutines and the top of its heap
@@ -57,6 +58,17 @@ func dbTransactions(ctx context.Context, db *pgx.Conn) (int64, error) {
 	return n, err
 }
 
+// maintenanceRuns is how many times autovacuum has vacuumed or analyzed a
+// table of the database so far: PostgreSQL's own transactions, which
+// pg_stat_database counts with the service's (-1 when unreadable).
+func maintenanceRuns(ctx context.Context, db *pgx.Conn) int64 {
+	var n int64
+	if err := db.QueryRow(ctx, `SELECT coalesce(sum(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_all_tables`).Scan(&n); err != nil {
+		return -1
+	}
+	return n
+}
+
 // quiet watches the service with nothing to do.
 func quiet(ctx context.Context, r *idleResult, srv *server, db *pgx.Conn) error {
 	postmaster := findPostmaster(ctx, db)
@@ -65,18 +77,22 @@ func quiet(ctx context.Context, r *idleResult, srv *server, db *pgx.Conn) error 
 	if err != nil {
 		return fmt.Errorf("reading database statistics: %w", err)
 	}
+	m0 := maintenanceRuns(ctx, db)
 	c0, p0, t0 := procCPU(srv.pid), pgCPU(postmaster), time.Now()
 	time.Sleep(quietWindow)
 	n1, err := dbTransactions(ctx, db)
 	if err != nil {
 		return fmt.Errorf("reading database statistics: %w", err)
 	}
+	r.Maintenance = maintenanceRuns(ctx, db) - m0
 	c1, p1 := procCPU(srv.pid), pgCPU(postmaster)
 	r.QuietSecs = time.Since(t0).Seconds()
-	r.QueriesPerS = float64(n1-n0-1) / r.QuietSecs // less the first reading itself
+	// Less the first reading itself and autovacuum's runs (each at least one
+	// transaction of its own; a worker's visit has a few more, still counted).
+	r.QueriesPerS = float64(n1-n0-1-max(r.Maintenance, 0)) / r.QuietSecs
 	r.ServerCPUPct = 100 * (c1 - c0) / r.QuietSecs
 	r.PGCPUPct = 100 * (p1 - p0) / r.QuietSecs
-	logf("  quiet: %.2f queries/s, server %.2f %% of a core, PostgreSQL %.2f %% over %.0f s", r.QueriesPerS, r.ServerCPUPct, r.PGCPUPct, r.QuietSecs)
+	logf("  quiet: %.2f queries/s, server %.2f %% of a core, PostgreSQL %.2f %% over %.0f s; autovacuum ran %d times meanwhile", r.QueriesPerS, r.ServerCPUPct, r.PGCPUPct, r.QuietSecs, r.Maintenance)
 	return nil
 }
 

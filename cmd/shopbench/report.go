@@ -415,7 +415,7 @@ func (r *report) idleSection(b *strings.Builder) {
 		p("Not run.\n\n")
 		return
 	}
-	p("**Quiet.** A freshly started server with no socket and no change, watched for %.0f s after %.0f s without any: **%.2f queries a second** to PostgreSQL (transactions of its database in `pg_stat_database`; target ≤ 1), the server's process **%.2f %%** of one core (target < 0.5 %%), the whole PostgreSQL server %.2f %%.\n\n", r.idle.QuietSecs, quietSettle.Seconds(), r.idle.QueriesPerS, r.idle.ServerCPUPct, r.idle.PGCPUPct)
+	p("**Quiet.** A freshly started server with no socket and no change, watched for %.0f s after %.0f s without any: **%.2f queries a second** to PostgreSQL (transactions of its database in `pg_stat_database`, less the %d runs of autovacuum on its tables meanwhile; target ≤ 1), the server's process **%.2f %%** of one core (target < 0.5 %%), the whole PostgreSQL server %.2f %%.\n\n", r.idle.QuietSecs, quietSettle.Seconds(), r.idle.QueriesPerS, r.idle.Maintenance, r.idle.ServerCPUPct, r.idle.PGCPUPct)
 	p("A freshly started server; VmRSS after it settles (polled every 250 ms until stable within 1%% or 5 s) at 0 sockets, then with %d authenticated sockets each having received `connected` and subscribed to `"+wire.Channel("order")+"` (opened in %.1f s, 200 at a time).\n\n", r.idle.Sockets, r.idle.OpenSecs)
 	p("| sockets | server RSS | per socket | target ≤ 15 KiB |\n|---:|---:|---:|---|\n")
 	p("| 0 | %.1f MiB | | |\n", float64(r.idle.RSS0KiB)/1024)
